@@ -1,0 +1,194 @@
+"""Command line: ``mewcp solve``, ``mewcp compare``, ``mewcp methods``.
+
+Exit codes
+----------
+0
+    A clique was found (status optimal or feasible); for ``compare``: every
+    method ran.
+1
+    The solver ran but found no clique (status infeasible or no_solution).
+2
+    Invalid command line or input: bad arguments, unreadable or malformed file.
+3
+    The method needs an optional dependency that is not installed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from mewcp.io import read
+from mewcp.problem import Problem
+from mewcp.solution import Solution
+from mewcp.solve import methods, solve
+
+__all__ = ["main"]
+
+EXIT_OK, EXIT_NO_SOLUTION, EXIT_USAGE, EXIT_MISSING_DEPENDENCY = 0, 1, 2, 3
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mewcp",
+        description="Maximum Edge Weight Clique solvers (cardinality-constrained).",
+        epilog="Exit codes: 0 solved, 1 no clique found, 2 invalid input, 3 missing optional dependency.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("file", type=Path, help="MDPLIB .txt, DIMACS .clq/.wclq, edge list or .npy")
+        p.add_argument("-k", type=int, default=None, help="clique size (default: the file's own m)")
+        p.add_argument("--size", choices=("exact", "at_most"), default="exact", help="|C| == k or |C| <= k")
+        p.add_argument("--time-limit", type=float, default=None, metavar="S", help="seconds per method")
+        p.add_argument("--seed", type=int, default=None, help="random seed")
+        p.add_argument("--format", choices=("mdplib", "dimacs", "edgelist", "npy"), default=None,
+                       help="file format (default: detected from the content)")
+        p.add_argument("--weighting", choices=("mod200",), default=None,
+                       help="DIMACS: weight every edge ((u+v) mod 200)+1 (the standard MEWC benchmark)")
+        p.add_argument("--json", action="store_true", help="print one JSON object")
+
+    p_solve = sub.add_parser("solve", help="solve one instance with one method")
+    common(p_solve)
+    p_solve.add_argument("--method", default="ehgp", help="see `mewcp methods` (default: ehgp)")
+
+    p_cmp = sub.add_parser("compare", help="solve one instance with every available method")
+    common(p_cmp)
+    p_cmp.add_argument("--best-known", type=float, default=None, metavar="V",
+                       help="best-known value, to report each method's gap to it")
+
+    p_methods = sub.add_parser("methods", help="list the solvers and whether they are available")
+    p_methods.add_argument("--json", action="store_true", help="print JSON")
+    return parser
+
+
+def _describe(problem: Problem, k: int | None, size: str) -> str:
+    kind = "complete" if problem.is_complete else f"{problem.n_edges} edges"
+    return f"{problem.name or 'instance'} (n={problem.n}, {kind}, k={k}, size={size})"
+
+
+def _print_solution(problem: Problem, sol: Solution, k: int | None, size: str) -> None:
+    rows = [
+        ("instance", _describe(problem, k, size)),
+        ("method", sol.method),
+        ("status", sol.status.value),
+        ("weight", "-" if math.isnan(sol.weight) else f"{sol.weight:.10g}"),
+        ("size", str(sol.size)),
+        ("time", f"{sol.runtime:.4f} s"),
+    ]
+    if sol.bound is not None:
+        rows.append(("bound", f"{sol.bound:.10g} (gap {sol.gap:.3%})"))
+    if sol.message:
+        rows.append(("message", sol.message))
+    rows.append(("nodes", " ".join(str(v) for v in sol.nodes)))
+    width = max(len(r[0]) for r in rows)
+    for key, value in rows:
+        print(f"{key:<{width}}  {value}")
+
+
+def _warm_up(problem: Problem, method: str) -> None:
+    """Compile a method's kernels on a tiny graph of the same storage, so timings exclude it."""
+    tiny = np.ones((4, 4)) if problem.is_complete else np.array(
+        [[0, 1, 1, 0], [1, 0, 1, 0], [1, 1, 0, 1], [0, 0, 1, 0.0]]
+    )
+    if not problem.is_complete:
+        import scipy.sparse as sp
+
+        tiny = sp.csr_array(tiny)
+    solve(tiny, 2, method)
+
+
+def _cmd_solve(args: argparse.Namespace, problem: Problem) -> int:
+    sol = solve(problem, args.k, args.method, size=args.size, time_limit=args.time_limit, seed=args.seed)
+    if args.json:
+        print(json.dumps({"instance": problem.name, "n": problem.n, "k": args.k or problem.default_k,
+                          "size": args.size, **sol.to_dict()}))
+    else:
+        _print_solution(problem, sol, args.k or problem.default_k, args.size)
+    return EXIT_OK if sol.found else EXIT_NO_SOLUTION
+
+
+def _cmd_compare(args: argparse.Namespace, problem: Problem) -> int:
+    k = args.k or problem.default_k
+    results = []
+    for m in methods():
+        if not m.available:
+            results.append({"method": m.name, "status": "unavailable", "message": f"install mewcp[{m.extra}]"})
+            continue
+        try:
+            _warm_up(problem, m.name)
+            sol = solve(problem, args.k, m.name, size=args.size, time_limit=args.time_limit, seed=args.seed)
+        except ValueError as exc:  # a method refusing this instance (e.g. brute on a big graph)
+            results.append({"method": m.name, "status": "refused", "message": str(exc)})
+            continue
+        row = sol.to_dict()
+        if args.best_known is not None and sol.found:
+            row["gap_to_best_known"] = (args.best_known - sol.weight) / max(1.0, abs(args.best_known))
+        results.append(row)
+    if args.json:
+        print(json.dumps({"instance": problem.name, "n": problem.n, "k": k, "size": args.size,
+                          "best_known": args.best_known, "results": results}))
+        return EXIT_OK
+    print(_describe(problem, k, args.size))
+    if args.best_known is not None:
+        print(f"best-known value: {args.best_known:.10g}")
+    header = f"{'method':<10} {'status':<12} {'weight':>16} {'gap to best-known':>18} {'time (s)':>10}"
+    print(header)
+    print("-" * len(header))
+    for r in results:
+        if r.get("weight") is None:
+            print(f"{r['method']:<10} {r['status']:<12} {'-':>16} {'-':>18} {'-':>10}  {r.get('message', '')}")
+            continue
+        gap = r.get("gap_to_best_known")
+        gap_s = "-" if gap is None else f"{gap:.4%}"
+        print(f"{r['method']:<10} {r['status']:<12} {r['weight']:>16.10g} {gap_s:>18} {r['runtime']:>10.4f}")
+    return EXIT_OK
+
+
+def _cmd_methods(args: argparse.Namespace) -> int:
+    rows = [
+        {"name": m.name, "kind": m.kind, "available": m.available, "options": dict(m.options),
+         "extra": m.extra, "summary": m.summary}
+        for m in methods()
+    ]
+    if args.json:
+        print(json.dumps(rows))
+        return EXIT_OK
+    for r in rows:
+        avail = "yes" if r["available"] else f"no (pip install \"mewcp[{r['extra']}]\")"
+        opts = ", ".join(f"{k}={v!r}" for k, v in r["options"].items()) or "-"
+        print(f"{r['name']:<8} {r['kind']:<10} available: {avail}")
+        print(f"{'':<8} {r['summary']}")
+        print(f"{'':<8} options: {opts}")
+    return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit code (see the module docstring)."""
+    args = _parser().parse_args(argv)
+    if args.command == "methods":
+        return _cmd_methods(args)
+    try:
+        problem = read(args.file, format=args.format, weighting=args.weighting)
+        if args.command == "solve":
+            return _cmd_solve(args, problem)
+        return _cmd_compare(args, problem)
+    except FileNotFoundError as exc:
+        print(f"mewcp: error: no such file: {exc.filename}", file=sys.stderr)
+        return EXIT_USAGE
+    except ImportError as exc:
+        print(f"mewcp: error: {exc}", file=sys.stderr)
+        return EXIT_MISSING_DEPENDENCY
+    except (ValueError, TypeError) as exc:
+        print(f"mewcp: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

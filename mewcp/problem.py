@@ -1,0 +1,394 @@
+"""The problem instance and the one function that turns user data into it.
+
+`as_problem` is the only place in `mewcp` that knows networkx, scipy.sparse and
+numpy array-likes; every solver sees a `Problem`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+__all__ = ["Problem", "as_problem", "SYMMETRY_RTOL"]
+
+#: Largest accepted ``|W - W.T|`` relative to ``max(1, max|W|)`` for dense input.
+SYMMETRY_RTOL = 1e-8
+
+
+def _read_only(a: np.ndarray) -> np.ndarray:
+    a.flags.writeable = False
+    return a
+
+
+@dataclass(frozen=True, eq=False)
+class Problem:
+    """An undirected, edge-weighted graph on which a clique is sought.
+
+    Build one with `as_problem` (or `mewcp.read`); do not call the constructor on
+    unchecked data.
+
+    Attributes
+    ----------
+    n : int
+        Number of vertices, indexed ``0 .. n-1``.
+    dense : ndarray of float64, shape (n, n), or None
+        For a complete graph: the symmetric weight matrix with a zero diagonal.
+    indptr, indices, data : ndarray or None
+        For any other graph: a symmetric CSR structure (both directions stored,
+        column indices sorted within each row, no self-loops).
+    labels : tuple or None
+        The user's vertex labels (networkx nodes, file labels); ``None`` means the
+        labels are the indices themselves.
+    default_k : int or None
+        The subset size that came with the data (MDPLIB's ``m``), used when `solve`
+        is called without ``k``.
+    name : str or None
+        A short name for reports (a file stem).
+
+    Notes
+    -----
+    A complete graph is stored dense (``n * n * 8`` bytes); every other graph is
+    stored as CSR (``O(n + m)``), so a 100,000-vertex sparse graph never allocates
+    an ``n * n`` array. All arrays are read-only.
+    """
+
+    n: int
+    dense: np.ndarray | None = None
+    indptr: np.ndarray | None = None
+    indices: np.ndarray | None = None
+    data: np.ndarray | None = None
+    labels: tuple[Hashable, ...] | None = None
+    default_k: int | None = None
+    name: str | None = None
+
+    @property
+    def is_complete(self) -> bool:
+        """True when every pair of vertices is an edge (dense storage)."""
+        return self.dense is not None
+
+    @property
+    def n_edges(self) -> int:
+        """Number of undirected edges."""
+        if self.dense is not None:
+            return self.n * (self.n - 1) // 2
+        assert self.indptr is not None
+        return int(self.indptr[-1]) // 2
+
+    def label_of(self, indices: Iterable[int]) -> tuple[Hashable, ...]:
+        """The labels of the given vertex indices."""
+        if self.labels is None:
+            return tuple(int(i) for i in indices)
+        return tuple(self.labels[int(i)] for i in indices)
+
+    def index_of(self, nodes: Iterable[Hashable], *, name: str = "nodes") -> np.ndarray:
+        """Vertex indices (int64) of the given labels; raises on unknown or repeated ones."""
+        nodes = list(nodes)
+        if self.labels is None:
+            out = []
+            for v in nodes:
+                if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not 0 <= v < self.n:
+                    raise ValueError(f"{name} must be vertex indices in [0, {self.n}); got {v!r}")
+                out.append(int(v))
+        else:
+            lookup = self._lookup()
+            out = []
+            for v in nodes:
+                try:
+                    out.append(lookup[v])
+                except (KeyError, TypeError):
+                    raise ValueError(f"{name} contains {v!r}, which is not a vertex of the graph") from None
+        idx = np.asarray(out, dtype=np.int64)
+        if np.unique(idx).size != idx.size:
+            raise ValueError(f"{name} must not repeat a vertex")
+        return idx
+
+    def _lookup(self) -> dict[Hashable, int]:
+        cached = self.__dict__.get("_lookup_cache")
+        if cached is None:
+            assert self.labels is not None
+            cached = {v: i for i, v in enumerate(self.labels)}
+            object.__setattr__(self, "_lookup_cache", cached)
+        return cached
+
+    def to_dense(self) -> np.ndarray:
+        """The weight matrix as a dense array (zero for non-edges); allocates n*n."""
+        if self.dense is not None:
+            return self.dense
+        return sp.csr_array((self.data, self.indices, self.indptr), shape=(self.n, self.n)).toarray()
+
+    def adjacency(self) -> np.ndarray:
+        """Boolean n*n adjacency matrix (no self-loops); allocates n*n."""
+        if self.dense is not None:
+            adj = np.ones((self.n, self.n), dtype=bool)
+        else:
+            adj = np.zeros((self.n, self.n), dtype=bool)
+            rows = np.repeat(np.arange(self.n), np.diff(self.indptr))
+            adj[rows, self.indices] = True
+        np.fill_diagonal(adj, False)
+        return adj
+
+    def __repr__(self) -> str:
+        kind = "complete" if self.is_complete else "sparse"
+        name = f"{self.name!r}, " if self.name else ""
+        k = f", default_k={self.default_k}" if self.default_k is not None else ""
+        return f"Problem({name}n={self.n}, edges={self.n_edges}, {kind}{k})"
+
+
+def as_problem(
+    data: Any,
+    *,
+    weight: str | None = "weight",
+    default_k: int | None = None,
+    name: str | None = None,
+) -> Problem:
+    """Validate and normalise graph data into a `Problem`.
+
+    Parameters
+    ----------
+    data : Problem, networkx.Graph, scipy sparse array/matrix, or array-like
+        * `networkx.Graph`: its edges are the edges; self-loops are ignored.
+        * scipy sparse (square): every stored off-diagonal entry is an edge (explicit
+          zeros included); the structure and values must be symmetric.
+        * dense array-like (square): a complete graph, every off-diagonal pair an
+          edge (zeros included); must be symmetric up to ``SYMMETRY_RTOL``.
+        * `Problem`: returned unchanged.
+    weight : str or None
+        The networkx edge attribute holding the weight. ``None`` gives every edge
+        weight 1; so does a graph where *no* edge has the attribute (networkx's
+        convention). A graph where only some edges have it is refused.
+    default_k, name : optional
+        Stored on the result (see `Problem`).
+
+    Returns
+    -------
+    Problem
+
+    Raises
+    ------
+    TypeError
+        For unsupported types, directed graphs and multigraphs.
+    ValueError
+        For non-square, empty, non-finite or asymmetric weights.
+
+    Notes
+    -----
+    Diagonal entries (self-loops) take no part in the objective, which sums
+    ``w_ij`` over pairs ``i < j`` only; they are ignored. A dense matrix that is
+    symmetric within tolerance but not exactly is stored as ``(W + W.T) / 2``.
+    """
+    if isinstance(data, Problem):
+        return data
+    if _is_networkx_graph(data):
+        return _from_networkx(data, weight=weight, default_k=default_k, name=name)
+    if sp.issparse(data):
+        return _from_sparse(data, labels=None, default_k=default_k, name=name)
+    if isinstance(data, (str, bytes)) or data is None or np.isscalar(data):
+        raise TypeError(
+            "data must be a networkx.Graph, a scipy sparse matrix, a square array-like "
+            f"or a mewcp.Problem; got {type(data).__name__}"
+        )
+    try:
+        arr = np.asarray(data, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(
+            f"data must be a square array of real numbers; converting it failed: {exc}"
+        ) from None
+    return _from_dense(arr, default_k=default_k, name=name)
+
+
+def _is_networkx_graph(data: Any) -> bool:
+    try:
+        import networkx as nx
+    except ImportError:  # pragma: no cover - networkx is a core dependency
+        return False
+    return isinstance(data, nx.Graph)
+
+
+def _check_n(n: int) -> None:
+    if n == 0:
+        raise ValueError("data must have at least one vertex; got an empty graph")
+
+
+def _check_finite(values: np.ndarray, what: str) -> None:
+    if not np.isfinite(values).all():
+        bad = np.argwhere(~np.isfinite(values))[0]
+        raise ValueError(
+            f"data must have finite weights; {what} {tuple(int(b) for b in bad)} is "
+            f"{float(values[tuple(bad)])!r}"
+        )
+
+
+def _from_dense(arr: np.ndarray, *, default_k: int | None, name: str | None) -> Problem:
+    if arr.ndim != 2 or arr.shape[0] != arr.shape[1]:
+        raise ValueError(f"data must be a square matrix; got shape {arr.shape}")
+    n = arr.shape[0]
+    _check_n(n)
+    _check_finite(arr, "entry")
+    w = np.array(arr, dtype=np.float64, order="C", copy=True)
+    np.fill_diagonal(w, 0.0)
+    diff = np.abs(w - w.T).max() if n > 1 else 0.0
+    if diff > 0.0:
+        scale = max(1.0, float(np.abs(w).max()))
+        if diff > SYMMETRY_RTOL * scale:
+            i, j = np.unravel_index(np.argmax(np.abs(w - w.T)), w.shape)
+            raise ValueError(
+                f"data must be a symmetric matrix; W[{i}, {j}] = {float(w[i, j])!r} but "
+                f"W[{j}, {i}] = {float(w[j, i])!r} (pass (W + W.T) / 2 to symmetrise)"
+            )
+        w = (w + w.T) / 2.0
+    return Problem(n=n, dense=_read_only(w), default_k=default_k, name=name)
+
+
+def _from_sparse(
+    mat: Any,
+    *,
+    labels: tuple[Hashable, ...] | None,
+    default_k: int | None,
+    name: str | None,
+) -> Problem:
+    if mat.ndim != 2 or mat.shape[0] != mat.shape[1]:
+        raise ValueError(f"data must be a square matrix; got shape {mat.shape}")
+    n = mat.shape[0]
+    _check_n(n)
+    coo = sp.coo_array(mat)
+    coo.sum_duplicates()
+    rows = np.asarray(coo.row, dtype=np.int64)
+    cols = np.asarray(coo.col, dtype=np.int64)
+    vals = np.asarray(coo.data, dtype=np.float64)
+    off = rows != cols
+    rows, cols, vals = rows[off], cols[off], vals[off]
+    if not np.isfinite(vals).all():
+        bad = int(np.flatnonzero(~np.isfinite(vals))[0])
+        raise ValueError(
+            f"data must have finite weights; entry ({rows[bad]}, {cols[bad]}) is {float(vals[bad])!r}"
+        )
+    csr = sp.csr_array((vals, (rows, cols)), shape=(n, n))
+    csr.sort_indices()
+    csrt = sp.csr_array(csr.T)
+    csrt.sort_indices()
+    if csr.nnz != csrt.nnz or not (
+        np.array_equal(csr.indptr, csrt.indptr) and np.array_equal(csr.indices, csrt.indices)
+    ):
+        pattern = sp.csr_array((np.ones_like(vals), (rows, cols)), shape=(n, n))
+        asym = (pattern - sp.csr_array(pattern.T)).tocoo()
+        asym.eliminate_zeros()
+        r, c = int(asym.row[0]), int(asym.col[0])
+        if asym.data[0] < 0:
+            r, c = c, r
+        raise ValueError(
+            f"data must be a symmetric matrix; entry ({r}, {c}) is stored but ({c}, {r}) "
+            "is not (pass (A + A.T) / 2 to symmetrise)"
+        )
+    diff = np.abs(csr.data - csrt.data)
+    if diff.size and diff.max() > 0.0:
+        scale = max(1.0, float(np.abs(csr.data).max()))
+        if diff.max() > SYMMETRY_RTOL * scale:
+            p = int(np.argmax(diff))
+            r = int(np.searchsorted(csr.indptr, p, side="right") - 1)
+            c = int(csr.indices[p])
+            raise ValueError(
+                f"data must be a symmetric matrix; A[{r}, {c}] = {float(csr.data[p])!r} but "
+                f"A[{c}, {r}] = {float(csrt.data[p])!r} (pass (A + A.T) / 2 to symmetrise)"
+            )
+        csr = sp.csr_array(((csr.data + csrt.data) / 2.0, csr.indices, csr.indptr), shape=(n, n))
+    if csr.nnz == n * (n - 1):
+        return Problem(
+            n=n, dense=_read_only(csr.toarray()), labels=labels, default_k=default_k, name=name
+        )
+    return Problem(
+        n=n,
+        indptr=_read_only(np.asarray(csr.indptr, dtype=np.int64)),
+        indices=_read_only(np.asarray(csr.indices, dtype=np.int64)),
+        data=_read_only(np.asarray(csr.data, dtype=np.float64)),
+        labels=labels,
+        default_k=default_k,
+        name=name,
+    )
+
+
+def _from_networkx(
+    graph: Any, *, weight: str | None, default_k: int | None, name: str | None
+) -> Problem:
+    if graph.is_directed():
+        raise TypeError(
+            "data must be an undirected networkx.Graph; got a directed graph "
+            "(use G.to_undirected() and decide how to combine the two directions)"
+        )
+    if graph.is_multigraph():
+        raise TypeError(
+            "data must be a networkx.Graph, not a multigraph (combine parallel edges "
+            "into one weight first)"
+        )
+    labels: tuple[Hashable, ...] = tuple(graph.nodes)
+    n = len(labels)
+    _check_n(n)
+    index = {v: i for i, v in enumerate(labels)}
+    edges = [(u, v, d) for u, v, d in graph.edges(data=True) if u != v]
+    if weight is None:
+        vals = np.ones(len(edges))
+    else:
+        have = [weight in d for _, _, d in edges]
+        if any(have) and not all(have):
+            u, v, _ = edges[have.index(False)]
+            raise ValueError(
+                f"weight: edge ({u!r}, {v!r}) has no {weight!r} attribute while others do; "
+                "set it on every edge, or pass weight=None for unit weights"
+            )
+        if any(have):
+            try:
+                vals = np.array([d[weight] for _, _, d in edges], dtype=np.float64)
+            except (TypeError, ValueError):
+                raise ValueError(f"weight: every edge's {weight!r} attribute must be a real number") from None
+        else:
+            vals = np.ones(len(edges))
+    if not np.isfinite(vals).all():
+        u, v, _ = edges[int(np.flatnonzero(~np.isfinite(vals))[0])]
+        raise ValueError(f"data must have finite weights; edge ({u!r}, {v!r}) has weight {graph[u][v][weight]!r}")
+    r = np.fromiter((index[u] for u, _, _ in edges), dtype=np.int64, count=len(edges))
+    c = np.fromiter((index[v] for _, v, _ in edges), dtype=np.int64, count=len(edges))
+    mat = sp.coo_array(
+        (np.concatenate([vals, vals]), (np.concatenate([r, c]), np.concatenate([c, r]))),
+        shape=(n, n),
+    )
+    plain = labels == tuple(range(n))
+    return _from_sparse(mat, labels=None if plain else labels, default_k=default_k, name=name)
+
+
+def edges_to_problem(
+    n: int,
+    rows: np.ndarray,
+    cols: np.ndarray,
+    vals: np.ndarray,
+    *,
+    labels: Sequence[Hashable] | None = None,
+    default_k: int | None = None,
+    name: str | None = None,
+) -> Problem:
+    """A `Problem` from an undirected edge list given once per edge (used by readers).
+
+    Raises ``ValueError`` on self-loops or repeated pairs, which a file must not have.
+    """
+    rows = np.asarray(rows, dtype=np.int64)
+    cols = np.asarray(cols, dtype=np.int64)
+    vals = np.asarray(vals, dtype=np.float64)
+    loops = np.flatnonzero(rows == cols)
+    if loops.size:
+        raise ValueError(f"edge {int(loops[0])} is a self-loop on vertex {int(rows[loops[0]])}")
+    key = np.minimum(rows, cols) * n + np.maximum(rows, cols)
+    uniq, first = np.unique(key, return_index=True)
+    if uniq.size != key.size:
+        dup = np.setdiff1d(np.arange(key.size), first)[0]
+        raise ValueError(
+            f"edge {int(dup)} ({int(rows[dup])}, {int(cols[dup])}) repeats an earlier edge"
+        )
+    mat = sp.coo_array(
+        (np.concatenate([vals, vals]), (np.concatenate([rows, cols]), np.concatenate([cols, rows]))),
+        shape=(n, n),
+    )
+    return _from_sparse(
+        mat, labels=None if labels is None else tuple(labels), default_k=default_k, name=name
+    )

@@ -1,0 +1,298 @@
+"""The front door: validate, normalise, dispatch, certify.
+
+Notes
+-----
+The cardinality-constrained Maximum Edge Weight Clique Problem: given an
+undirected graph ``G = (V, E)`` with edge weights ``w`` and a bound ``k``, find a
+clique ``C`` (every pair in ``C`` adjacent) maximising
+``W(C) = sum_{i<j in C} w_ij`` subject to ``|C| == k`` (``size="exact"``) or
+``1 <= |C| <= k`` (``size="at_most"``). On a complete graph with non-negative
+weights it is the Maximum Diversity Problem. See Hosseinian, Fontes, Butenko,
+Nardi, "The maximum edge weight clique problem: formulations and solution
+approaches" (2017), and Martí, Gallego, Duarte, Pardo, "Heuristics and
+metaheuristics for the maximum diversity problem", J. Heuristics 19 (2013).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import numbers
+from collections.abc import Callable, Hashable, Iterable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Literal
+
+import numpy as np
+
+from mewcp import kernels
+from mewcp.problem import Problem, as_problem
+from mewcp.solution import Solution, Status
+from mewcp.solvers.base import Deadline, SolverOutput
+from mewcp.solvers.exact import solve_brute
+from mewcp.solvers.greedy import solve_ehgp
+
+__all__ = ["Method", "methods", "objective", "is_clique", "solve"]
+
+Size = Literal["exact", "at_most"]
+SIZES = ("exact", "at_most")
+
+
+@dataclass(frozen=True)
+class Method:
+    """A registered solver.
+
+    Attributes
+    ----------
+    name, kind, summary : str
+        ``kind`` is ``"heuristic"`` or ``"exact"``.
+    options : Mapping[str, Any]
+        The method's own keyword options and their defaults.
+    requires : tuple of str
+        Modules that must import for the method to run.
+    extra : str or None
+        The pip extra that installs them (``pip install "mewcp[extra]"``).
+    """
+
+    name: str
+    kind: str
+    summary: str
+    func: Callable[..., SolverOutput] = field(repr=False)
+    options: Mapping[str, Any] = field(default_factory=dict)
+    requires: tuple[str, ...] = ()
+    extra: str | None = None
+
+    @property
+    def available(self) -> bool:
+        """True when every required module can be imported."""
+        return all(importlib.util.find_spec(m) is not None for m in self.requires)
+
+
+_REGISTRY: Mapping[str, Method] = MappingProxyType(
+    {
+        m.name: m
+        for m in (
+            Method(
+                "ehgp",
+                "heuristic",
+                "greedy peeling, least summed weight first (SIRFP Algorithm 1 / Glover's D2); O(n^2)",
+                solve_ehgp,
+            ),
+            Method(
+                "brute",
+                "exact",
+                "exhaustive clique enumeration for tiny instances (the test oracle)",
+                solve_brute,
+            ),
+        )
+    }
+)
+
+
+def methods() -> tuple[Method, ...]:
+    """Every registered method, in registry order, with its availability.
+
+    Examples
+    --------
+    >>> import mewcp
+    >>> [m.name for m in mewcp.methods()][:2]
+    ['ehgp', 'brute']
+    """
+    return tuple(_REGISTRY.values())
+
+
+def _check_method(method: Any, options: Mapping[str, Any]) -> Method:
+    if not isinstance(method, str) or method not in _REGISTRY:
+        raise ValueError(f"method must be one of {', '.join(map(repr, _REGISTRY))}; got {method!r}")
+    spec = _REGISTRY[method]
+    unknown = sorted(set(options) - set(spec.options))
+    if unknown:
+        valid = ", ".join(spec.options) if spec.options else "none"
+        raise TypeError(
+            f"unknown option {unknown[0]!r} for method {method!r}; its options are: {valid}"
+        )
+    if not spec.available:
+        missing = [m for m in spec.requires if importlib.util.find_spec(m) is None]
+        raise ImportError(
+            f"method {method!r} needs {', '.join(missing)}; install it with "
+            f"pip install \"mewcp[{spec.extra}]\""
+        )
+    return spec
+
+
+def _check_k(k: Any, problem: Problem) -> int:
+    if k is None:
+        if problem.default_k is None:
+            raise ValueError("k is required: the data carries no default subset size")
+        k = problem.default_k
+    if isinstance(k, bool) or not isinstance(k, numbers.Integral):
+        raise TypeError(f"k must be an integer; got {type(k).__name__}")
+    if not 1 <= k <= problem.n:
+        raise ValueError(f"k must be in [1, n] = [1, {problem.n}]; got {k}")
+    return int(k)
+
+
+def _check_time_limit(time_limit: Any) -> float | None:
+    if time_limit is None:
+        return None
+    if isinstance(time_limit, bool) or not isinstance(time_limit, numbers.Real):
+        raise TypeError(f"time_limit must be a number of seconds or None; got {type(time_limit).__name__}")
+    if not (math.isfinite(time_limit) and time_limit > 0):
+        raise ValueError(f"time_limit must be a positive, finite number of seconds; got {time_limit!r}")
+    return float(time_limit)
+
+
+def _check_seed(seed: Any) -> int | None:
+    if seed is None:
+        return None
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        raise TypeError(f"seed must be a non-negative integer or None; got {type(seed).__name__}")
+    if seed < 0:
+        raise ValueError(f"seed must be a non-negative integer or None; got {seed}")
+    return int(seed)
+
+
+def _set_weight(problem: Problem, idx: np.ndarray) -> tuple[float, bool]:
+    """Weight of the edges inside ``idx`` and whether ``idx`` is a clique."""
+    if problem.dense is not None:
+        return float(kernels.dense_set_weight(problem.dense, idx)), True
+    total, count = kernels.sparse_set_weight(problem.indptr, problem.indices, problem.data, idx)
+    return float(total), count == idx.size * (idx.size - 1) // 2
+
+
+def _certify(problem: Problem, out: SolverOutput, k: int, exact: bool, method: str) -> tuple[np.ndarray, float]:
+    """Check the solver's clique and recompute its weight; a failure is a bug in mewcp."""
+    idx = np.unique(np.asarray(out.indices, dtype=np.int64))
+    problems = []
+    if idx.size != len(out.indices):
+        problems.append("repeated vertices")
+    if idx.size and (idx[0] < 0 or idx[-1] >= problem.n):
+        problems.append("indices out of range")
+    elif exact and idx.size != k:
+        problems.append(f"{idx.size} vertices instead of {k}")
+    elif not exact and not 1 <= idx.size <= k:
+        problems.append(f"{idx.size} vertices, not in [1, {k}]")
+    if problems:
+        raise RuntimeError(f"method {method!r} returned an invalid answer ({'; '.join(problems)}): a bug in mewcp")
+    weight, clique = _set_weight(problem, idx)
+    if not clique:
+        raise RuntimeError(f"method {method!r} returned a set that is not a clique: a bug in mewcp")
+    idx.flags.writeable = False
+    return idx, weight
+
+
+def solve(
+    data: Any,
+    k: int | None = None,
+    method: str = "ehgp",
+    *,
+    size: Size = "exact",
+    time_limit: float | None = None,
+    seed: int | None = None,
+    weight: str | None = "weight",
+    **options: Any,
+) -> Solution:
+    """Find a heavy (or the heaviest) clique of a given size.
+
+    Parameters
+    ----------
+    data : networkx.Graph, scipy sparse matrix, array-like or Problem
+        The graph; see `mewcp.as_problem`. A dense array is a complete graph.
+    k : int, optional
+        The cardinality bound, ``1 <= k <= n``. Defaults to the size that came with
+        the data (MDPLIB's ``m`` when read with `mewcp.read`).
+    method : str
+        A name from `mewcp.methods()`.
+    size : {"exact", "at_most"}
+        ``|C| == k`` or ``1 <= |C| <= k``.
+    time_limit : float, optional
+        Seconds; every method stops and reports what it has when it expires.
+    seed : int, optional
+        Seed for randomised methods; the same seed gives the same answer.
+    weight : str or None
+        networkx edge attribute holding the weight (None: unit weights).
+    **options
+        The method's own options (listed in `mewcp.methods()`).
+
+    Returns
+    -------
+    Solution
+        Its clique is checked (size, clique) and its weight recomputed here,
+        whatever the method. Solver outcomes (no clique of size k, a time limit)
+        are statuses, not exceptions.
+
+    Raises
+    ------
+    TypeError, ValueError
+        For invalid arguments, with a message naming the argument.
+    ImportError
+        When the method's optional dependencies are missing.
+
+    Examples
+    --------
+    >>> import numpy as np, mewcp
+    >>> w = np.array([[0, 1, 5], [1, 0, 4], [5, 4, 0.]])
+    >>> sol = mewcp.solve(w, 2)
+    >>> sol.nodes, sol.weight, sol.status
+    ((0, 2), 5.0, <Status.FEASIBLE: 'feasible'>)
+    """
+    deadline = Deadline(_check_time_limit(time_limit))
+    spec = _check_method(method, options)
+    if size not in SIZES:
+        raise ValueError(f"size must be 'exact' or 'at_most'; got {size!r}")
+    seed = _check_seed(seed)
+    problem = as_problem(data, weight=weight)
+    k = _check_k(k, problem)
+    exact = size == "exact"
+    out = spec.func(problem, k, exact=exact, deadline=deadline, seed=seed, **{**spec.options, **options})
+    if out.indices is None:
+        return Solution(
+            nodes=(), indices=np.empty(0, dtype=np.int64), weight=math.nan, status=out.status,
+            method=method, n_iter=out.n_iter, runtime=deadline.elapsed(), trace=tuple(out.trace),
+            message=out.message,
+        )
+    idx, value = _certify(problem, out, k, exact, method)
+    bound, gap = out.bound, None
+    if out.status is Status.OPTIMAL:
+        bound, gap = value, 0.0
+    elif bound is not None:
+        gap = (bound - value) / max(1.0, abs(value))
+    runtime = deadline.elapsed()
+    return Solution(
+        nodes=problem.label_of(idx),
+        indices=idx,
+        weight=value,
+        status=out.status,
+        method=method,
+        bound=bound,
+        gap=gap,
+        n_iter=out.n_iter,
+        runtime=runtime,
+        trace=tuple(out.trace) or ((runtime, value),),
+        message=out.message,
+    )
+
+
+def _set_of(problem: Problem, nodes: Iterable[Hashable]) -> np.ndarray:
+    if isinstance(nodes, (str, bytes)) or not isinstance(nodes, Iterable):
+        raise TypeError(f"nodes must be an iterable of vertices; got {type(nodes).__name__}")
+    return np.sort(problem.index_of(nodes))
+
+
+def objective(data: Any, nodes: Iterable[Hashable], *, weight: str | None = "weight") -> float:
+    """Total weight of the edges with both ends in ``nodes`` (any set, clique or not).
+
+    Examples
+    --------
+    >>> import numpy as np, mewcp
+    >>> mewcp.objective(np.array([[0, 1, 5], [1, 0, 4], [5, 4, 0.]]), [0, 1, 2])
+    10.0
+    """
+    problem = as_problem(data, weight=weight)
+    return _set_weight(problem, _set_of(problem, nodes))[0]
+
+
+def is_clique(data: Any, nodes: Iterable[Hashable], *, weight: str | None = "weight") -> bool:
+    """True when every pair of ``nodes`` is an edge of the graph."""
+    problem = as_problem(data, weight=weight)
+    return _set_weight(problem, _set_of(problem, nodes))[1]

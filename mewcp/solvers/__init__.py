@@ -1,0 +1,1 @@
+"""Solver families, one module each: `greedy` (EHGP), `exact` (brute force)."""

@@ -1,0 +1,194 @@
+"""The front door: input validation (every message), dispatch, certificates, brute force."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import networkx as nx
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+import mewcp
+from tests.mewcp.helpers import best_clique_reference, random_graph, random_symmetric
+
+W3 = np.array([[0, 1, 5], [1, 0, 4], [5, 4, 0.0]])
+
+
+# --------------------------------------------------------------------- validation
+
+
+@pytest.mark.parametrize(
+    ("data", "exc", "match"),
+    [
+        (np.ones((2, 3)), ValueError, r"data must be a square matrix; got shape \(2, 3\)"),
+        (np.ones(4), ValueError, r"data must be a square matrix; got shape \(4,\)"),
+        (np.zeros((0, 0)), ValueError, "data must have at least one vertex; got an empty graph"),
+        (nx.Graph(), ValueError, "data must have at least one vertex"),
+        (np.array([[0, np.nan], [np.nan, 0]]), ValueError, r"data must have finite weights; entry \(0, 1\) is nan"),
+        (np.array([[0, np.inf], [np.inf, 0]]), ValueError, r"data must have finite weights; entry \(0, 1\) is inf"),
+        (np.array([[0, 1], [2, 0.0]]), ValueError, r"data must be a symmetric matrix; W\[0, 1\] = 1.0 but W\[1, 0\] = 2.0 \(pass \(W \+ W.T\) / 2"),
+        (sp.csr_array(np.array([[0, 1], [0, 0.0]])), ValueError, r"entry \(0, 1\) is stored but \(1, 0\) is not"),
+        (sp.csr_array(np.array([[0, 1], [3, 0.0]])), ValueError, r"A\[0, 1\] = 1.0 but A\[1, 0\] = 3.0"),
+        (sp.csr_array(np.array([[0, np.nan], [np.nan, 0.0]])), ValueError, r"finite weights; entry \(0, 1\) is nan"),
+        (nx.DiGraph([(0, 1)]), TypeError, "data must be an undirected networkx.Graph; got a directed graph"),
+        (nx.MultiGraph([(0, 1)]), TypeError, "data must be a networkx.Graph, not a multigraph"),
+        ("graph.txt", TypeError, "data must be a networkx.Graph, a scipy sparse matrix, a square array-like or a mewcp.Problem; got str"),
+        (None, TypeError, "got NoneType"),
+        ([[0, "a"], ["a", 0]], TypeError, "data must be a square array of real numbers"),
+    ],
+)
+def test_bad_data_is_refused_with_a_message(data, exc, match):
+    with pytest.raises(exc, match=match):
+        mewcp.solve(data, 1)
+
+
+def test_symmetric_within_tolerance_is_accepted_and_averaged():
+    w = W3.copy()
+    w[0, 1] += 1e-12
+    p = mewcp.as_problem(w)
+    assert np.array_equal(p.dense, p.dense.T)
+    assert p.dense[0, 1] == pytest.approx(1.0)
+
+
+def test_networkx_weights():
+    g = nx.Graph()
+    g.add_edge(0, 1, weight=2.0)
+    g.add_edge(1, 2)
+    with pytest.raises(ValueError, match=r"weight: edge \(1, 2\) has no 'weight' attribute while others do"):
+        mewcp.solve(g, 2)
+    assert mewcp.solve(g, 2, weight=None).weight == 1.0
+    g[0][1]["weight"] = float("nan")
+    g[1][2]["weight"] = 1.0
+    with pytest.raises(ValueError, match=r"finite weights; edge \(0, 1\) has weight nan"):
+        mewcp.solve(g, 2)
+    g[0][1]["weight"] = "heavy"
+    with pytest.raises(ValueError, match="weight: every edge's 'weight' attribute must be a real number"):
+        mewcp.solve(g, 2)
+    unweighted = nx.complete_graph(4)
+    assert mewcp.solve(unweighted, 3).weight == 3.0  # networkx convention: weight 1
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "exc", "match"),
+    [
+        ({"k": 0}, ValueError, r"k must be in \[1, n\] = \[1, 3\]; got 0"),
+        ({"k": 4}, ValueError, r"k must be in \[1, n\] = \[1, 3\]; got 4"),
+        ({"k": 2.0}, TypeError, "k must be an integer; got float"),
+        ({"k": True}, TypeError, "k must be an integer; got bool"),
+        ({"k": None}, ValueError, "k is required: the data carries no default subset size"),
+        ({"k": 2, "method": "magic"}, ValueError, "method must be one of 'ehgp', 'brute'.*; got 'magic'"),
+        ({"k": 2, "size": "exactly"}, ValueError, "size must be 'exact' or 'at_most'; got 'exactly'"),
+        ({"k": 2, "time_limit": 0}, ValueError, "time_limit must be a positive, finite number of seconds; got 0"),
+        ({"k": 2, "time_limit": -1.0}, ValueError, "time_limit must be a positive, finite number of seconds; got -1.0"),
+        ({"k": 2, "time_limit": float("nan")}, ValueError, "time_limit must be a positive, finite number"),
+        ({"k": 2, "time_limit": "10"}, TypeError, "time_limit must be a number of seconds or None; got str"),
+        ({"k": 2, "seed": -3}, ValueError, "seed must be a non-negative integer or None; got -3"),
+        ({"k": 2, "seed": 1.5}, TypeError, "seed must be a non-negative integer or None; got float"),
+        ({"k": 2, "tenure": 5}, TypeError, "unknown option 'tenure' for method 'ehgp'; its options are: none"),
+    ],
+)
+def test_bad_arguments_are_refused_with_a_message(kwargs, exc, match):
+    with pytest.raises(exc, match=match):
+        mewcp.solve(W3, **kwargs)
+
+
+def test_default_k_comes_from_the_problem():
+    p = mewcp.as_problem(W3, default_k=2)
+    assert mewcp.solve(p).size == 2
+
+
+def test_objective_and_is_clique_validate_nodes():
+    assert mewcp.objective(W3, [0, 1, 2]) == 10.0
+    assert mewcp.objective(W3, []) == 0.0
+    with pytest.raises(ValueError, match="nodes must not repeat a vertex"):
+        mewcp.objective(W3, [0, 0])
+    with pytest.raises(ValueError, match=r"nodes must be vertex indices in \[0, 3\); got 3"):
+        mewcp.objective(W3, [3])
+    with pytest.raises(TypeError, match="nodes must be an iterable of vertices; got int"):
+        mewcp.objective(W3, 2)
+    g = nx.Graph([("a", "b"), ("b", "c")])
+    with pytest.raises(ValueError, match="nodes contains 'z', which is not a vertex of the graph"):
+        mewcp.objective(g, ["z"])
+    assert mewcp.objective(g, ["a", "b", "c"], weight=None) == 2.0  # any set, clique or not
+    assert not mewcp.is_clique(g, ["a", "b", "c"])
+    assert mewcp.is_clique(g, ["a", "b"])
+
+
+def test_diagonal_and_self_loops_take_no_part():
+    w = W3 + np.diag([100.0, 100.0, 100.0])
+    assert mewcp.objective(w, [0, 1, 2]) == 10.0
+    g = nx.Graph([(0, 0, {"weight": 50}), (0, 1, {"weight": 2})])
+    assert mewcp.solve(g, 2).weight == 2.0
+
+
+# --------------------------------------------------------------------- registry
+
+
+def test_methods_lists_the_registry():
+    listed = {m.name: m for m in mewcp.methods()}
+    assert {"ehgp", "brute"} <= set(listed)
+    assert listed["ehgp"].available and listed["ehgp"].kind == "heuristic"
+    assert listed["brute"].kind == "exact"
+
+
+# --------------------------------------------------------------------- brute force
+
+
+@pytest.mark.parametrize("seed", range(12))
+@pytest.mark.parametrize("size", ["exact", "at_most"])
+def test_brute_agrees_with_enumeration(seed, size):
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(2, 10))
+    k = int(rng.integers(1, n + 1))
+    density = [1.0, 0.7, 0.4][seed % 3]
+    w, mask = random_graph(n, density, rng, negative=seed % 2 == 0)
+    data = w if density == 1.0 else sp.csr_array((w[mask], np.nonzero(mask)), shape=w.shape)
+    ref = best_clique_reference(w, None if density == 1.0 else mask, k, size == "exact")
+    sol = mewcp.solve(data, k, "brute", size=size)
+    if ref == -np.inf:
+        assert sol.status is mewcp.Status.INFEASIBLE
+        assert sol.nodes == () and math.isnan(sol.weight)
+    else:
+        assert sol.status is mewcp.Status.OPTIMAL
+        assert sol.weight == pytest.approx(ref, abs=1e-9)
+        assert sol.bound == sol.weight and sol.gap == 0.0
+        assert mewcp.is_clique(data, sol.nodes)
+        assert sol.size == k if size == "exact" else 1 <= sol.size <= k
+
+
+def test_brute_infeasible_when_no_clique_of_size_k():
+    sol = mewcp.solve(nx.cycle_graph(7), 3, "brute")
+    assert sol.status is mewcp.Status.INFEASIBLE
+    assert sol.message == "the graph has no clique of size 3"
+
+
+def test_brute_refuses_large_instances():
+    with pytest.raises(ValueError, match=r"method='brute' would enumerate up to 1.38e\+11 sets for n=40, k=20; its limit is 1,000,000,000"):
+        mewcp.solve(np.zeros((40, 40)), 20, "brute")
+    with pytest.raises(ValueError, match="method='brute' is for tiny graphs: n=2001 exceeds its limit of 2000 vertices"):
+        mewcp.solve(sp.eye_array(2001, format="csr") * 0 + sp.csr_array((2001, 2001)), 1, "brute")
+    
+
+def test_brute_honours_the_time_limit():
+    w = random_symmetric(90, np.random.default_rng(0))
+    sol = mewcp.solve(w, 6, "brute", time_limit=0.05)  # C(90, 6) = 6.2e8 sets: seconds of work
+    assert sol.status in (mewcp.Status.FEASIBLE, mewcp.Status.NO_SOLUTION)
+    assert sol.status is not mewcp.Status.OPTIMAL
+    assert sol.runtime < 5
+
+
+# --------------------------------------------------------------------- solution object
+
+
+def test_solution_is_frozen_and_serialisable():
+    sol = mewcp.solve(W3, 2, "brute")
+    with pytest.raises(AttributeError):
+        sol.weight = 0  # type: ignore[misc]
+    with pytest.raises(ValueError):
+        sol.indices[0] = 1
+    d = json.loads(json.dumps(sol.to_dict()))
+    assert d["weight"] == 5.0 and d["status"] == "optimal" and d["nodes"] == [0, 2] and d["method"] == "brute"
+    none = mewcp.solve(nx.path_graph(4), 3)
+    assert json.loads(json.dumps(none.to_dict()))["weight"] is None
