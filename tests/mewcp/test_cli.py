@@ -1,0 +1,88 @@
+"""The command line: output, JSON, exit codes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import mewcp
+from mewcp.cli import main
+
+INSTANCES = Path(__file__).resolve().parents[2] / "instances"
+GKD = INSTANCES / "mdplib" / "GKD-b" / "GKD-b_1_n25_m2.txt"  # BKV 121.24863, m = 2
+
+
+def test_solve_json_on_a_shipped_instance(capsys):
+    assert main(["solve", str(GKD), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["status"] == "feasible" and out["method"] == "ehgp" and out["k"] == 2
+    assert len(out["nodes"]) == 2
+    assert out["weight"] == pytest.approx(mewcp.objective(mewcp.read(GKD), out["nodes"]))
+    assert out["runtime"] > 0
+
+
+def test_solve_text_output(capsys):
+    assert main(["solve", str(GKD), "--method", "brute"]) == 0
+    out = capsys.readouterr().out
+    assert "status    optimal" in out
+    assert "weight    121.24863" in out
+    assert "GKD-b_1_n25_m2 (n=25, complete, k=2, size=exact)" in out
+
+
+def test_compare_reports_the_gap_to_the_best_known_value(capsys):
+    assert main(["compare", str(GKD), "--best-known", "121.24863", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    rows = {r["method"]: r for r in out["results"]}
+    assert rows["brute"]["gap_to_best_known"] == pytest.approx(0.0, abs=1e-9)
+    assert rows["ehgp"]["gap_to_best_known"] >= -1e-9
+    assert main(["compare", str(GKD), "--best-known", "121.24863"]) == 0
+    assert "gap to best-known" in capsys.readouterr().out
+
+
+def test_compare_shows_refusals(tmp_path, capsys):
+    path = tmp_path / "big.npy"
+    w = np.random.default_rng(0).uniform(size=(60, 60))
+    np.save(path, (w + w.T) / 2)
+    assert main(["compare", str(path), "-k", "30"]) == 0
+    out = capsys.readouterr().out
+    assert "refused" in out and "method='brute' would enumerate" in out
+
+
+def test_no_solution_exits_1(tmp_path, capsys):
+    path = tmp_path / "path.edges"
+    path.write_text("0 1\n1 2\n2 3\n")
+    assert main(["solve", str(path), "-k", "3", "--json"]) == 1
+    assert json.loads(capsys.readouterr().out)["status"] == "no_solution"
+
+
+def test_bad_input_exits_2(tmp_path, capsys):
+    assert main(["solve", str(tmp_path / "missing.txt")]) == 2
+    assert "no such file" in capsys.readouterr().err
+    assert main(["solve", str(GKD), "-k", "99"]) == 2
+    assert "k must be in [1, n] = [1, 25]; got 99" in capsys.readouterr().err
+    assert main(["solve", str(GKD), "--method", "magic"]) == 2
+    assert "method must be one of" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        main(["solve", str(GKD), "--size", "huge"])
+    assert exc.value.code == 2
+
+
+def test_methods_lists_availability(capsys):
+    assert main(["methods", "--json"]) == 0
+    rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
+    assert rows["ehgp"]["available"] is True
+    assert main(["methods"]) == 0
+    assert "ehgp" in capsys.readouterr().out
+
+
+def test_module_entry_point_runs():
+    done = subprocess.run(
+        [sys.executable, "-m", "mewcp", "solve", str(GKD), "--json"], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["size"] == 2
