@@ -20,8 +20,14 @@ $(STAMP): pyproject.toml Makefile
 
 venv: $(STAMP)
 
+# The main job: every available method on shipped instances (best-known values from
+# instances/best_known.csv), a table of value, gap to the best-known value and time.
 demo: $(STAMP)
 	$(VENV)/bin/mewcp compare instances/mdplib/MDG-a/MDG-a_1_n500_m50.txt --best-known 7833.83 --time-limit 10
+	@echo
+	$(VENV)/bin/mewcp compare instances/mdplib/GKD-b/GKD-b_11_n50_m5.txt --best-known 1795.20603 --time-limit 10
+	@echo
+	$(VENV)/bin/mewcp compare instances/dimacs/hamming6-4.wclq -k 4 --best-known 396 --time-limit 10
 
 test: $(STAMP)
 	$(PY) -m pytest -q

@@ -19,17 +19,59 @@ from numba import njit
 def row_sums(w: np.ndarray) -> np.ndarray:  # pragma: no cover - compiled
     """s[i] = sum_j w[i, j], accumulated in increasing j for every i.
 
-    Rows are added one after another (``s += w[j]``), which is contiguous and
-    vectorisable; because ``w`` is symmetric this is the same sequence of additions
-    as summing row i left to right, so the result is bit-identical to a plain loop.
+    Rows are added four at a time, ``s += w[j] + ...`` in order, which is contiguous
+    and vectorisable and touches ``s`` once per four rows; because ``w`` is
+    symmetric this is the same sequence of additions as summing row i left to
+    right, so the result is bit-identical to a plain loop.
     """
     n = w.shape[0]
     s = np.zeros(n)
-    for j in range(n):
-        row = w[j]
+    j = 0
+    while j + 4 <= n:
+        r0, r1, r2, r3 = w[j], w[j + 1], w[j + 2], w[j + 3]
         for i in range(n):
-            s[i] += row[i]
+            s[i] = (((s[i] + r0[i]) + r1[i]) + r2[i]) + r3[i]
+        j += 4
+    while j < n:
+        r0 = w[j]
+        for i in range(n):
+            s[i] += r0[i]
+        j += 1
     return s
+
+
+@njit(cache=True)
+def _subtract_and_min(s: np.ndarray, row: np.ndarray) -> float:  # pragma: no cover
+    """``s -= row`` and return ``min(s)``, with eight independent running minima."""
+    n = s.shape[0]
+    m0 = m1 = m2 = m3 = m4 = m5 = m6 = m7 = np.inf
+    i = 0
+    while i + 8 <= n:
+        v0 = s[i] - row[i]
+        v1 = s[i + 1] - row[i + 1]
+        v2 = s[i + 2] - row[i + 2]
+        v3 = s[i + 3] - row[i + 3]
+        v4 = s[i + 4] - row[i + 4]
+        v5 = s[i + 5] - row[i + 5]
+        v6 = s[i + 6] - row[i + 6]
+        v7 = s[i + 7] - row[i + 7]
+        s[i], s[i + 1], s[i + 2], s[i + 3] = v0, v1, v2, v3
+        s[i + 4], s[i + 5], s[i + 6], s[i + 7] = v4, v5, v6, v7
+        m0 = v0 if v0 < m0 else m0
+        m1 = v1 if v1 < m1 else m1
+        m2 = v2 if v2 < m2 else m2
+        m3 = v3 if v3 < m3 else m3
+        m4 = v4 if v4 < m4 else m4
+        m5 = v5 if v5 < m5 else m5
+        m6 = v6 if v6 < m6 else m6
+        m7 = v7 if v7 < m7 else m7
+        i += 8
+    while i < n:
+        v = s[i] - row[i]
+        s[i] = v
+        m0 = v if v < m0 else m0
+        i += 1
+    return min(min(min(m0, m1), min(m2, m3)), min(min(m4, m5), min(m6, m7)))
 
 
 @njit(cache=True)
@@ -38,7 +80,10 @@ def peel_dense(w: np.ndarray, n_remove: int) -> tuple[np.ndarray, np.ndarray]:  
 
     Returns the removed vertices in order and each one's score at removal: the sum
     of its weights to the vertices still present. Ties go to the lowest index.
-    O(n * n_remove) after an O(n^2) row-sum pass.
+    O(n * n_remove) after an O(n^2) row-sum pass. Removed vertices are kept at
+    ``+inf`` (``inf - w == inf``), so each step is one contiguous pass that
+    subtracts the removed row and finds the minimum, then a scan for the first
+    index holding it.
     """
     n = w.shape[0]
     s = row_sums(w)
@@ -51,17 +96,11 @@ def peel_dense(w: np.ndarray, n_remove: int) -> tuple[np.ndarray, np.ndarray]:  
     for t in range(n_remove):
         order[t] = k
         scores[t] = s[k]
-        s[k] = np.inf  # removed vertices stay at +inf: inf - w = inf
-        row = w[k]
-        for i in range(n):
-            s[i] -= row[i]
-        q = 0
-        best = s[0]
-        for i in range(1, n):
-            if s[i] < best:
-                best = s[i]
-                q = i
-        k = q
+        s[k] = np.inf
+        best = _subtract_and_min(s, w[k])
+        k = 0
+        while s[k] != best:
+            k += 1
     return order, scores
 
 
@@ -170,6 +209,31 @@ def peel_sparse(
                 s[u] -= data[p]
                 size = _heap_push(hd, hs, hv, size, deg[u], s[u], u)
     return order, scores, clique_size
+
+
+# ---------------------------------------------------------------------------
+# Input checks
+# ---------------------------------------------------------------------------
+
+
+@njit(cache=True)
+def max_asymmetry(w: np.ndarray) -> tuple[float, int, int]:  # pragma: no cover
+    """Largest ``|w[i, j] - w[j, i]|`` and where (``i < j``), read in 64 x 64 tiles.
+
+    One pass over the matrix, where ``np.abs(w - w.T).max()`` makes three and reads
+    ``w.T`` column by column.
+    """
+    n = w.shape[0]
+    tile = 64
+    worst, wi, wj = 0.0, 0, 0
+    for bi in range(0, n, tile):
+        for bj in range(bi, n, tile):
+            for i in range(bi, min(bi + tile, n)):
+                for j in range(max(bj, i + 1), min(bj + tile, n)):
+                    d = abs(w[i, j] - w[j, i])
+                    if d > worst:
+                        worst, wi, wj = d, i, j
+    return worst, wi, wj
 
 
 # ---------------------------------------------------------------------------

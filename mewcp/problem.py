@@ -13,6 +13,8 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from mewcp import kernels
+
 __all__ = ["Problem", "as_problem", "SYMMETRY_RTOL"]
 
 #: Largest accepted ``|W - W.T|`` relative to ``max(1, max|W|)`` for dense input.
@@ -230,11 +232,10 @@ def _from_dense(arr: np.ndarray, *, default_k: int | None, name: str | None) -> 
     _check_finite(arr, "entry")
     w = np.array(arr, dtype=np.float64, order="C", copy=True)
     np.fill_diagonal(w, 0.0)
-    diff = np.abs(w - w.T).max() if n > 1 else 0.0
+    diff, i, j = kernels.max_asymmetry(w)
     if diff > 0.0:
         scale = max(1.0, float(np.abs(w).max()))
         if diff > SYMMETRY_RTOL * scale:
-            i, j = np.unravel_index(np.argmax(np.abs(w - w.T)), w.shape)
             raise ValueError(
                 f"data must be a symmetric matrix; W[{i}, {j}] = {float(w[i, j])!r} but "
                 f"W[{j}, {i}] = {float(w[j, i])!r} (pass (W + W.T) / 2 to symmetrise)"
@@ -254,26 +255,24 @@ def _from_sparse(
         raise ValueError(f"data must be a square matrix; got shape {mat.shape}")
     n = mat.shape[0]
     _check_n(n)
-    coo = sp.coo_array(mat)
-    coo.sum_duplicates()
-    rows = np.asarray(coo.row, dtype=np.int64)
-    cols = np.asarray(coo.col, dtype=np.int64)
-    vals = np.asarray(coo.data, dtype=np.float64)
-    off = rows != cols
-    rows, cols, vals = rows[off], cols[off], vals[off]
-    if not np.isfinite(vals).all():
-        bad = int(np.flatnonzero(~np.isfinite(vals))[0])
+    # Canonical CSR (sorted, duplicates summed as scipy defines them); explicit zeros stay.
+    csr = sp.csr_array(mat, dtype=np.float64, copy=True)
+    csr.sum_duplicates()
+    rows = np.repeat(np.arange(n, dtype=np.int64), np.diff(csr.indptr))
+    off = rows != csr.indices
+    if not off.all():  # drop the diagonal: it takes no part in the objective
+        rows = rows[off]
+        indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=n))])
+        csr = sp.csr_array((csr.data[off], csr.indices[off], indptr), shape=(n, n))
+    if not np.isfinite(csr.data).all():
+        p = int(np.flatnonzero(~np.isfinite(csr.data))[0])
         raise ValueError(
-            f"data must have finite weights; entry ({rows[bad]}, {cols[bad]}) is {float(vals[bad])!r}"
+            f"data must have finite weights; entry ({rows[p]}, {csr.indices[p]}) is {float(csr.data[p])!r}"
         )
-    csr = sp.csr_array((vals, (rows, cols)), shape=(n, n))
-    csr.sort_indices()
-    csrt = sp.csr_array(csr.T)
+    csrt = sp.csr_array(csr.T)  # a linear-time conversion that keeps explicit zeros
     csrt.sort_indices()
-    if csr.nnz != csrt.nnz or not (
-        np.array_equal(csr.indptr, csrt.indptr) and np.array_equal(csr.indices, csrt.indices)
-    ):
-        pattern = sp.csr_array((np.ones_like(vals), (rows, cols)), shape=(n, n))
+    if not (np.array_equal(csr.indptr, csrt.indptr) and np.array_equal(csr.indices, csrt.indices)):
+        pattern = sp.csr_array((np.ones(csr.nnz), csr.indices, csr.indptr), shape=(n, n))
         asym = (pattern - sp.csr_array(pattern.T)).tocoo()
         asym.eliminate_zeros()
         r, c = int(asym.row[0]), int(asym.col[0])
@@ -288,8 +287,7 @@ def _from_sparse(
         scale = max(1.0, float(np.abs(csr.data).max()))
         if diff.max() > SYMMETRY_RTOL * scale:
             p = int(np.argmax(diff))
-            r = int(np.searchsorted(csr.indptr, p, side="right") - 1)
-            c = int(csr.indices[p])
+            r, c = int(rows[p]), int(csr.indices[p])
             raise ValueError(
                 f"data must be a symmetric matrix; A[{r}, {c}] = {float(csr.data[p])!r} but "
                 f"A[{c}, {r}] = {float(csrt.data[p])!r} (pass (A + A.T) / 2 to symmetrise)"

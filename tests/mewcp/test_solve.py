@@ -192,3 +192,25 @@ def test_solution_is_frozen_and_serialisable():
     assert d["weight"] == 5.0 and d["status"] == "optimal" and d["nodes"] == [0, 2] and d["method"] == "brute"
     none = mewcp.solve(nx.path_graph(4), 3)
     assert json.loads(json.dumps(none.to_dict()))["weight"] is None
+
+
+def test_sparse_explicit_zeros_are_edges_and_duplicates_sum():
+    # triangle 0-1-2 where edge (1, 2) is an explicit zero: still a 3-clique
+    rows, cols = np.array([0, 1, 0, 2, 1, 2]), np.array([1, 0, 2, 0, 2, 1])
+    a = sp.coo_array((np.array([1.0, 1.0, 2.0, 2.0, 0.0, 0.0]), (rows, cols)), shape=(4, 4))
+    p = mewcp.as_problem(a)
+    assert p.n_edges == 3
+    sol = mewcp.solve(a, 3, "brute")
+    assert sol.nodes == (0, 1, 2) and sol.weight == 3.0
+    # a duplicated coordinate is summed (scipy's meaning of duplicates)
+    dup = sp.coo_array((np.array([1.0, 1.0, 2.0]), (np.array([0, 1, 1]), np.array([1, 0, 0]))), shape=(2, 2))
+    with pytest.raises(ValueError, match=r"A\[0, 1\] = 1.0 but A\[1, 0\] = 3.0"):
+        mewcp.as_problem(dup)
+
+
+def test_sparse_complete_graph_is_stored_dense_and_diagonal_dropped():
+    w = random_symmetric(6, np.random.default_rng(0)) + np.eye(6)
+    p = mewcp.as_problem(sp.csr_array(w))
+    assert p.is_complete and np.array_equal(p.dense, w - np.eye(6))
+    g = mewcp.as_problem(sp.csr_array(np.array([[5.0, 1, 0], [1, 0, 0], [0, 0, 0]])))
+    assert not g.is_complete and g.n_edges == 1
