@@ -20,7 +20,7 @@ side in one process, repeats interleaved, best (minimum) of R:
 (c) the memory floor: one ``W.sum(axis=1)`` pass over the same matrix. No peeling
     algorithm can avoid reading the matrix once.
 (d) mewcp: the kernel ``kernels.peel_dense(W, n - k)`` alone (plus, for the
-    breakdown, its first phase ``kernels.row_sums``), ``mewcp.solve`` on a pre-built
+    breakdown, its first phase ``kernels.set_gains``), ``mewcp.solve`` on a pre-built
     `Problem` (kernel + certification of the answer) and ``mewcp.solve`` on the raw
     matrix (adds `as_problem`'s validation and copy).
 
@@ -177,7 +177,7 @@ def numpy_incremental_peel(w: np.ndarray, n_remove: int) -> np.ndarray:
 
     Removed vertices are masked with +inf (``inf - x`` stays ``inf``). The initial
     sums use ``axis=0``: for a symmetric C-ordered matrix numpy then adds whole rows
-    one after another, the same sequence of additions as ``kernels.row_sums``, so
+    one after another, the same sequence of additions as ``kernels.set_gains``, so
     the scores (and hence tie decisions) match mewcp's kernel bit for bit, where
     ``axis=1`` would use pairwise summation and round differently.
     """
@@ -293,7 +293,7 @@ def extrapolate_released(
 def warm_up() -> None:
     """Compile (or load from numba's cache) every kernel used, outside any timing."""
     w = random_dense(12, 0)
-    kernels.row_sums(w)
+    kernels.set_gains(w, np.arange(w.shape[0]))
     kernels.peel_dense(w, 6)
     mewcp.solve(w, 6, method="ehgp")
     mewcp.solve(w, 6, method="ehgp", size="at_most")
@@ -313,7 +313,7 @@ def bench_dense_n(n: int, args: argparse.Namespace, seed: int) -> dict[str, Any]
 
     methods: dict[str, Callable[[], Any]] = {
         "floor": lambda: memory_floor(w),
-        "row_sums": lambda: kernels.row_sums(w),
+        "row_sums": lambda: kernels.set_gains(w, np.arange(w.shape[0])),
         "kernel": lambda: kernels.peel_dense(w, n_remove),
         "numpy_incremental": lambda: numpy_incremental_peel(w, n_remove),
         "solve_problem": lambda: mewcp.solve(problem, k, method="ehgp"),
@@ -563,7 +563,7 @@ def render_markdown(result: dict[str, Any]) -> str:
         "Random symmetric float64 matrix (uniform [0, 1), zero diagonal, seeded), n/2 vertices removed. "
         "Times in ms, best of R (R = 5 for n <= 2048, else 3; repeats interleaved across methods; numba "
         "compiled beforehand). (c) = one `W.sum(axis=1)` pass, the memory floor. (d) = mewcp: the kernel "
-        "`kernels.peel_dense(W, n/2)`; its first phase `kernels.row_sums(W)` alone; "
+        "`kernels.peel_dense(W, n/2)`; its first phase `kernels.set_gains(W, arange(n))` alone; "
         "`mewcp.solve(problem, k)` on a "
         "pre-built `as_problem(W)` (kernel + certifying the answer); `mewcp.solve(W, k)` on the raw matrix "
         "(adds `as_problem`'s validation and copy). (b) = numpy incremental loop. (a) = the released code's "
@@ -630,7 +630,7 @@ def render_markdown(result: dict[str, Any]) -> str:
         "an implementation that re-sums the full masked C x C matrix every step would be slower still, "
         "so the "
         "(a)/kernel ratios are, if anything, understated. (b) starts from `W.sum(axis=0)` (sequential row "
-        "accumulation, bit-identical to `kernels.row_sums`), so its removal order equals the kernel's: "
+        "accumulation, bit-identical to `kernels.set_gains`), so its removal order equals the kernel's: "
         + ", ".join(
             f"n={rec['n']}: {'identical' if rec['b_same_removal_order_as_kernel'] else 'DIFFERENT'}"
             for rec in dense

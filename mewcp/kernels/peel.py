@@ -1,43 +1,15 @@
-"""numba kernels: arrays in, arrays out; no validation, no clocks, no Python objects.
-
-Every function here is tested against a plain-Python reference in
-``tests/mewcp/test_kernels.py``. Callers (the solver modules) validate inputs and
-convert results.
-"""
+"""Peeling kernels: EHGP (the SIRFP paper's Algorithm 1) on complete and general graphs."""
 
 from __future__ import annotations
 
 import numpy as np
 from numba import njit
 
+from mewcp.kernels.gains import set_gains
+
 # ---------------------------------------------------------------------------
 # Peeling (EHGP, the SIRFP paper's Algorithm 1)
 # ---------------------------------------------------------------------------
-
-
-@njit(cache=True)
-def row_sums(w: np.ndarray) -> np.ndarray:  # pragma: no cover - compiled
-    """s[i] = sum_j w[i, j], accumulated in increasing j for every i.
-
-    Rows are added four at a time, ``s += w[j] + ...`` in order, which is contiguous
-    and vectorisable and touches ``s`` once per four rows; because ``w`` is
-    symmetric this is the same sequence of additions as summing row i left to
-    right, so the result is bit-identical to a plain loop.
-    """
-    n = w.shape[0]
-    s = np.zeros(n)
-    j = 0
-    while j + 4 <= n:
-        r0, r1, r2, r3 = w[j], w[j + 1], w[j + 2], w[j + 3]
-        for i in range(n):
-            s[i] = (((s[i] + r0[i]) + r1[i]) + r2[i]) + r3[i]
-        j += 4
-    while j < n:
-        r0 = w[j]
-        for i in range(n):
-            s[i] += r0[i]
-        j += 1
-    return s
 
 
 @njit(cache=True)
@@ -80,13 +52,13 @@ def peel_dense(w: np.ndarray, n_remove: int) -> tuple[np.ndarray, np.ndarray]:  
 
     Returns the removed vertices in order and each one's score at removal: the sum
     of its weights to the vertices still present. Ties go to the lowest index.
-    O(n * n_remove) after an O(n^2) row-sum pass. Removed vertices are kept at
+    O(n * n_remove) after an O(n^2) pass for the initial gains (`set_gains`). Removed vertices are kept at
     ``+inf`` (``inf - w == inf``), so each step is one contiguous pass that
     subtracts the removed row and finds the minimum, then a scan for the first
     index holding it.
     """
     n = w.shape[0]
-    s = row_sums(w)
+    s = set_gains(w, np.arange(n))  # s[i]: row i's sum, left to right
     order = np.empty(n_remove, dtype=np.int64)
     scores = np.empty(n_remove)
     k = 0
@@ -211,130 +183,3 @@ def peel_sparse(
     return order, scores, clique_size
 
 
-# ---------------------------------------------------------------------------
-# Input checks
-# ---------------------------------------------------------------------------
-
-
-@njit(cache=True)
-def max_asymmetry(w: np.ndarray) -> tuple[float, int, int]:  # pragma: no cover
-    """Largest ``|w[i, j] - w[j, i]|`` and where (``i < j``), read in 64 x 64 tiles.
-
-    One pass over the matrix, where ``np.abs(w - w.T).max()`` makes three and reads
-    ``w.T`` column by column.
-    """
-    n = w.shape[0]
-    tile = 64
-    worst, wi, wj = 0.0, 0, 0
-    for bi in range(0, n, tile):
-        for bj in range(bi, n, tile):
-            for i in range(bi, min(bi + tile, n)):
-                for j in range(max(bj, i + 1), min(bj + tile, n)):
-                    d = abs(w[i, j] - w[j, i])
-                    if d > worst:
-                        worst, wi, wj = d, i, j
-    return worst, wi, wj
-
-
-# ---------------------------------------------------------------------------
-# Objective and certificates
-# ---------------------------------------------------------------------------
-
-
-@njit(cache=True)
-def dense_set_weight(w: np.ndarray, idx: np.ndarray) -> float:  # pragma: no cover
-    """Sum of w[i, j] over pairs i < j of ``idx``."""
-    total = 0.0
-    k = idx.shape[0]
-    for a in range(k):
-        row = w[idx[a]]
-        for b in range(a + 1, k):
-            total += row[idx[b]]
-    return total
-
-
-@njit(cache=True)
-def sparse_set_weight(
-    indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, idx: np.ndarray
-) -> tuple[float, int]:  # pragma: no cover
-    """Weight of the edges inside ``idx`` and how many there are (a clique has k(k-1)/2)."""
-    n = indptr.shape[0] - 1
-    inside = np.zeros(n, dtype=np.bool_)
-    for v in idx:
-        inside[v] = True
-    total = 0.0
-    count = 0
-    for v in idx:
-        for p in range(indptr[v], indptr[v + 1]):
-            u = indices[p]
-            if u > v and inside[u]:
-                total += data[p]
-                count += 1
-    return total, count
-
-
-# ---------------------------------------------------------------------------
-# Exhaustive enumeration (the `brute` method)
-# ---------------------------------------------------------------------------
-
-
-@njit(cache=True)
-def enumerate_cliques_from(
-    w: np.ndarray,
-    adj: np.ndarray,
-    first: int,
-    k: int,
-    exact: bool,
-    best_weight: float,
-    best: np.ndarray,
-    best_size: int,
-) -> tuple[float, int, int]:  # pragma: no cover
-    """Every clique of size <= k whose least vertex is ``first``, depth first.
-
-    Improves ``(best_weight, best[:best_size])`` in place when a clique of an
-    admissible size (``== k`` if ``exact``, else ``<= k``) is strictly heavier.
-    Returns the new best weight, best size and the number of cliques visited.
-    """
-    n = w.shape[0]
-    chosen = np.empty(k, dtype=np.int64)
-    weights = np.empty(k + 1)
-    nxt = np.empty(k + 1, dtype=np.int64)
-    chosen[0] = first
-    weights[1] = 0.0
-    visited = 1
-    if (not exact or k == 1) and 0.0 > best_weight:
-        best_weight = 0.0
-        best[0] = first
-        best_size = 1
-    if k == 1:
-        return best_weight, best_size, visited
-    d = 1
-    nxt[1] = first + 1
-    while d >= 1:
-        v = nxt[d]
-        if v >= n or (exact and n - v < k - d):
-            d -= 1
-            continue
-        nxt[d] = v + 1
-        gain = 0.0
-        ok = True
-        for t in range(d):
-            u = chosen[t]
-            if not adj[u, v]:
-                ok = False
-                break
-            gain += w[u, v]
-        if not ok:
-            continue
-        chosen[d] = v
-        weights[d + 1] = weights[d] + gain
-        visited += 1
-        size = d + 1
-        if (not exact or size == k) and weights[size] > best_weight:
-            best_weight = weights[size]
-            best[:size] = chosen[:size]
-            best_size = size
-        if size < k:
-            d += 1
-            nxt[d] = v + 1
-    return best_weight, best_size, visited
