@@ -31,6 +31,7 @@ from mewcp.solution import Solution, Status
 from mewcp.solvers.base import Deadline, SolverOutput
 from mewcp.solvers.exact import solve_brute
 from mewcp.solvers.greedy import solve_ehgp
+from mewcp.solvers.local_search import solve_local_search, solve_memetic, solve_tabu
 
 __all__ = ["Method", "methods", "objective", "is_clique", "solve"]
 
@@ -77,6 +78,29 @@ _REGISTRY: Mapping[str, Method] = MappingProxyType(
                 "heuristic",
                 "greedy peeling, least summed weight first (SIRFP Algorithm 1 / Glover's D2); O(n^2)",
                 solve_ehgp,
+            ),
+            Method(
+                "local_search",
+                "heuristic",
+                "improving swap (and add/drop) moves from a start set until a local optimum",
+                solve_local_search,
+                {"start": "ehgp", "strategy": "best", "max_iters": None, "target": None},
+            ),
+            Method(
+                "tabu",
+                "heuristic",
+                "iterated tabu search on the constrained swap / clique move neighbourhood (ITS, MAMDP)",
+                solve_tabu,
+                {"start": "ehgp", "tenure": None, "max_stall": None, "strength": None, "patience": None,
+                 "max_iters": None, "target": None},
+            ),
+            Method(
+                "memetic",
+                "heuristic",
+                "population + tabu search, backbone crossover, opposition-based children (MAMDP, OBMA)",
+                solve_memetic,
+                {"start": "ehgp", "pop_size": 10, "tenure": None, "max_stall": None, "patience": None,
+                 "max_iters": None, "target": None},
             ),
             Method(
                 "brute",
@@ -244,7 +268,10 @@ def solve(
     problem = as_problem(data, weight=weight)
     k = _check_k(k, problem)
     exact = size == "exact"
-    out = spec.func(problem, k, exact=exact, deadline=deadline, seed=seed, **{**spec.options, **options})
+    merged = {**spec.options, **options}
+    if "start" in merged:
+        merged["start"] = _resolve_start(merged["start"], problem, k, size, deadline, seed, method)
+    out = spec.func(problem, k, exact=exact, deadline=deadline, seed=seed, **merged)
     if out.indices is None:
         return Solution(
             nodes=(), indices=np.empty(0, dtype=np.int64), weight=math.nan, status=out.status,
@@ -273,10 +300,37 @@ def solve(
     )
 
 
-def _set_of(problem: Problem, nodes: Iterable[Hashable]) -> np.ndarray:
+def _resolve_start(
+    start: Any, problem: Problem, k: int, size: Size, deadline: Deadline, seed: int | None, method: str
+) -> np.ndarray | None:
+    """The ``start`` option as vertex indices: a method's answer, a given clique, or None (random)."""
+    if start is None or (isinstance(start, str) and start == "random"):
+        return None
+    if isinstance(start, str):
+        if start not in _REGISTRY or start == method:
+            names = ", ".join(repr(m) for m in _REGISTRY if m != method)
+            raise ValueError(f"start must be 'random', a method name other than {method!r} ({names}), "
+                             f"or a set of vertices; got {start!r}")
+        remaining = deadline.remaining()
+        if remaining <= 0:
+            return None
+        found = solve(problem, k, start, size=size, time_limit=None if math.isinf(remaining) else remaining,
+                      seed=seed)
+        return np.array(found.indices) if found.found else None
+    idx = _set_of(problem, start, name="start")
+    if size == "exact" and idx.size != k:
+        raise ValueError(f"start must have k = {k} vertices for size='exact'; got {idx.size}")
+    if not 1 <= idx.size <= k:
+        raise ValueError(f"start must have between 1 and k = {k} vertices; got {idx.size}")
+    if not _set_weight(problem, idx)[1]:
+        raise ValueError("start must be a clique: some of its vertices are not adjacent")
+    return idx
+
+
+def _set_of(problem: Problem, nodes: Iterable[Hashable], *, name: str = "nodes") -> np.ndarray:
     if isinstance(nodes, (str, bytes)) or not isinstance(nodes, Iterable):
-        raise TypeError(f"nodes must be an iterable of vertices; got {type(nodes).__name__}")
-    return np.sort(problem.index_of(nodes))
+        raise TypeError(f"{name} must be an iterable of vertices; got {type(nodes).__name__}")
+    return np.sort(problem.index_of(nodes, name=name))
 
 
 def objective(data: Any, nodes: Iterable[Hashable], *, weight: str | None = "weight") -> float:

@@ -1,0 +1,283 @@
+"""Swap searches on complete graphs (the Maximum Diversity Problem fast path).
+
+State of a search, shared by every kernel here: ``members`` (the k chosen
+vertices, in any order), ``pos`` (``pos[v]`` = index of ``v`` in ``members``, or
+-1), and the gain vector ``g`` (`mewcp.kernels.gains`). Exchanging ``u`` in the set
+for ``v`` outside changes the value by ``g[v] - g[u] - w[u, v]``; no adjacency
+checks are needed on a complete graph.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from mewcp.kernels.gains import set_gains, swap_gains
+
+
+@njit(cache=True)
+def set_value(g: np.ndarray, members: np.ndarray) -> float:  # pragma: no cover - compiled
+    """The set's weight from its gain vector: half the sum of the members' gains."""
+    total = 0.0
+    for u in members:
+        total += g[u]
+    return 0.5 * total
+
+
+@njit(cache=True)
+def apply_swap(w, members, pos, g, u, v) -> None:  # pragma: no cover
+    """``u`` (a member) leaves, ``v`` enters; gains updated in O(n)."""
+    slot = pos[u]
+    members[slot] = v
+    pos[v] = slot
+    pos[u] = -1
+    swap_gains(g, w[v], w[u])
+
+
+@njit(cache=True)
+def swap_local_search(w, members, pos, g, value, first_improvement, max_iters):  # pragma: no cover
+    """Improving swaps until none is left or ``max_iters`` swaps were made.
+
+    Best improvement scans all k(n-k) swaps per move; first improvement takes the
+    first improving one in index order. Returns ``(value, swaps, local_optimum)``.
+    """
+    n = w.shape[0]
+    k = members.shape[0]
+    it = 0
+    while it < max_iters:
+        eps = 1e-12 * (1.0 + abs(value))
+        best_d, bu, bv = eps, -1, -1
+        for a in range(k):
+            u = members[a]
+            gu = g[u]
+            row = w[u]
+            for v in range(n):
+                if pos[v] < 0:
+                    d = g[v] - gu - row[v]
+                    if d > best_d:
+                        best_d, bu, bv = d, u, v
+            if first_improvement and bu >= 0:
+                break
+        if bu < 0:
+            return value, it, True
+        apply_swap(w, members, pos, g, bu, bv)
+        value += best_d
+        it += 1
+    return value, it, False
+
+
+@njit(cache=True)
+def swap_tabu(
+    w, members, pos, g, value, tabu_until, it0, max_iters, best_members, best_value, stall, max_stall,
+    tenure_out, tenure_in, dmax, rng,
+):  # pragma: no cover
+    """Tabu search on the constrained swap neighbourhood (Wu & Hao 2013).
+
+    Only members whose gain is within ``dmax`` of the least non-tabu member gain may
+    leave, and only outsiders within ``dmax`` of the greatest non-tabu outsider gain
+    may enter: no other swap can beat the best of these. A vertex that leaves may
+    not re-enter for ``tenure_out + U{0..2}`` iterations, one that enters may not
+    leave for ``tenure_in + U{0..2}``; a tabu swap is allowed when it beats
+    ``best_value`` (aspiration). Ties are broken uniformly at random.
+
+    ``best_members``/``best_value`` hold this run's best set. Runs until
+    ``max_iters`` iterations or ``max_stall`` iterations in a row without beating it.
+    Updates the state, ``tabu_until`` and ``best_members`` in place; returns
+    ``(value, best_value, stall, iterations)``.
+    """
+    n = w.shape[0]
+    k = members.shape[0]
+    cand_u = np.empty(k, dtype=np.int64)
+    cand_v = np.empty(n, dtype=np.int64)
+    it = it0
+    done = 0
+    while done < max_iters and stall < max_stall:
+        min_g = np.inf
+        for a in range(k):
+            u = members[a]
+            if tabu_until[u] <= it and g[u] < min_g:
+                min_g = g[u]
+        max_g = -np.inf
+        for v in range(n):
+            if pos[v] < 0 and tabu_until[v] <= it and g[v] > max_g:
+                max_g = g[v]
+        nu = 0
+        for a in range(k):
+            u = members[a]
+            if g[u] <= min_g + dmax:
+                cand_u[nu] = u
+                nu += 1
+        nv = 0
+        for v in range(n):
+            if pos[v] < 0 and g[v] >= max_g - dmax:
+                cand_v[nv] = v
+                nv += 1
+        eps = 1e-12 * (1.0 + abs(best_value))
+        best_d = -np.inf
+        bu, bv, ties = -1, -1, 0
+        for a in range(nu):
+            u = cand_u[a]
+            gu = g[u]
+            row = w[u]
+            u_free = tabu_until[u] <= it
+            for b in range(nv):
+                v = cand_v[b]
+                d = g[v] - gu - row[v]
+                if d < best_d - eps:
+                    continue
+                if not (u_free and tabu_until[v] <= it) and value + d <= best_value + eps:
+                    continue  # tabu and no aspiration
+                if d > best_d + eps:
+                    best_d, bu, bv, ties = d, u, v, 1
+                else:
+                    ties += 1
+                    if rng.integers(0, ties) == 0:
+                        bu, bv = u, v
+        if bu < 0:  # everything tabu: a random swap
+            bu = members[rng.integers(0, k)]
+            bv = rng.integers(0, n)
+            while pos[bv] >= 0:
+                bv = rng.integers(0, n)
+            best_d = g[bv] - g[bu] - w[bu, bv]
+        apply_swap(w, members, pos, g, bu, bv)
+        value += best_d
+        tabu_until[bu] = it + tenure_out + rng.integers(0, 3)
+        tabu_until[bv] = it + tenure_in + rng.integers(0, 3)
+        it += 1
+        done += 1
+        if value > best_value + eps:
+            best_value = value
+            best_members[:] = members
+            stall = 0
+        else:
+            stall += 1
+    return value, best_value, stall, done
+
+
+@njit(cache=True)
+def perturb(w, members, pos, strength, rng):  # pragma: no cover
+    """Swap ``strength`` random members for random outsiders; returns fresh gains and value."""
+    n = w.shape[0]
+    k = members.shape[0]
+    for _ in range(min(strength, k, n - k)):
+        u = members[rng.integers(0, k)]
+        v = rng.integers(0, n)
+        while pos[v] >= 0:
+            v = rng.integers(0, n)
+        slot = pos[u]
+        members[slot] = v
+        pos[v] = slot
+        pos[u] = -1
+    g = set_gains(w, members)
+    return g, set_value(g, members)
+
+
+@njit(cache=True)
+def backbone_crossover(w, parent_a, parent_b, rng):  # pragma: no cover
+    """A child keeping both parents' common vertices, filled greedily from each in turn.
+
+    Starting from the backbone ``A & B``, the parents take turns giving the child
+    their vertex of greatest gain to it (ties at random) until it has k vertices
+    (Wu & Hao 2013, MAMDP). Returns the child's members.
+    """
+    n = w.shape[0]
+    k = parent_a.shape[0]
+    in_a = np.zeros(n, dtype=np.bool_)
+    in_b = np.zeros(n, dtype=np.bool_)
+    for u in parent_a:
+        in_a[u] = True
+    for u in parent_b:
+        in_b[u] = True
+    child = np.empty(k, dtype=np.int64)
+    taken = np.zeros(n, dtype=np.bool_)
+    size = 0
+    for u in parent_a:
+        if in_b[u]:
+            child[size] = u
+            taken[u] = True
+            size += 1
+    g = set_gains(w, child[:size])
+    turn = 0
+    while size < k:
+        src = parent_a if turn == 0 else parent_b
+        best, pick, ties = -np.inf, -1, 0
+        for u in src:
+            if taken[u]:
+                continue
+            if g[u] > best:
+                best, pick, ties = g[u], u, 1
+            elif g[u] == best:
+                ties += 1
+                if rng.integers(0, ties) == 0:
+                    pick = u
+        if pick >= 0:
+            child[size] = pick
+            taken[pick] = True
+            size += 1
+            row = w[pick]
+            for i in range(n):
+                g[i] += row[i]
+        turn = 1 - turn
+    return child
+
+
+@njit(cache=True)
+def random_members(n, k, rng):  # pragma: no cover
+    """k distinct vertices drawn uniformly."""
+    perm = np.arange(n)
+    for i in range(k):
+        j = i + rng.integers(0, n - i)
+        perm[i], perm[j] = perm[j], perm[i]
+    return perm[:k].copy()
+
+
+@njit(cache=True)
+def opposite_members(w, avoid_a, avoid_b, k, rng):  # pragma: no cover
+    """k vertices chosen greedily (greatest gain first) among those in neither set.
+
+    Opposition-based learning (Zhou, Hao & Duval 2017, OBMA): a solution built from
+    the vertices both parents left out explores the other side of the space. When
+    fewer than k vertices are left out, the rest are drawn at random.
+    """
+    n = w.shape[0]
+    out = np.zeros(n, dtype=np.bool_)
+    for u in avoid_a:
+        out[u] = True
+    for u in avoid_b:
+        out[u] = True
+    child = np.empty(k, dtype=np.int64)
+    size = 0
+    free = 0
+    for v in range(n):
+        if not out[v]:
+            free += 1
+    first = random_members(n, n, rng)
+    for v in first:  # a random outsider seeds the greedy fill
+        if not out[v]:
+            child[0] = v
+            out[v] = True
+            size = 1
+            break
+    g = set_gains(w, child[:size])
+    while size < k and size < free:
+        best, pick = -np.inf, -1
+        for v in range(n):
+            if not out[v] and g[v] > best:
+                best, pick = g[v], v
+        child[size] = pick
+        out[pick] = True
+        size += 1
+        row = w[pick]
+        for i in range(n):
+            g[i] += row[i]
+    while size < k:
+        v = rng.integers(0, n)
+        dup = False
+        for j in range(size):
+            if child[j] == v:
+                dup = True
+                break
+        if not dup:
+            child[size] = v
+            size += 1
+    return child

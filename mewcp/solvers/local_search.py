@@ -1,0 +1,433 @@
+"""Local search, iterated tabu search and a memetic algorithm.
+
+Notes
+-----
+Two engines run every method here, chosen from the graph:
+
+* complete graphs (when ``size="exact"``, or when no weight is negative, so that
+  the best set has exactly k vertices) use swap moves only, with the gain vector
+  ``g(v) = sum_{u in S} w_uv`` and no adjacency checks (`mewcp.kernels.swap`);
+* every other graph uses clique-preserving ADD, SWAP and DROP moves on the CSR
+  structure, with candidates drawn from the members' neighbourhoods, so no n^2
+  memory (`mewcp.kernels.clique`).
+
+`local_search` applies improving moves (best or first improvement) until none is
+left. `tabu` is iterated tabu search: tabu search on the constrained swap
+neighbourhood (Wu & Hao 2013) or the multi-neighbourhood of ADD/SWAP/DROP moves (Wu,
+Hao & Glover 2012), restarted from a perturbation of the best set when it stalls
+(Palubeckis 2007). `memetic` keeps a population improved by that tabu search; each
+generation breeds a child that keeps both parents' common vertices (Wu & Hao 2013)
+and an opposition-based child built from the vertices both parents left out
+(Zhou, Hao & Duval 2017), and admits them by quality and distance to the pool.
+
+Every method checks the time limit between bounded kernel calls (a few
+milliseconds each), is reproducible for a given seed, and records each
+improvement of its best value in ``trace``.
+
+References
+----------
+.. [1] G. Palubeckis, "Iterated tabu search for the maximum diversity problem",
+   Applied Mathematics and Computation 189 (2007).
+.. [2] Q. Wu, J.-K. Hao, "A hybrid metaheuristic method for the maximum diversity
+   problem", European Journal of Operational Research 231 (2013).
+.. [3] Y. Zhou, J.-K. Hao, B. Duval, "Opposition-based memetic search for the
+   maximum diversity problem", IEEE Trans. Evolutionary Computation 21 (2017).
+.. [4] Q. Wu, J.-K. Hao, F. Glover, "Multi-neighborhood tabu search for the
+   maximum weight clique problem", Annals of Operations Research 196 (2012).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+
+from mewcp.kernels import clique as ck
+from mewcp.kernels import swap as sk
+from mewcp.kernels.gains import set_gains
+from mewcp.problem import Problem
+from mewcp.solution import Status
+from mewcp.solvers.base import Deadline, SolverOutput
+
+__all__ = ["solve_local_search", "solve_memetic", "solve_tabu"]
+
+#: Wall-clock length a kernel call aims at, so the time limit is checked often.
+CHUNK_SECONDS = 0.004
+
+
+class _Chunks:
+    """Iteration counts for kernel calls that each take about ``CHUNK_SECONDS``."""
+
+    def __init__(self) -> None:
+        self.size = 64
+        self.t0 = 0.0
+
+    def start(self) -> int:
+        self.t0 = time.perf_counter()
+        return self.size
+
+    def done(self, iterations: int) -> None:
+        spent = time.perf_counter() - self.t0
+        if iterations >= self.size:  # only full chunks say how fast iterations are
+            scale = CHUNK_SECONDS / max(spent, 1e-6)
+            self.size = int(min(max(self.size * min(max(scale, 0.25), 4.0), 8), 1 << 22))
+
+
+class _SwapEngine:
+    """State of a swap search on a complete graph; the set always has k vertices."""
+
+    def __init__(self, w: np.ndarray, k: int, rng: np.random.Generator, tenure: int | None,
+                 max_stall: int | None, strength: int | None) -> None:
+        n = w.shape[0]
+        self.w, self.k, self.n, self.rng = w, k, n, rng
+        self.dmax = float(np.abs(w).max()) if n > 1 else 0.0
+        self.tenure_out = tenure if tenure is not None else max(1, min(15, (n - k) // 4))
+        self.tenure_in = max(1, int(0.7 * self.tenure_out)) if tenure is None else tenure
+        self.tenure_in = min(self.tenure_in, max(1, k // 2))
+        self.max_stall = max_stall if max_stall is not None else max(1000, 5 * n)
+        self.strength = strength if strength is not None else max(2, k // 10)
+        self.tabu_until = np.zeros(n, dtype=np.int64)
+        self.it = 0
+
+    def load(self, members: np.ndarray) -> None:
+        """Make ``members`` the current set (filled greedily to k vertices if smaller)."""
+        self.members = np.array(members, dtype=np.int64)
+        if self.members.size < self.k:
+            g = set_gains(self.w, self.members)
+            g[self.members] = -np.inf
+            extra = []
+            for _ in range(self.k - self.members.size):
+                v = int(np.argmax(g))
+                extra.append(v)
+                g += self.w[v]
+                g[v] = -np.inf
+            self.members = np.concatenate([self.members, np.array(extra, dtype=np.int64)])
+        self.pos = np.full(self.n, -1, dtype=np.int64)
+        self.pos[self.members] = np.arange(self.k)
+        self.g = set_gains(self.w, self.members)
+        self.value = sk.set_value(self.g, self.members)
+        self.best, self.best_value, self.stall = self.members.copy(), self.value, 0
+        self.tabu_until[:] = 0
+        self.it = 0
+
+    def random_start(self) -> np.ndarray:
+        return sk.random_members(self.n, self.k, self.rng)
+
+    def local(self, max_iters: int, first: bool) -> tuple[int, bool]:
+        self.value, done, at_opt = sk.swap_local_search(
+            self.w, self.members, self.pos, self.g, self.value, first, max_iters)
+        if self.value > self.best_value:
+            self.best, self.best_value = self.members.copy(), self.value
+        return done, at_opt
+
+    def tabu(self, max_iters: int) -> tuple[int, bool]:
+        self.value, self.best_value, self.stall, done = sk.swap_tabu(
+            self.w, self.members, self.pos, self.g, self.value, self.tabu_until, self.it, max_iters,
+            self.best, self.best_value, self.stall, self.max_stall, self.tenure_out, self.tenure_in,
+            self.dmax, self.rng)
+        self.it += done
+        return done, self.stall >= self.max_stall
+
+    def perturb(self, members: np.ndarray) -> None:
+        self.load(members)
+        self.g, self.value = sk.perturb(self.w, self.members, self.pos, self.strength, self.rng)
+        self.best, self.best_value = self.members.copy(), self.value
+
+    def crossover(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return sk.backbone_crossover(self.w, a, b, self.rng)
+
+    def opposite(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return sk.opposite_members(self.w, a, b, self.k, self.rng)
+
+
+class _CliqueEngine:
+    """State of an ADD/SWAP/DROP search over the cliques of a general graph."""
+
+    def __init__(self, problem: Problem, k: int, exact: bool, rng: np.random.Generator,
+                 tenure: int | None, max_stall: int | None) -> None:
+        if problem.dense is not None:  # complete graph with negative weights, size="at_most"
+            n = problem.n
+            rows, cols = np.nonzero(~np.eye(n, dtype=bool))
+            self.indptr = np.arange(0, n * (n - 1) + 1, n - 1, dtype=np.int64)
+            self.indices, self.data = cols.astype(np.int64), problem.dense[rows, cols]
+        else:
+            self.indptr, self.indices, self.data = problem.indptr, problem.indices, problem.data
+        self.n, self.k, self.exact, self.rng = problem.n, k, exact, rng
+        self.tenure = tenure if tenure is not None else max(3, min(30, self.n // 4))
+        self.max_stall = max_stall if max_stall is not None else max(1000, 20 * k)
+        self.tabu_until = np.zeros(self.n, dtype=np.int64)
+        self.seen = np.zeros(self.n + 1, dtype=np.int64)
+        self.it = 0
+
+    def load(self, members: np.ndarray) -> None:
+        (self.members, self.pos, self.adj, self.idsum, self.g, self.sums, self.size,
+         self.value) = ck.build_state(self.indptr, self.indices, self.data,
+                                      np.asarray(members, dtype=np.int64), self.k)
+        self.best = np.empty(self.k, dtype=np.int64)
+        self.best_size, self.best_value, self.stall = 0, -np.inf, 0
+        if not self.exact or self.size == self.k:
+            self.best_size, self.best_value = self.size, self.value
+            self.best[: self.size] = self.members[: self.size]
+        self.tabu_until[:] = 0
+        self.it = 0
+
+    def random_start(self) -> np.ndarray:
+        return np.array([self.rng.integers(0, self.n)], dtype=np.int64)
+
+    def _run(self, max_iters: int, use_tabu: bool) -> tuple[int, bool]:
+        (self.size, self.value, self.best_size, self.best_value, self.stall, done,
+         at_opt) = ck.clique_search(
+            self.indptr, self.indices, self.data, self.members, self.pos, self.adj, self.idsum, self.g,
+            self.sums, self.size, self.value, self.k, self.exact, use_tabu, not use_tabu,
+            self.tabu_until, self.it, max_iters, self.best, self.best_size, self.best_value,
+            self.stall, self.max_stall if use_tabu else np.iinfo(np.int64).max, self.tenure, self.seen,
+            self.rng)
+        self.it += done
+        return done, at_opt
+
+    def local(self, max_iters: int, first: bool) -> tuple[int, bool]:
+        return self._run(max_iters, use_tabu=False)
+
+    def tabu(self, max_iters: int) -> tuple[int, bool]:
+        done, at_opt = self._run(max_iters, use_tabu=True)
+        return done, at_opt or self.stall >= self.max_stall
+
+    def perturb(self, members: np.ndarray) -> None:
+        """Restart from a random vertex: cliques of a general graph sit in separate regions
+        that small changes to the best clique do not reach (Wu, Hao & Glover 2012)."""
+        self.load(self.random_start())
+
+    def crossover(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        common = np.intersect1d(a, b)
+        return common if common.size else self.rng.choice(np.union1d(a, b), 1)
+
+    def opposite(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        outside = np.setdiff1d(np.arange(self.n), np.union1d(a, b), assume_unique=True)
+        return self.rng.choice(outside if outside.size else np.arange(self.n), 1)
+
+    @property
+    def best_set(self) -> np.ndarray | None:
+        return self.best[: self.best_size].copy() if self.best_size else None
+
+
+def _engine(problem: Problem, k: int, exact: bool, seed: int | None, tenure: int | None = None,
+            max_stall: int | None = None, strength: int | None = None) -> _SwapEngine | _CliqueEngine:
+    rng = np.random.default_rng(seed)
+    if problem.dense is not None and (exact or problem.dense.min() >= 0.0):
+        return _SwapEngine(problem.dense, k, rng, tenure, max_stall, strength)
+    return _CliqueEngine(problem, k, exact, rng, tenure, max_stall)
+
+
+def _best_set(engine: _SwapEngine | _CliqueEngine) -> np.ndarray | None:
+    return engine.best_set if isinstance(engine, _CliqueEngine) else engine.best.copy()
+
+
+class _Incumbent:
+    """The best set over a whole solve, its improvement trace and the stopping rules."""
+
+    def __init__(self, deadline: Deadline, max_iters: int | None, target: float | None) -> None:
+        self.deadline, self.max_iters, self.target = deadline, max_iters, target
+        self.members: np.ndarray | None = None
+        self.value = -np.inf
+        self.trace: list[tuple[float, float]] = []
+        self.iterations = 0
+
+    def offer(self, members: np.ndarray | None, value: float) -> bool:
+        """Keep ``members`` if it beats the incumbent; record the improvement."""
+        if members is None:
+            return False
+        if self.members is not None and value <= self.value + 1e-12 * (1.0 + abs(self.value)):
+            return False
+        self.members, self.value = np.array(members), value
+        self.trace.append((self.deadline.elapsed(), float(value)))
+        return True
+
+    def stop_reason(self) -> str | None:
+        if self.target is not None and self.value >= self.target:
+            return f"reached the target value {self.target:.10g}"
+        if self.deadline.expired():
+            return "time limit reached"
+        if self.max_iters is not None and self.iterations >= self.max_iters:
+            return f"iteration cap of {self.max_iters} reached"
+        return None
+
+    def output(self, reason: str) -> SolverOutput:
+        status = Status.FEASIBLE if self.members is not None else Status.NO_SOLUTION
+        return SolverOutput(self.members, status, n_iter=self.iterations, trace=self.trace, message=reason)
+
+
+def _budget(chunks: _Chunks, inc: _Incumbent) -> int:
+    size = chunks.start()
+    if inc.max_iters is not None:
+        size = max(1, min(size, inc.max_iters - inc.iterations))
+    return size
+
+
+def _trivial(problem: Problem, k: int, exact: bool) -> SolverOutput | None:
+    """k == n on a complete graph: the only k-set."""
+    if problem.dense is not None and k == problem.n and (exact or problem.dense.min() >= 0.0):
+        return SolverOutput(np.arange(problem.n), Status.FEASIBLE, message="k == n: every vertex")
+    return None
+
+
+#: Restarts (tabu) or generations (memetic) without improvement after which a run with
+#: neither a time limit nor an iteration cap stops, unless ``patience`` says otherwise.
+DEFAULT_PATIENCE = 100
+
+
+def _patience(patience: int | None, max_iters: int | None, target: Any, deadline: Deadline) -> int | None:
+    """Validate the shared stopping options; None patience means DEFAULT_PATIENCE only for
+    runs that nothing else would stop (no time limit, no iteration cap)."""
+    _check_positive(max_iters=max_iters, patience=patience)
+    if target is not None and (isinstance(target, bool) or not isinstance(target, (int, float, np.number))):
+        raise TypeError(f"target must be a number or None; got {type(target).__name__}")
+    if patience is None and deadline.limit is None and max_iters is None:
+        return DEFAULT_PATIENCE
+    return patience
+
+
+def _check_positive(**values: Any) -> None:
+    for name, value in values.items():
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1):
+            raise ValueError(f"{name} must be a positive integer or None; got {value!r}")
+
+
+def solve_local_search(problem: Problem, k: int, *, exact: bool, deadline: Deadline, seed: int | None,
+                       start: np.ndarray | None, strategy: str = "best", max_iters: int | None = None,
+                       target: float | None = None) -> SolverOutput:
+    """The `local_search` method: improving moves from ``start`` until a local optimum."""
+    if strategy not in ("best", "first"):
+        raise ValueError(f"strategy must be 'best' or 'first'; got {strategy!r}")
+    _check_positive(max_iters=max_iters)
+    if (out := _trivial(problem, k, exact)) is not None:
+        return out
+    engine = _engine(problem, k, exact, seed)
+    inc = _Incumbent(deadline, max_iters, target)
+    engine.load(start if start is not None else engine.random_start())
+    inc.offer(_best_set(engine), engine.best_value)
+    chunks = _Chunks()
+    while (reason := inc.stop_reason()) is None:
+        done, at_opt = engine.local(_budget(chunks, inc), strategy == "first")
+        chunks.done(done)
+        inc.iterations += done
+        inc.offer(_best_set(engine), engine.best_value)
+        if at_opt:
+            reason = "local optimum"
+            break
+    return inc.output(reason)
+
+
+def _tabu_to_stall(engine: _SwapEngine | _CliqueEngine, inc: _Incumbent, chunks: _Chunks) -> str | None:
+    """Run the engine's tabu search until it stalls; returns a stop reason, or None when stalled."""
+    while (reason := inc.stop_reason()) is None:
+        done, stalled = engine.tabu(_budget(chunks, inc))
+        chunks.done(done)
+        inc.iterations += done
+        inc.offer(_best_set(engine), engine.best_value)
+        if stalled:
+            return None
+    return reason
+
+
+def solve_tabu(problem: Problem, k: int, *, exact: bool, deadline: Deadline, seed: int | None,
+               start: np.ndarray | None, tenure: int | None = None, max_stall: int | None = None,
+               strength: int | None = None, patience: int | None = None, max_iters: int | None = None,
+               target: float | None = None) -> SolverOutput:
+    """The `tabu` method: iterated tabu search (perturb the best set whenever the search stalls)."""
+    _check_positive(tenure=tenure, max_stall=max_stall, strength=strength)
+    patience = _patience(patience, max_iters, target, deadline)
+    if (out := _trivial(problem, k, exact)) is not None:
+        return out
+    engine = _engine(problem, k, exact, seed, tenure, max_stall, strength)
+    inc = _Incumbent(deadline, max_iters, target)
+    engine.load(start if start is not None else engine.random_start())
+    inc.offer(_best_set(engine), engine.best_value)
+    chunks, idle = _Chunks(), 0
+    while True:
+        before = inc.value
+        if (reason := _tabu_to_stall(engine, inc, chunks)) is not None:
+            break
+        idle = 0 if inc.value > before else idle + 1
+        if patience is not None and idle >= patience:
+            reason = f"{patience} perturbations in a row without improvement"
+            break
+        engine.perturb(inc.members if inc.members is not None else engine.random_start())
+    return inc.output(reason)
+
+
+def _pool_admit(pool: list[tuple[np.ndarray, float]], child: np.ndarray, value: float, capacity: int,
+                beta: float = 0.6) -> None:
+    """Quality-and-distance pool update (OBMA): drop the member of least goodness score.
+
+    Distance of a member: the least number of vertices it does not share with any
+    other member. Goodness: ``beta`` times its normalised value plus ``1 - beta``
+    times its normalised distance. A child identical to a member is ignored; one
+    arriving while the pool has fewer than ``capacity`` members joins it; a child of
+    least goodness is discarded.
+    """
+    child = np.sort(child)
+    if any(len(m) == len(child) and np.array_equal(m, child) for m, _ in pool):
+        return
+    if len(pool) < capacity:
+        pool.append((child, value))
+        return
+    cand = pool + [(child, value)]
+    sets = [set(m.tolist()) for m, _ in cand]
+    dist = np.array([min(len(a ^ b) for j, b in enumerate(sets) if j != i) for i, a in enumerate(sets)], float)
+    vals = np.array([v for _, v in cand])
+
+    def norm(x: np.ndarray) -> np.ndarray:
+        return (x - x.min()) / (x.max() - x.min() + 1.0)
+
+    worst = int(np.argmin(beta * norm(vals) + (1 - beta) * norm(dist)))
+    if worst < len(pool):
+        pool[worst] = (child, value)
+
+
+def solve_memetic(problem: Problem, k: int, *, exact: bool, deadline: Deadline, seed: int | None,
+                  start: np.ndarray | None, pop_size: int = 10, tenure: int | None = None,
+                  max_stall: int | None = None, patience: int | None = None, max_iters: int | None = None,
+                  target: float | None = None) -> SolverOutput:
+    """The `memetic` method: a pool improved by tabu search, backbone and opposition-based children."""
+    _check_positive(pop_size=pop_size, tenure=tenure, max_stall=max_stall)
+    if pop_size < 2:
+        raise ValueError(f"pop_size must be at least 2; got {pop_size}")
+    patience = _patience(patience, max_iters, target, deadline)
+    if (out := _trivial(problem, k, exact)) is not None:
+        return out
+    engine = _engine(problem, k, exact, seed, tenure, max_stall)
+    inc = _Incumbent(deadline, max_iters, target)
+    chunks = _Chunks()
+    pool: list[tuple[np.ndarray, float]] = []
+    reason: str | None = None
+
+    def improve(members: np.ndarray) -> str | None:
+        engine.load(members)
+        inc.offer(_best_set(engine), engine.best_value)
+        why = _tabu_to_stall(engine, inc, chunks)
+        best = _best_set(engine)
+        if best is not None:
+            _pool_admit(pool, best, engine.best_value, pop_size)
+        return why
+
+    first = start if start is not None else engine.random_start()
+    attempts = 0
+    while len(pool) < pop_size and attempts < 3 * pop_size and reason is None:
+        seed_set = first if attempts == 0 else engine.random_start()
+        reason = improve(seed_set)
+        attempts += 1
+        if reason is None and len(pool) < pop_size and pool:
+            reason = improve(engine.opposite(pool[-1][0], pool[-1][0]))
+    idle = 0
+    while reason is None and len(pool) >= 2:
+        before = inc.value
+        a, b = engine.rng.choice(len(pool), 2, replace=False)
+        pa, pb = pool[a][0], pool[b][0]
+        reason = improve(engine.crossover(pa, pb))
+        if reason is None:
+            reason = improve(engine.opposite(pa, pb))
+        idle = 0 if inc.value > before else idle + 1
+        if reason is None and patience is not None and idle >= patience:
+            reason = f"{patience} generations in a row without improvement"
+    return inc.output(reason or "population could not be filled")
