@@ -85,7 +85,7 @@ class _SwapEngine:
         self.tenure_out = tenure if tenure is not None else max(1, min(15, (n - k) // 4))
         self.tenure_in = max(1, int(0.7 * self.tenure_out)) if tenure is None else tenure
         self.tenure_in = min(self.tenure_in, max(1, k // 2))
-        self.max_stall = max_stall if max_stall is not None else max(1000, 5 * n)
+        self.max_stall = max_stall if max_stall is not None else 2000
         self.strength = strength if strength is not None else max(2, k // 10)
         self.tabu_until = np.zeros(n, dtype=np.int64)
         self.it = 0
