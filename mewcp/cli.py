@@ -21,6 +21,7 @@ import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -57,11 +58,14 @@ def _parser() -> argparse.ArgumentParser:
     p_solve = sub.add_parser("solve", help="solve one instance with one method")
     common(p_solve)
     p_solve.add_argument("--method", default="ehgp", help="see `mewcp methods` (default: ehgp)")
+    p_solve.add_argument("-O", "--option", action="append", default=[], metavar="NAME=VALUE",
+                         help="a method option, e.g. -O patience=50 -O start=random (repeatable)")
 
     p_cmp = sub.add_parser("compare", help="solve one instance with every available method")
     common(p_cmp)
     p_cmp.add_argument("--best-known", type=float, default=None, metavar="V",
-                       help="best-known value, to report each method's gap to it")
+                       help="best-known value: report each method's gap to it, and stop the "
+                            "methods that take a target as soon as they reach it")
 
     p_methods = sub.add_parser("methods", help="list the solvers and whether they are available")
     p_methods.add_argument("--json", action="store_true", help="print JSON")
@@ -101,14 +105,30 @@ def _warm_up(problem: Problem, method: str) -> None:
         import scipy.sparse as sp
 
         tiny = sp.csr_array(tiny)
-    solve(tiny, 2, method)
+    solve(tiny, 2, method, **({"max_iters": 10} if "max_iters" in next(
+        m for m in methods() if m.name == method).options else {}))
+
+
+def _parse_options(pairs: list[str]) -> dict[str, Any]:
+    """``NAME=VALUE`` strings to keyword options; values are read as JSON when they parse."""
+    options: dict[str, Any] = {}
+    for pair in pairs:
+        name, sep, text = pair.partition("=")
+        if not sep or not name:
+            raise ValueError(f"--option must be NAME=VALUE; got {pair!r}")
+        try:
+            options[name] = json.loads(text)
+        except json.JSONDecodeError:
+            options[name] = text
+    return options
 
 
 def _cmd_solve(args: argparse.Namespace, problem: Problem) -> int:
-    sol = solve(problem, args.k, args.method, size=args.size, time_limit=args.time_limit, seed=args.seed)
+    sol = solve(problem, args.k, args.method, size=args.size, time_limit=args.time_limit, seed=args.seed,
+                **_parse_options(args.option))
     if args.json:
         print(json.dumps({"instance": problem.name, "n": problem.n, "k": args.k or problem.default_k,
-                          "size": args.size, **sol.to_dict()}))
+                          "size_mode": args.size, **sol.to_dict()}))
     else:
         _print_solution(problem, sol, args.k or problem.default_k, args.size)
     return EXIT_OK if sol.found else EXIT_NO_SOLUTION
@@ -123,7 +143,10 @@ def _cmd_compare(args: argparse.Namespace, problem: Problem) -> int:
             continue
         try:
             _warm_up(problem, m.name)
-            sol = solve(problem, args.k, m.name, size=args.size, time_limit=args.time_limit, seed=args.seed)
+            target = {"target": args.best_known * (1 - 1e-9)} if (
+                args.best_known is not None and "target" in m.options) else {}
+            sol = solve(problem, args.k, m.name, size=args.size, time_limit=args.time_limit, seed=args.seed,
+                        **target)
         except ValueError as exc:  # a method refusing this instance (e.g. brute on a big graph)
             results.append({"method": m.name, "status": "refused", "message": str(exc)})
             continue
@@ -132,22 +155,22 @@ def _cmd_compare(args: argparse.Namespace, problem: Problem) -> int:
             row["gap_to_best_known"] = (args.best_known - sol.weight) / max(1.0, abs(args.best_known))
         results.append(row)
     if args.json:
-        print(json.dumps({"instance": problem.name, "n": problem.n, "k": k, "size": args.size,
+        print(json.dumps({"instance": problem.name, "n": problem.n, "k": k, "size_mode": args.size,
                           "best_known": args.best_known, "results": results}))
         return EXIT_OK
     print(_describe(problem, k, args.size))
     if args.best_known is not None:
         print(f"best-known value: {args.best_known:.10g}")
-    header = f"{'method':<10} {'status':<12} {'weight':>16} {'gap to best-known':>18} {'time (s)':>10}"
+    header = f"{'method':<13} {'status':<12} {'weight':>16} {'gap to best-known':>18} {'time (s)':>10}"
     print(header)
     print("-" * len(header))
     for r in results:
         if r.get("weight") is None:
-            print(f"{r['method']:<10} {r['status']:<12} {'-':>16} {'-':>18} {'-':>10}  {r.get('message', '')}")
+            print(f"{r['method']:<13} {r['status']:<12} {'-':>16} {'-':>18} {'-':>10}  {r.get('message', '')}")
             continue
         gap = r.get("gap_to_best_known")
         gap_s = "-" if gap is None else f"{gap:.4%}"
-        print(f"{r['method']:<10} {r['status']:<12} {r['weight']:>16.10g} {gap_s:>18} {r['runtime']:>10.4f}")
+        print(f"{r['method']:<13} {r['status']:<12} {r['weight']:>16.10g} {gap_s:>18} {r['runtime']:>10.4f}")
     return EXIT_OK
 
 
@@ -163,9 +186,9 @@ def _cmd_methods(args: argparse.Namespace) -> int:
     for r in rows:
         avail = "yes" if r["available"] else f"no (pip install \"mewcp[{r['extra']}]\")"
         opts = ", ".join(f"{k}={v!r}" for k, v in r["options"].items()) or "-"
-        print(f"{r['name']:<8} {r['kind']:<10} available: {avail}")
-        print(f"{'':<8} {r['summary']}")
-        print(f"{'':<8} options: {opts}")
+        print(f"{r['name']:<13} {r['kind']:<10} available: {avail}")
+        print(f"{'':<13} {r['summary']}")
+        print(f"{'':<13} options: {opts}")
     return EXIT_OK
 
 

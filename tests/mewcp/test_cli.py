@@ -86,3 +86,21 @@ def test_module_entry_point_runs():
     )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["size"] == 2
+
+
+def test_method_options_and_json_fields(capsys):
+    assert main(["solve", str(GKD), "--method", "tabu", "-O", "patience=3", "-O", "start=random", "--seed", "1",
+                 "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["size_mode"] == "exact" and out["size"] == 2 and out["method"] == "tabu"
+    assert main(["solve", str(GKD), "--method", "tabu", "-O", "bogus=1"]) == 2
+    assert "unknown option 'bogus' for method 'tabu'; its options are: start, tenure" in capsys.readouterr().err
+    assert main(["solve", str(GKD), "-O", "novalue"]) == 2
+    assert "--option must be NAME=VALUE; got 'novalue'" in capsys.readouterr().err
+
+
+def test_compare_stops_at_the_best_known_value(capsys):
+    assert main(["compare", str(GKD), "--best-known", "121.24863", "--time-limit", "30", "--json"]) == 0
+    rows = {r["method"]: r for r in json.loads(capsys.readouterr().out)["results"]}
+    assert rows["tabu"]["message"].startswith("reached the target value")
+    assert rows["tabu"]["runtime"] < 5
