@@ -31,7 +31,8 @@ from mewcp.solution import Solution, Status
 from mewcp.solvers.base import Deadline, SolverOutput
 from mewcp.solvers.exact import solve_brute
 from mewcp.solvers.greedy import solve_ehgp
-from mewcp.solvers.local_search import solve_local_search, solve_memetic, solve_tabu
+from mewcp.solvers.ilp import solve_ilp
+from mewcp.solvers.local_search import DEFAULT_PATIENCE, solve_local_search, solve_memetic, solve_tabu
 
 __all__ = ["Method", "methods", "objective", "is_clique", "solve"]
 
@@ -101,6 +102,15 @@ _REGISTRY: Mapping[str, Method] = MappingProxyType(
                 solve_memetic,
                 {"start": "ehgp", "pop_size": 10, "tenure": None, "max_stall": None, "patience": None,
                  "max_iters": None, "target": None},
+            ),
+            Method(
+                "ilp",
+                "exact",
+                "integer program (strengthened linearisation) via PuLP/HiGHS, CBC or scipy; proves optima",
+                solve_ilp,
+                {"start": "tabu", "backend": "highs", "formulation": "strong"},
+                requires=("pulp", "highspy"),
+                extra="ilp",
             ),
             Method(
                 "brute",
@@ -314,8 +324,9 @@ def _resolve_start(
         remaining = deadline.remaining()
         if remaining <= 0:
             return None
+        bounded = {"patience": DEFAULT_PATIENCE} if "patience" in _REGISTRY[start].options else {}
         found = solve(problem, k, start, size=size, time_limit=None if math.isinf(remaining) else remaining,
-                      seed=seed)
+                      seed=seed, **bounded)
         return np.array(found.indices) if found.found else None
     idx = _set_of(problem, start, name="start")
     if size == "exact" and idx.size != k:

@@ -413,7 +413,9 @@ def solve_memetic(problem: Problem, k: int, *, exact: bool, deadline: Deadline, 
 
     first = start if start is not None else engine.random_start()
     attempts = 0
-    while len(pool) < pop_size and attempts < 3 * pop_size and reason is None:
+    while len(pool) < pop_size and reason is None:
+        if attempts >= 3 * pop_size and (len(pool) >= 2 or patience is not None):
+            break  # the search keeps landing on the same sets: breed what there is
         seed_set = first if attempts == 0 else engine.random_start()
         reason = improve(seed_set)
         attempts += 1
@@ -430,4 +432,4 @@ def solve_memetic(problem: Problem, k: int, *, exact: bool, deadline: Deadline, 
         idle = 0 if inc.value > before else idle + 1
         if reason is None and patience is not None and idle >= patience:
             reason = f"{patience} generations in a row without improvement"
-    return inc.output(reason or "population could not be filled")
+    return inc.output(reason or f"every one of {attempts} improved starts gave the same set")

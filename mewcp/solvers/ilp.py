@@ -1,0 +1,284 @@
+"""The `ilp` method: an integer program solved through PuLP (HiGHS or CBC) or SciPy.
+
+Notes
+-----
+Variables: ``x_i`` in {0, 1} (vertex i chosen) and, per edge ``ij``, ``y_ij`` in
+[0, 1] standing for ``x_i x_j``. Maximise ``sum_ij w_ij y_ij`` subject to
+
+* ``sum_i x_i == k`` (``size="exact"``) or ``1 <= sum_i x_i <= k`` (``"at_most"``);
+* ``x_i + x_j <= 1`` for every non-edge (the set is a clique);
+* ``y_ij <= x_i`` and ``y_ij <= x_j`` where ``w_ij > 0`` (every edge with the strong
+  formulation and ``size="exact"``), ``y_ij >= x_i + x_j - 1`` only where
+  ``w_ij < 0``: the objective pushes each ``y`` to its bound from the right side;
+* ``formulation="strong"`` adds, for every vertex, ``sum_{j in N(i)} y_ij = (k - 1) x_i``
+  (exact) or ``<= (k - 1) x_i`` (at most): a chosen vertex has exactly / at most
+  ``k - 1`` chosen neighbours. With the equality, every ``y`` is the product of its
+  ends in any integer solution and non-edges are implied, so they are left out of
+  the strong exact model.
+
+The strengthening is the clique-degree equality of the quadric knapsack literature
+(see Hosseinian, Fontes, Butenko, Nardi 2017, the maximum edge weight clique
+problem: formulations and solution approaches); measured here it cuts the solve
+time of the shipped small instances many times over (``benchmarks/exact.py``).
+
+Status comes from what the backend proves: OPTIMAL only when optimality is proven
+(PuLP's ``prob.sol_status``, not ``prob.status``, which says "Optimal" after a time
+limit too), FEASIBLE when stopped with a solution, INFEASIBLE when no clique of the
+size exists, NO_SOLUTION otherwise. HiGHS (both backends) reports a dual bound, so
+``bound`` and ``gap`` are filled even when a time limit stops it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+from mewcp.problem import Problem
+from mewcp.solution import Status
+from mewcp.solvers.base import Deadline, SolverOutput
+
+__all__ = ["BACKENDS", "FORMULATIONS", "ILP_MAX_ENTRIES", "build_model", "solve_ilp"]
+
+BACKENDS = ("highs", "cbc", "scipy")
+FORMULATIONS = ("strong", "plain")
+#: Largest model (variables + rows) `ilp` builds; beyond it the method refuses.
+ILP_MAX_ENTRIES = 3_000_000
+
+
+@dataclass(frozen=True)
+class Model:
+    """A maximisation MILP ``max c.x  s.t.  lo <= A x <= hi,  0 <= x <= 1``.
+
+    The first ``n`` columns are the binary ``x``; then one ``y`` per entry of
+    ``edges`` (rows of ``(i, j)`` with ``i < j``).
+    """
+
+    c: np.ndarray
+    a: sp.csr_array
+    lo: np.ndarray
+    hi: np.ndarray
+    n: int
+    edges: np.ndarray
+
+
+def _edge_list(problem: Problem) -> tuple[np.ndarray, np.ndarray]:
+    """Every edge once (i < j) and its weight."""
+    if problem.dense is not None:
+        i, j = np.triu_indices(problem.n, 1)
+        return np.stack([i, j], 1), problem.dense[i, j]
+    rows = np.repeat(np.arange(problem.n), np.diff(problem.indptr))
+    keep = problem.indices > rows
+    return np.stack([rows[keep], problem.indices[keep]], 1), problem.data[keep]
+
+
+def _non_edges(problem: Problem) -> np.ndarray:
+    """Every non-adjacent pair once (i < j); none on a complete graph."""
+    if problem.dense is not None:
+        return np.empty((0, 2), dtype=np.int64)
+    adj = problem.adjacency()
+    i, j = np.nonzero(np.triu(~adj, 1))
+    return np.stack([i, j], 1)
+
+
+def build_model(problem: Problem, k: int, exact: bool, formulation: str) -> Model:
+    """The MILP of the module notes as sparse arrays (shared by every backend)."""
+    n = problem.n
+    edges, w = _edge_list(problem)
+    strong = formulation == "strong"
+    if not (strong and exact):  # y is needed only where it can change the objective
+        keep = w != 0
+        edges, w = edges[keep], w[keep]
+    non_edges = np.empty((0, 2), dtype=np.int64) if strong and exact else _non_edges(problem)
+    size = n + len(edges) + 2 * len(edges) + len(non_edges) + n
+    if size > ILP_MAX_ENTRIES:
+        raise ValueError(
+            f"method='ilp' would build a model of about {size:,} rows and columns for n={n}, "
+            f"{problem.n_edges:,} edges; its limit is {ILP_MAX_ENTRIES:,} (use a heuristic)"
+        )
+    m = len(edges)
+    y = n + np.arange(m)
+    rows: list[np.ndarray] = []
+    cols: list[np.ndarray] = []
+    vals: list[np.ndarray] = []
+    lo: list[np.ndarray] = []
+    hi: list[np.ndarray] = []
+    r = 0
+
+    def add(rr: np.ndarray, cc: np.ndarray, vv: np.ndarray, low: np.ndarray, high: np.ndarray, count: int) -> None:
+        nonlocal r
+        rows.append(rr + r)
+        cols.append(cc)
+        vals.append(vv)
+        lo.append(low)
+        hi.append(high)
+        r += count
+
+    # cardinality
+    add(np.zeros(n, dtype=np.int64), np.arange(n), np.ones(n), np.array([k if exact else 1.0]),
+        np.array([float(k)]), 1)
+    # y <= x_i, y <= x_j where the objective pushes y up (every edge in the strong exact model)
+    up = np.flatnonzero(w > 0) if not (strong and exact) else np.arange(m)
+    for end in (0, 1):
+        t = np.arange(len(up))
+        add(np.concatenate([t, t]), np.concatenate([y[up], edges[up, end]]),
+            np.concatenate([np.ones(len(up)), -np.ones(len(up))]), np.full(len(up), -np.inf),
+            np.zeros(len(up)), len(up))
+    # y >= x_i + x_j - 1 where the objective pushes y down
+    down = np.flatnonzero(w < 0)
+    t = np.arange(len(down))
+    add(np.concatenate([t, t, t]), np.concatenate([y[down], edges[down, 0], edges[down, 1]]),
+        np.concatenate([np.ones(len(down)), -np.ones(len(down)), -np.ones(len(down))]),
+        np.full(len(down), -1.0), np.full(len(down), np.inf), len(down))
+    # non-edges
+    t = np.arange(len(non_edges))
+    add(np.concatenate([t, t]), non_edges.T.ravel(), np.ones(2 * len(non_edges)),
+        np.full(len(non_edges), -np.inf), np.ones(len(non_edges)), len(non_edges))
+    if strong:  # sum_{j in N(i)} y_ij - (k - 1) x_i  (= 0 exact, <= 0 at most)
+        inc = np.concatenate([edges[:, 0], edges[:, 1]])
+        add(np.concatenate([inc, np.arange(n)]), np.concatenate([y, y, np.arange(n)]),
+            np.concatenate([np.ones(2 * m), np.full(n, -(k - 1.0))]),
+            np.zeros(n) if exact else np.full(n, -np.inf), np.zeros(n), n)
+    a = sp.csr_array((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(r, n + m))
+    c = np.concatenate([np.zeros(n), w])
+    return Model(c=c, a=a, lo=np.concatenate(lo), hi=np.concatenate(hi), n=n, edges=edges)
+
+
+def _start_vector(model: Model, start: np.ndarray | None) -> np.ndarray | None:
+    if start is None:
+        return None
+    x = np.zeros(model.n)
+    x[start] = 1.0
+    return np.concatenate([x, x[model.edges[:, 0]] * x[model.edges[:, 1]]])
+
+
+def _chosen(values: np.ndarray | None, n: int) -> np.ndarray | None:
+    if values is None:
+        return None
+    return np.flatnonzero(np.asarray(values[:n]) > 0.5)
+
+
+def _solve_scipy(model: Model, time_limit: float | None) -> tuple[np.ndarray | None, Status, float | None, str]:
+    from scipy.optimize import Bounds, LinearConstraint, milp
+
+    integrality = np.concatenate([np.ones(model.n), np.zeros(len(model.c) - model.n)])
+    options = {"disp": False} | ({"time_limit": time_limit} if time_limit is not None else {})
+    res = milp(-model.c, integrality=integrality, bounds=Bounds(0, 1),
+               constraints=LinearConstraint(model.a, model.lo, model.hi), options=options)
+    bound = getattr(res, "mip_dual_bound", None)
+    bound = None if bound is None or not np.isfinite(bound) else -float(bound)
+    if res.status == 0:
+        return _chosen(res.x, model.n), Status.OPTIMAL, bound, "optimal (scipy milp / HiGHS)"
+    if res.status == 2:
+        return None, Status.INFEASIBLE, None, "infeasible: no clique of that size (scipy milp / HiGHS)"
+    if res.x is not None:
+        return _chosen(res.x, model.n), Status.FEASIBLE, bound, f"stopped: {res.message}"
+    return None, Status.NO_SOLUTION, bound, f"stopped without a solution: {res.message}"
+
+
+def _pulp_solver(backend: str, time_limit: float | None, warm: np.ndarray | None):  # noqa: ANN202
+    import pulp
+
+    if backend == "highs":
+        class _WarmHiGHS(pulp.HiGHS):  # type: ignore[name-defined, misc]
+            """PuLP's highspy backend, handed a starting solution before it runs."""
+
+            def callSolver(self, lp):  # noqa: N802, ANN001, ANN202
+                if warm is not None:
+                    import highspy
+
+                    sol = highspy.HighsSolution()
+                    values = [0.0] * lp.solverModel.getNumCol()
+                    for var in lp.variables():
+                        values[var.index] = var.varValue if var.varValue is not None else 0.0
+                    sol.col_value = values
+                    sol.value_valid = True
+                    lp.solverModel.setSolution(sol)
+                lp.solverModel.run()
+
+        return _WarmHiGHS(msg=False, timeLimit=time_limit)
+    options = {"msg": False, "timeLimit": time_limit, "warmStart": warm is not None}
+    if importlib.util.find_spec("cbcbox") is not None:  # the CBC binary of the `ilp` extra
+        import cbcbox
+
+        return pulp.COIN_CMD(path=cbcbox.cbc_bin_path(), **options)
+    if "PULP_CBC_CMD" in pulp.listSolvers(onlyAvailable=True):  # PuLP 3.x's bundled CBC
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return pulp.PULP_CBC_CMD(**options)
+    raise ImportError('backend=\'cbc\' needs the CBC binary; install it with pip install "mewcp[ilp]" (cbcbox)')
+
+
+def _solve_pulp(model: Model, backend: str, time_limit: float | None,
+                warm: np.ndarray | None) -> tuple[np.ndarray | None, Status, float | None, str]:
+    import pulp
+
+    prob = pulp.LpProblem("mewcp", pulp.LpMaximize)
+    xs = [prob.add_variable(f"x{i}", 0, 1, pulp.LpBinary) for i in range(model.n)]
+    ys = [prob.add_variable(f"y{e}", 0, 1, pulp.LpContinuous) for e in range(len(model.edges))]
+    var = xs + ys
+    prob += pulp.LpAffineExpression([(var[j], float(v)) for j, v in enumerate(model.c) if v != 0])
+    a = model.a
+    for r in range(a.shape[0]):
+        expr = pulp.LpAffineExpression(
+            [(var[j], float(v)) for j, v in zip(a.indices[a.indptr[r]:a.indptr[r + 1]], a.data[a.indptr[r]:a.indptr[r + 1]])]
+        )
+        lo, hi = model.lo[r], model.hi[r]
+        if lo == hi:
+            prob += expr == float(lo)
+        else:
+            if np.isfinite(lo):
+                prob += expr >= float(lo)
+            if np.isfinite(hi):
+                prob += expr <= float(hi)
+    if warm is not None:
+        for v, value in zip(var, warm):
+            v.setInitialValue(float(value))
+    solver = _pulp_solver(backend, time_limit, warm)
+    prob.solve(solver)
+    values = np.array([v.varValue if v.varValue is not None else np.nan for v in var])
+    bound = None
+    if backend == "highs":
+        info = prob.solverModel.getInfo()
+        dual = getattr(info, "mip_dual_bound", None)
+        bound = None if dual is None or not np.isfinite(dual) else -float(dual)  # PuLP negates a max
+    code = prob.sol_status
+    found = not np.isnan(values[: model.n]).any()
+    if code == pulp.LpSolutionOptimal:
+        return _chosen(values, model.n), Status.OPTIMAL, bound, f"optimal (PuLP / {backend})"
+    # CBC proves infeasibility through `status` and leaves sol_status at "no solution found"
+    if code == pulp.LpSolutionInfeasible or (prob.status == pulp.LpStatusInfeasible
+                                             and code != pulp.LpSolutionIntegerFeasible):
+        return None, Status.INFEASIBLE, None, f"infeasible: no clique of that size (PuLP / {backend})"
+    if code == pulp.LpSolutionIntegerFeasible and found:
+        return _chosen(values, model.n), Status.FEASIBLE, bound, f"stopped with a solution (PuLP / {backend})"
+    return None, Status.NO_SOLUTION, bound, f"stopped without a solution (PuLP / {backend})"
+
+
+def solve_ilp(problem: Problem, k: int, *, exact: bool, deadline: Deadline, seed: int | None,
+              start: np.ndarray | None, backend: str = "highs", formulation: str = "strong") -> SolverOutput:
+    """The `ilp` method (see the module notes)."""
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {', '.join(map(repr, BACKENDS))}; got {backend!r}")
+    if formulation not in FORMULATIONS:
+        raise ValueError(f"formulation must be 'strong' or 'plain'; got {formulation!r}")
+    if backend == "highs" and importlib.util.find_spec("highspy") is None:
+        raise ImportError('backend=\'highs\' needs highspy; install it with pip install "mewcp[ilp]"')
+    model = build_model(problem, k, exact, formulation)
+    remaining = deadline.remaining()
+    time_limit = None if np.isinf(remaining) else max(remaining, 0.01)
+    if backend == "scipy":
+        chosen, status, bound, message = _solve_scipy(model, time_limit)
+    else:
+        chosen, status, bound, message = _solve_pulp(model, backend, time_limit, _start_vector(model, start))
+    if chosen is not None and chosen.size == 0:
+        chosen, status = None, Status.NO_SOLUTION
+    if start is not None and status in (Status.FEASIBLE, Status.NO_SOLUTION):
+        vector = _start_vector(model, start)
+        if chosen is None or model.c @ _start_vector(model, chosen) < model.c @ vector:
+            chosen, status = np.sort(start), Status.FEASIBLE
+            message += "; the start set was not improved"
+    return SolverOutput(chosen, status, bound=bound, message=message)

@@ -1,0 +1,81 @@
+"""The `ilp` method: agreement with brute force, honest statuses, bounds, formulations."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from hypothesis import given, settings
+
+import mewcp
+from tests.mewcp.test_properties import instances
+
+pytest.importorskip("pulp")
+pytest.importorskip("highspy")
+
+BACKENDS = ["highs", "scipy", "cbc"]
+
+
+@pytest.mark.parametrize("backend", ["highs", "scipy"])
+@pytest.mark.parametrize("formulation", ["strong", "plain"])
+@settings(max_examples=25)
+@given(inst=instances(max_n=10))
+def test_agrees_with_brute_force(backend, formulation, inst):
+    data, k, size = inst
+    best = mewcp.solve(data, k, "brute", size=size)
+    sol = mewcp.solve(data, k, "ilp", size=size, backend=backend, formulation=formulation, start="random")
+    if best.status is mewcp.Status.INFEASIBLE:
+        assert sol.status is mewcp.Status.INFEASIBLE and sol.nodes == ()
+        return
+    assert sol.status is mewcp.Status.OPTIMAL
+    assert sol.weight == pytest.approx(best.weight, abs=1e-6)
+    assert sol.bound == sol.weight and sol.gap == 0.0
+    assert mewcp.is_clique(data, sol.nodes)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_each_backend_proves_a_small_optimum(backend):
+    w = np.random.default_rng(4).normal(size=(9, 9))
+    w = np.triu(w, 1) + np.triu(w, 1).T
+    for size in ("exact", "at_most"):
+        best = mewcp.solve(w, 4, "brute", size=size)
+        sol = mewcp.solve(w, 4, "ilp", size=size, backend=backend)
+        assert sol.status is mewcp.Status.OPTIMAL
+        assert sol.weight == pytest.approx(best.weight, abs=1e-6)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_infeasible_when_no_clique_of_size_k(backend):
+    cycle = sp.csr_array(np.roll(np.eye(7), 1, axis=1) + np.roll(np.eye(7), -1, axis=1))
+    sol = mewcp.solve(cycle, 3, "ilp", backend=backend, start="random")
+    assert sol.status is mewcp.Status.INFEASIBLE
+    assert "infeasible" in sol.message
+
+
+@pytest.mark.parametrize("backend", ["highs", "scipy"])
+def test_a_time_limited_run_is_never_optimal(backend):
+    p = mewcp.read("instances/mdplib/GKD-b/GKD-b_16_n50_m15.txt")
+    sol = mewcp.solve(p, method="ilp", backend=backend, formulation="plain", time_limit=0.5)
+    assert sol.status is mewcp.Status.FEASIBLE
+    assert sol.bound is not None and sol.bound > sol.weight and sol.gap > 0
+    assert sol.runtime < 5
+
+
+def test_the_warm_start_is_kept_when_not_improved():
+    p = mewcp.read("instances/mdplib/GKD-b/GKD-b_16_n50_m15.txt")
+    start = mewcp.solve(p, method="tabu", seed=0)
+    sol = mewcp.solve(p, method="ilp", backend="scipy", formulation="plain", time_limit=0.3, start=start.nodes)
+    assert sol.weight >= start.weight - 1e-9
+
+
+def test_option_errors():
+    w = np.ones((4, 4))
+    with pytest.raises(ValueError, match="backend must be one of 'highs', 'cbc', 'scipy'; got 'gurobi'"):
+        mewcp.solve(w, 2, "ilp", backend="gurobi")
+    with pytest.raises(ValueError, match="formulation must be 'strong' or 'plain'; got 'tight'"):
+        mewcp.solve(w, 2, "ilp", formulation="tight")
+
+
+def test_listed_as_available():
+    ilp = next(m for m in mewcp.methods() if m.name == "ilp")
+    assert ilp.available and ilp.kind == "exact" and ilp.extra == "ilp"
