@@ -63,6 +63,7 @@ def _parser() -> argparse.ArgumentParser:
 
     p_cmp = sub.add_parser("compare", help="solve one instance with every available method")
     common(p_cmp)
+    p_cmp.set_defaults(time_limit=10.0)
     p_cmp.add_argument("--best-known", type=float, default=None, metavar="V",
                        help="best-known value: report each method's gap to it, and stop the "
                             "methods that take a target as soon as they reach it")

@@ -30,8 +30,12 @@ size exists, NO_SOLUTION otherwise. HiGHS (both backends) reports a dual bound, 
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import os
+import sys
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -179,12 +183,30 @@ def _solve_scipy(model: Model, time_limit: float | None) -> tuple[np.ndarray | N
     return None, Status.NO_SOLUTION, bound, f"stopped without a solution: {res.message}"
 
 
+@contextlib.contextmanager
+def _quiet_stdout() -> Iterator[None]:
+    """Silence file descriptor 1 (C++ code writes there directly, around sys.stdout)."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 1)
+            yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
 def _pulp_solver(backend: str, time_limit: float | None, warm: np.ndarray | None):  # noqa: ANN202
     import pulp
 
     if backend == "highs":
         class _WarmHiGHS(pulp.HiGHS):  # type: ignore[name-defined, misc]
-            """PuLP's highspy backend, handed a starting solution before it runs."""
+            """PuLP's highspy backend, silent, handed a starting solution before it runs."""
+
+            def createAndConfigureSolver(self, lp):  # noqa: N802, ANN001, ANN202
+                with _quiet_stdout():  # HiGHS prints a banner when constructed
+                    super().createAndConfigureSolver(lp)
 
             def callSolver(self, lp):  # noqa: N802, ANN001, ANN202
                 if warm is not None:
@@ -212,7 +234,13 @@ def _pulp_solver(backend: str, time_limit: float | None, warm: np.ndarray | None
     raise ImportError('backend=\'cbc\' needs the CBC binary; install it with pip install "mewcp[ilp]" (cbcbox)')
 
 
-def _solve_pulp(model: Model, backend: str, time_limit: float | None,
+def _time_left(deadline: Deadline) -> float | None:
+    """The solver's time limit: what is left of the solve's own (model building included)."""
+    remaining = deadline.remaining()
+    return None if np.isinf(remaining) else max(remaining, 0.01)
+
+
+def _solve_pulp(model: Model, backend: str, deadline: Deadline,
                 warm: np.ndarray | None) -> tuple[np.ndarray | None, Status, float | None, str]:
     import pulp
 
@@ -237,7 +265,7 @@ def _solve_pulp(model: Model, backend: str, time_limit: float | None,
     if warm is not None:
         for v, value in zip(var, warm):
             v.setInitialValue(float(value))
-    solver = _pulp_solver(backend, time_limit, warm)
+    solver = _pulp_solver(backend, _time_left(deadline), warm)
     prob.solve(solver)
     values = np.array([v.varValue if v.varValue is not None else np.nan for v in var])
     bound = None
@@ -268,12 +296,10 @@ def solve_ilp(problem: Problem, k: int, *, exact: bool, deadline: Deadline, seed
     if backend == "highs" and importlib.util.find_spec("highspy") is None:
         raise ImportError('backend=\'highs\' needs highspy; install it with pip install "mewcp[ilp]"')
     model = build_model(problem, k, exact, formulation)
-    remaining = deadline.remaining()
-    time_limit = None if np.isinf(remaining) else max(remaining, 0.01)
     if backend == "scipy":
-        chosen, status, bound, message = _solve_scipy(model, time_limit)
+        chosen, status, bound, message = _solve_scipy(model, _time_left(deadline))
     else:
-        chosen, status, bound, message = _solve_pulp(model, backend, time_limit, _start_vector(model, start))
+        chosen, status, bound, message = _solve_pulp(model, backend, deadline, _start_vector(model, start))
     if chosen is not None and chosen.size == 0:
         chosen, status = None, Status.NO_SOLUTION
     if start is not None and status in (Status.FEASIBLE, Status.NO_SOLUTION):

@@ -48,9 +48,10 @@ def test_compare_shows_refusals(tmp_path, capsys):
     path = tmp_path / "big.npy"
     w = np.random.default_rng(0).uniform(size=(60, 60))
     np.save(path, (w + w.T) / 2)
-    assert main(["compare", str(path), "-k", "30"]) == 0
+    assert main(["compare", str(path), "-k", "30", "--time-limit", "0.5"]) == 0
     out = capsys.readouterr().out
     assert "refused" in out and "method='brute' would enumerate" in out
+    assert "ilp" in out
 
 
 def test_no_solution_exits_1(tmp_path, capsys):
@@ -104,3 +105,14 @@ def test_compare_stops_at_the_best_known_value(capsys):
     rows = {r["method"]: r for r in json.loads(capsys.readouterr().out)["results"]}
     assert rows["tabu"]["message"].startswith("reached the target value")
     assert rows["tabu"]["runtime"] < 5
+
+
+def test_ilp_json_output_is_clean():
+    pytest.importorskip("highspy")
+    done = subprocess.run(
+        [sys.executable, "-m", "mewcp", "solve", str(GKD), "--method", "ilp", "--json"],
+        capture_output=True, text=True, check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)  # nothing but the JSON object on stdout (no solver banner)
+    assert out["status"] == "optimal" and out["weight"] == pytest.approx(121.24863)
