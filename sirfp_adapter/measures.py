@@ -1,0 +1,501 @@
+"""Channel redundancy measures: activations ``(B, C, H, W)`` to a ``(C, C)`` matrix.
+
+Every measure here is a pure function of one batch of feature maps ``x`` (the
+output of a normalization layer, say) that returns a symmetric ``(C, C)``
+``float32`` tensor on ``x``'s device whose entry ``(i, j)`` is large when
+channels ``i`` and ``j`` carry alike spatial information. The collector averages
+these matrices over training iterations; the planner turns ``1 - r`` (or
+``max - r``) into edge weights of a MEWCP graph.
+
+All measures:
+
+* accept any floating dtype, including ``float16``/``bfloat16`` produced under
+  autocast; inputs are cast up to ``float32`` (``float64`` inputs are computed
+  in ``float64``) and the arithmetic runs with autocast disabled;
+* run on ``x``'s device, never synchronise with the host and never build an
+  autograd graph (the input is detached);
+* average the per-sample matrices over the batch;
+* return finite values for finite inputs, including dead (all-zero or
+  all-negative) channels.
+
+The measures
+------------
+Write ``x[b, i]`` flattened over the ``N = H * W`` positions as ``x_bi``.
+
+``js`` -- **the paper's measure** (Wu et al., "Structural Pruning via
+Spatial-aware Information Redundancy for Semantic Segmentation", AAAI 2025,
+Eq. 3). Each map is turned into a probability distribution ``P_bi`` over the
+``N`` positions (``normalize="softmax"``: ``softmax(x_bi)``; ``"relu_l1"``:
+``relu(x_bi) / sum(relu(x_bi))``, with a dead channel mapped to the uniform
+distribution) and
+
+.. math::
+
+    r_{ij} = \\frac{1}{B} \\sum_b \\left( \\log 2 - \\mathrm{JS}(P_{bi}, P_{bj}) \\right),
+    \\qquad
+    \\mathrm{JS}(P, Q) = \\tfrac12 \\mathrm{KL}(P \\| M) + \\tfrac12 \\mathrm{KL}(Q \\| M),
+    \\quad M = \\tfrac12 (P + Q),
+
+natural logarithms, so ``JS`` and ``r`` lie in ``[0, log 2]``: identical maps
+give ``r = log 2``, maps with disjoint supports give ``r = 0``. The paper uses
+the full-resolution maps; ``downsample`` reproduces its resolution ablation.
+
+``gram`` -- **the released code's measure** (the SIRFP repository, a DCFP fork,
+which contains no JS divergence). Per sample, each signed map (before ReLU) is
+divided by its L1 norm plus ``1e-5`` and the ``C x C`` Gram matrix of these
+vectors is taken, ``G_bij = <x_bi / (|x_bi|_1 + 1e-5), x_bj / (|x_bj|_1 + 1e-5)>``,
+then averaged over the batch, diagonal included as computed. It is an inner
+product, not a divergence: the paper's Table 9 finds the raw dot product clearly
+worse than JS, KL or Dice. Offered to reproduce the released code.
+
+``hellinger`` -- the Bhattacharyya coefficient of the same distributions as
+``js``, ``BC_ij = sum_p sqrt(P_bi[p] P_bj[p])`` in ``[0, 1]`` (1 for identical
+maps, 0 for disjoint supports), averaged over the batch. ``1 - BC`` is the
+squared Hellinger distance. It is one matrix product of square roots, so it is
+as cheap as ``gram`` while still being a divergence between distributions.
+
+``dice`` -- the soft Dice similarity of the ReLU maps ``a_bi = relu(x_bi)``,
+``D_bij = 2 <a_bi, a_bj> / (|a_bi|^2 + |a_bj|^2 + eps)`` in ``[0, 1]`` (the
+paper's Table 9 lists Dice among the measures that work), with ``eps`` the
+smallest normal float32 number so that a dead channel gives 0 off the diagonal;
+the diagonal is set to 1 for every channel, dead ones included.
+
+Cost: ``gram``, ``hellinger`` and ``dice`` are one batched matrix product,
+``O(B C^2 N)`` multiply-adds. ``js`` is exact but has no matrix-product form: it
+evaluates one logarithm per channel pair and position, ``O(B C^2 N / 2)``
+logarithms, in blocks whose temporary is bounded by ``chunk`` elements, so its
+memory stays ``O(C^2 + C N + chunk)``. No measure validates that ``x`` is
+finite (that would synchronise with the device): NaN or inf in, NaN out.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Callable, Iterator, Mapping
+from types import MappingProxyType
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+__all__ = ["MEASURES", "Measure", "dice", "get_measure", "gram", "hellinger", "js"]
+
+Normalize = Literal["softmax", "relu_l1"]
+Downsample = int | tuple[int, int] | None
+Measure = Callable[..., Tensor]
+
+_NORMALIZATIONS = ("softmax", "relu_l1")
+#: Default bound on the elements of the pairwise temporary of ``js`` (64 MiB in float32).
+DEFAULT_CHUNK = 2**24
+#: Added to the L1 norm in ``gram``, as in the released code.
+GRAM_EPS = 1e-5
+#: Channel-block side below which ``js`` splits the positions instead of shrinking blocks.
+_MIN_SIDE = 16
+_LOG2 = math.log(2.0)
+
+
+# ----------------------------------------------------------------------------- validation
+
+
+def _check_x(x: object) -> Tensor:
+    if not isinstance(x, Tensor):
+        raise TypeError(f"x must be a torch.Tensor of shape (B, C, H, W); got {type(x).__name__}")
+    if not x.is_floating_point():
+        raise TypeError(f"x must have a floating dtype; got {x.dtype}")
+    if x.dim() != 4:
+        raise ValueError(f"x must be a 4-D tensor of shape (B, C, H, W); got shape {tuple(x.shape)}")
+    if x.numel() == 0:
+        raise ValueError(f"x must have B, C, H and W all >= 1; got shape {tuple(x.shape)}")
+    return x
+
+
+def _check_normalize(normalize: object) -> str:
+    if not isinstance(normalize, str) or normalize not in _NORMALIZATIONS:
+        raise ValueError(f"normalize must be one of 'softmax', 'relu_l1'; got {normalize!r}")
+    return normalize
+
+
+def _check_chunk(chunk: object) -> int:
+    if chunk is None:
+        return DEFAULT_CHUNK
+    if isinstance(chunk, bool) or not isinstance(chunk, int):
+        raise TypeError(f"chunk must be a positive int or None; got {type(chunk).__name__}")
+    if chunk < 1:
+        raise ValueError(f"chunk must be a positive int or None; got {chunk}")
+    return chunk
+
+
+def _check_downsample(downsample: object) -> tuple[int, int] | None:
+    if downsample is None:
+        return None
+    msg = f"downsample must be None, a positive int or a pair of positive ints (h, w); got {downsample!r}"
+    if isinstance(downsample, int) and not isinstance(downsample, bool):
+        size = (downsample, downsample)
+    elif isinstance(downsample, tuple | list) and len(downsample) == 2:
+        size = tuple(downsample)
+    else:
+        raise TypeError(msg)
+    if not all(isinstance(s, int) and not isinstance(s, bool) for s in size):
+        raise TypeError(msg)
+    if min(size) < 1:
+        raise ValueError(msg)
+    return (int(size[0]), int(size[1]))
+
+
+# ----------------------------------------------------------------------------- shared steps
+
+
+@contextlib.contextmanager
+def _exact_math(x: Tensor) -> Iterator[None]:
+    """No autograd graph, and autocast off on ``x``'s device (where autocast exists)."""
+    device_type = x.device.type
+    available = getattr(torch.amp, "is_autocast_available", None)
+    ok = available(device_type) if available is not None else device_type in ("cpu", "cuda")
+    autocast_off = torch.autocast(device_type=device_type, enabled=False) if ok else contextlib.nullcontext()
+    with torch.no_grad(), autocast_off:
+        yield
+
+
+def _prepare(x: Tensor, downsample: tuple[int, int] | None) -> Tensor:
+    """Detach, cast up (half/bf16/float32 -> float32, float64 stays) and pool if asked."""
+    work_dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
+    x = x.detach().to(work_dtype)
+    if downsample is not None:
+        x = F.adaptive_avg_pool2d(x, downsample)
+    return x
+
+
+def _probabilities(x: Tensor, normalize: str) -> Tensor:
+    """``(..., H, W)`` maps to ``(..., H*W)`` distributions over the positions."""
+    flat = x.flatten(-2)
+    if normalize == "softmax":
+        return torch.softmax(flat, dim=-1)
+    a = torch.relu(flat)
+    total = a.sum(dim=-1, keepdim=True)
+    alive = total > 0
+    p = a / torch.where(alive, total, torch.ones_like(total))
+    uniform = torch.full_like(p, 1.0 / p.shape[-1])
+    return torch.where(alive, p, uniform)
+
+
+def _finish(r: Tensor, diagonal: float | None) -> Tensor:
+    """Exactly symmetric float32 result; optionally an exact diagonal."""
+    r = 0.5 * (r + r.transpose(0, 1))
+    if diagonal is not None:
+        r.diagonal().fill_(diagonal)
+    return r.to(torch.float32).contiguous()
+
+
+# ----------------------------------------------------------------------------- js
+
+
+def _block_shape(n_channels: int, n_positions: int, budget: int) -> tuple[int, int]:
+    """Channel-block side ``s`` and position chunk ``n`` with ``s * s * n <= budget``.
+
+    Keep all positions in one chunk while that leaves blocks of at least
+    ``_MIN_SIDE`` channels (fewer, larger kernel calls); otherwise use
+    ``_MIN_SIDE``-channel blocks (or fewer when ``budget`` is tiny) and split the
+    positions. Blocks are then evened out so that the last one is not a sliver.
+    """
+    min_side = min(n_channels, _MIN_SIDE)
+    side = math.isqrt(budget // n_positions) if budget >= n_positions else 0
+    if side >= min_side:
+        side, n = min(side, n_channels), n_positions
+    else:
+        side = max(1, min(min_side, math.isqrt(budget)))
+        n = max(1, min(n_positions, budget // (side * side)))
+    n_blocks = -(-n_channels // side)
+    side = -(-n_channels // n_blocks)
+    return side, n
+
+
+def _accumulator_dtype(device: torch.device) -> torch.dtype:
+    """float64 for the small per-block sums over position chunks (MPS has no float64)."""
+    return torch.float32 if device.type == "mps" else torch.float64
+
+
+def _pairwise_js_terms(p: Tensor, plogp: Tensor, budget: int) -> Tensor:
+    """``T[i, j] = sum_k (s log s - p_ik log p_ik - p_jk log p_jk)``, ``s = p_ik + p_jk``.
+
+    ``p`` is ``(C, N)``, ``plogp = xlogy(p, p)``. Every term is ``>= 0`` and
+    ``T = 2 r``. Loops over the upper triangle of channel blocks and over
+    position chunks; the only large temporary is one ``(bi, bj, n)`` buffer of at
+    most ``budget`` elements, reused for every block. Partial sums over position
+    chunks are accumulated in float64 (``(bi, bj)``-sized). The lower triangle is
+    mirrored.
+    """
+    n_channels, n_positions = p.shape
+    side, n = _block_shape(n_channels, n_positions, budget)
+    acc_dtype = _accumulator_dtype(p.device)
+    buf = torch.empty(side * side * n, dtype=p.dtype, device=p.device)
+    out = torch.empty(n_channels, n_channels, dtype=acc_dtype, device=p.device)
+    for i0 in range(0, n_channels, side):
+        pi, ei = p[i0 : i0 + side], plogp[i0 : i0 + side]
+        for j0 in range(i0, n_channels, side):
+            pj, ej = p[j0 : j0 + side], plogp[j0 : j0 + side]
+            bi, bj = pi.shape[0], pj.shape[0]
+            acc = torch.zeros(bi, bj, dtype=acc_dtype, device=p.device)
+            for k0 in range(0, n_positions, n):
+                k1 = min(k0 + n, n_positions)
+                s = buf[: bi * bj * (k1 - k0)].view(bi, bj, k1 - k0)
+                torch.add(pi[:, None, k0:k1], pj[None, :, k0:k1], out=s)
+                s.xlogy_(s)  # s log s, with 0 log 0 = 0
+                s.sub_(ei[:, None, k0:k1]).sub_(ej[None, :, k0:k1])
+                acc += s.sum(dim=-1)
+            out[i0 : i0 + bi, j0 : j0 + bj] = acc
+            if j0 != i0:
+                out[j0 : j0 + bj, i0 : i0 + bi] = acc.transpose(0, 1)
+    return out
+
+
+def js(
+    x: Tensor,
+    *,
+    normalize: Normalize = "softmax",
+    downsample: Downsample = None,
+    chunk: int | None = None,
+) -> Tensor:
+    """The paper's redundancy ``r_ij = log 2 - JS(P_i, P_j)``, exact, averaged over the batch.
+
+    Parameters
+    ----------
+    x : Tensor of shape (B, C, H, W)
+        Feature maps, any floating dtype (half and bfloat16 are cast up to
+        float32), any device.
+    normalize : {"softmax", "relu_l1"}, default "softmax"
+        How a channel's map becomes a distribution over the ``H*W`` positions:
+        a softmax over the positions, or ReLU followed by division by the sum.
+        With ``"relu_l1"`` a dead channel (all zero after ReLU) is mapped to the
+        uniform distribution, which keeps every value finite (its redundancy
+        with another channel is then ``log 2`` minus the JS divergence between
+        that channel's map and the uniform map).
+    downsample : int or (int, int), optional
+        Average-pool the maps to this size first (``adaptive_avg_pool2d``). The
+        paper uses full resolution (``None``); pooling is its Table 8 ablation.
+    chunk : int, optional
+        Maximum number of elements of the pairwise temporary (default
+        ``2**24``, 64 MiB in float32). Smaller values trade speed for memory;
+        the result does not depend on it beyond float rounding.
+
+    Returns
+    -------
+    Tensor of shape (C, C), float32, on ``x.device``
+        Symmetric, entries in ``[0, log 2]``, diagonal exactly ``log 2``.
+
+    Raises
+    ------
+    TypeError
+        If ``x`` is not a floating torch.Tensor, or ``chunk``/``downsample``
+        has the wrong type.
+    ValueError
+        If ``x`` is not 4-D or is empty, ``normalize`` is unknown, or
+        ``chunk``/``downsample`` is not positive.
+
+    Notes
+    -----
+    Eq. 3 of Wu et al., "Structural Pruning via Spatial-aware Information
+    Redundancy for Semantic Segmentation" (AAAI 2025):
+    ``r_ij = log 2 - JS(P_i, P_j)`` with
+    ``JS(P, Q) = KL(P || M) / 2 + KL(Q || M) / 2``, ``M = (P + Q) / 2``,
+    natural logarithms, so ``JS`` is in ``[0, log 2]``. Computed per sample
+    and averaged over the batch.
+
+    The computation is exact, through ``JS(P, Q) = H(M) - H(P)/2 - H(Q)/2``
+    with ``H`` the entropy. Since ``sum_k s_k = 2`` for ``s = p_i + p_j``,
+    ``H(M) = log 2 - (1/2) sum_k s_k log s_k``, hence
+
+    ``r_ij = (1/2) sum_k (s_k log s_k - p_ik log p_ik - p_jk log p_jk)``,
+
+    with every summand ``p log(s/p) + q log(s/q) >= 0``. The per-channel terms
+    ``p log p`` cost ``O(C N)``; the pairwise ``s log s`` has no matrix-product
+    form and is evaluated block by block over the upper triangle of channel
+    pairs and over position chunks, with one reusable ``(bi, bj, n)``
+    temporary of at most ``chunk`` elements, so the peak extra memory is
+    ``O(C^2 + C N + chunk)`` and a ``C x C x N`` tensor is never formed.
+    Subtracting the entropies per position before summing (instead of
+    subtracting three summed entropies of size ``log N``) keeps the error
+    relative to ``r`` itself. ``0 log 0 = 0`` (``torch.xlogy``). Arithmetic is
+    float32 (float64 for float64 input) with autocast disabled; sums over
+    position chunks and over the batch are accumulated in float64 (float32 on
+    MPS); results are clamped to ``[0, log 2]`` against rounding.
+    """
+    x = _check_x(x)
+    normalize = _check_normalize(normalize)
+    budget = _check_chunk(chunk)
+    size = _check_downsample(downsample)
+    with _exact_math(x):
+        x = _prepare(x, size)
+        n_batch, n_channels = x.shape[:2]
+        total = torch.zeros(n_channels, n_channels, dtype=_accumulator_dtype(x.device), device=x.device)
+        for b in range(n_batch):
+            p = _probabilities(x[b], normalize)  # (C, N)
+            total += _pairwise_js_terms(p, torch.xlogy(p, p), budget)
+        r = (total * (0.5 / n_batch)).clamp_(0.0, _LOG2)
+        return _finish(r, diagonal=_LOG2)
+
+
+# ----------------------------------------------------------------------------- matrix-product measures
+
+
+def gram(x: Tensor) -> Tensor:
+    """The released code's redundancy: Gram matrix of L1-normalised signed maps.
+
+    Parameters
+    ----------
+    x : Tensor of shape (B, C, H, W)
+        Feature maps (the released code hooks the BatchNorm outputs, before
+        ReLU), any floating dtype, any device.
+
+    Returns
+    -------
+    Tensor of shape (C, C), float32, on ``x.device``
+        Symmetric; the diagonal holds each map's squared L2 norm over its squared
+        L1 norm (plus epsilon), as computed.
+
+    Raises
+    ------
+    TypeError, ValueError
+        If ``x`` is not a 4-D, non-empty, floating torch.Tensor.
+
+    Notes
+    -----
+    What the SIRFP release computes in place of Eq. 3 (read from its code; no
+    JS divergence appears there): per sample ``b``, with ``f_bi = x_bi /
+    (sum_k |x_bik| + 1e-5)`` the flattened signed map of channel ``i``,
+    ``G_bij = <f_bi, f_bj>``, then ``G = mean_b G_b``. One batched matrix
+    product. It is an inner product, not a divergence, and its scale depends on
+    the map size (roughly ``1 / N`` for spread-out maps), so values from layers
+    of different resolutions are not comparable. The result is symmetrised
+    (``(G + G^T) / 2``) to remove matmul rounding asymmetry.
+    """
+    x = _check_x(x)
+    with _exact_math(x):
+        f = _prepare(x, None).flatten(-2)  # (B, C, N)
+        f = f / (f.abs().sum(dim=-1, keepdim=True) + GRAM_EPS)
+        g = torch.bmm(f, f.transpose(1, 2)).mean(dim=0)
+        return _finish(g, diagonal=None)
+
+
+def hellinger(
+    x: Tensor,
+    *,
+    normalize: Normalize = "softmax",
+    downsample: Downsample = None,
+) -> Tensor:
+    """Bhattacharyya coefficient between the channels' spatial distributions.
+
+    Parameters
+    ----------
+    x : Tensor of shape (B, C, H, W)
+        Feature maps, any floating dtype, any device.
+    normalize : {"softmax", "relu_l1"}, default "softmax"
+        As in :func:`js` (a dead channel is uniform under ``"relu_l1"``).
+    downsample : int or (int, int), optional
+        Average-pool the maps to this size first.
+
+    Returns
+    -------
+    Tensor of shape (C, C), float32, on ``x.device``
+        Symmetric, entries in ``[0, 1]``, diagonal exactly 1.
+
+    Raises
+    ------
+    TypeError, ValueError
+        As in :func:`js`.
+
+    Notes
+    -----
+    With ``P_bi`` the distributions of :func:`js`,
+    ``BC_ij = mean_b sum_k sqrt(P_bik P_bjk) = mean_b (sqrt(P_b) sqrt(P_b)^T)_ij``:
+    1 for identical maps, 0 for disjoint supports. ``1 - BC_ij`` is the squared
+    Hellinger distance ``H^2(P_i, P_j) = (1/2) sum_k (sqrt(p_ik) - sqrt(p_jk))^2``,
+    a divergence between the same distributions as the paper's JS (Wu et al.,
+    AAAI 2025, Eq. 3); both are f-divergences and bound each other, but this one
+    costs a single batched matrix product instead of one logarithm per pair and
+    position. Not in the paper or its code.
+    """
+    x = _check_x(x)
+    normalize = _check_normalize(normalize)
+    size = _check_downsample(downsample)
+    with _exact_math(x):
+        q = _probabilities(_prepare(x, size), normalize).sqrt_()  # (B, C, N)
+        bc = torch.bmm(q, q.transpose(1, 2)).mean(dim=0).clamp_(0.0, 1.0)
+        return _finish(bc, diagonal=1.0)
+
+
+def dice(x: Tensor, *, downsample: Downsample = None) -> Tensor:
+    """Soft Dice similarity of the channels' ReLU maps, averaged over the batch.
+
+    Parameters
+    ----------
+    x : Tensor of shape (B, C, H, W)
+        Feature maps, any floating dtype, any device.
+    downsample : int or (int, int), optional
+        Average-pool the maps to this size first (before the ReLU).
+
+    Returns
+    -------
+    Tensor of shape (C, C), float32, on ``x.device``
+        Symmetric, entries in ``[0, 1]``, diagonal exactly 1.
+
+    Raises
+    ------
+    TypeError, ValueError
+        If ``x`` is not a 4-D, non-empty, floating torch.Tensor, or
+        ``downsample`` is invalid.
+
+    Notes
+    -----
+    With ``a_bi = relu(x_bi)`` flattened,
+    ``D_ij = mean_b 2 <a_bi, a_bj> / (|a_bi|^2 + |a_bj|^2 + eps)``, ``eps`` the
+    smallest normal float32 (``1.2e-38``), present only so that two dead
+    channels give ``0 / eps = 0``. A dead channel (all zero after ReLU) has
+    similarity 0 with every other channel; the diagonal is set to 1 for every
+    channel, dead or not. ``D = 1`` iff the maps are equal, and it is invariant
+    to scaling both maps by the same factor. The paper's Table 9 (Wu et al.,
+    AAAI 2025) reports Dice among the measures that work; the exact form used
+    there is not given, this is the standard soft Dice. One batched matrix
+    product.
+    """
+    x = _check_x(x)
+    size = _check_downsample(downsample)
+    with _exact_math(x):
+        a = torch.relu(_prepare(x, size).flatten(-2))  # (B, C, N)
+        inner = torch.bmm(a, a.transpose(1, 2))  # (B, C, C)
+        sq = torch.diagonal(inner, dim1=1, dim2=2)  # (B, C): |a_bi|^2
+        eps = torch.finfo(torch.float32).tiny
+        d = (2.0 * inner / (sq[:, :, None] + sq[:, None, :] + eps)).mean(dim=0).clamp_(0.0, 1.0)
+        return _finish(d, diagonal=1.0)
+
+
+# ----------------------------------------------------------------------------- registry
+
+#: Read-only registry of the measures by name.
+MEASURES: Mapping[str, Measure] = MappingProxyType(
+    {"js": js, "gram": gram, "hellinger": hellinger, "dice": dice}
+)
+
+
+def get_measure(name: str) -> Measure:
+    """Return the measure registered under ``name``.
+
+    Parameters
+    ----------
+    name : str
+        One of ``"dice"``, ``"gram"``, ``"hellinger"``, ``"js"``.
+
+    Returns
+    -------
+    callable
+        ``f(x, **options) -> Tensor`` of shape ``(C, C)``.
+
+    Raises
+    ------
+    ValueError
+        If ``name`` is not registered; the message lists the valid names.
+    """
+    if isinstance(name, str) and name in MEASURES:
+        return MEASURES[name]
+    raise ValueError(f"unknown measure {name!r}; expected one of: {', '.join(sorted(MEASURES))}")

@@ -1,0 +1,154 @@
+"""RedundancyCollector: hooks, EMA arithmetic, checkpoints, torch.distributed."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+from torch import nn  # noqa: E402
+
+from sirfp_adapter.collector import RedundancyCollector, default_layers  # noqa: E402
+from sirfp_adapter.measures import get_measure  # noqa: E402
+
+
+class TinyNet(nn.Module):
+    def __init__(self, fail: bool = False) -> None:
+        super().__init__()
+        self.conv1, self.bn1 = nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8)
+        self.conv2, self.bn2 = nn.Conv2d(8, 6, 3, padding=1), nn.BatchNorm2d(6)
+        self.fail = fail
+
+    def forward(self, x):
+        x = torch.relu(self.bn1(self.conv1(x)))
+        if self.fail:
+            raise RuntimeError("boom")
+        return torch.relu(self.bn2(self.conv2(x)))
+
+
+def test_default_layers_are_the_batch_norms():
+    assert default_layers(TinyNet()) == ["bn1", "bn2"]
+
+
+def test_ema_arithmetic_on_a_known_sequence():
+    torch.manual_seed(0)
+    net = TinyNet()
+    col = RedundancyCollector(net, ["bn1"], measure="gram", decay=0.9)
+    xs = [torch.randn(2, 8, 5, 5) for _ in range(4)]
+    for x in xs:
+        col.update("bn1", x)
+    gram = get_measure("gram")
+    expected = 1.0 - gram(xs[0])
+    for x in xs[1:]:
+        expected = 0.9 * expected + 0.1 * (1.0 - gram(x))
+    np.testing.assert_allclose(col.matrices()["bn1"], expected.double().numpy(), rtol=1e-6, atol=1e-7)
+    assert col.updates()["bn1"] == 4
+
+
+def test_hooks_collect_on_training_forward_passes():
+    net = TinyNet().train()
+    with RedundancyCollector(net, measure="gram", every=2) as col:
+        for _ in range(5):
+            net(torch.randn(2, 3, 8, 8))
+        net.eval()
+        net(torch.randn(2, 3, 8, 8))  # eval passes are ignored
+    assert col.updates() == {"bn1": 3, "bn2": 3}
+    mats = col.matrices()
+    assert mats["bn1"].shape == (8, 8) and mats["bn2"].shape == (6, 6)
+    assert mats["bn1"].dtype == np.float64
+    np.testing.assert_allclose(mats["bn1"], mats["bn1"].T, atol=1e-6)
+    assert not net.bn1._forward_hooks and not net.bn2._forward_hooks
+
+
+def test_hooks_are_removed_after_an_exception():
+    net = TinyNet(fail=True)
+    with pytest.raises(RuntimeError, match="boom"):
+        with RedundancyCollector(net, measure="gram"):
+            net(torch.randn(2, 3, 8, 8))
+    assert not net.bn1._forward_hooks and not net.bn2._forward_hooks
+    assert not any(k.startswith("_") and "sirfp" in k for k in vars(net.bn1))  # nothing stored on modules
+
+
+def test_max_samples_uses_the_first_samples():
+    net = TinyNet()
+    col = RedundancyCollector(net, ["bn1"], measure="gram", max_samples=1)
+    x = torch.randn(3, 8, 4, 4)
+    col.update("bn1", x)
+    np.testing.assert_allclose(col.matrices()["bn1"], (1 - get_measure("gram")(x[:1])).double().numpy(), atol=1e-7)
+
+
+def test_state_dict_round_trip_resumes_collection():
+    torch.manual_seed(1)
+    net = TinyNet()
+    a = RedundancyCollector(net, measure="gram", decay=0.8)
+    xs = [torch.randn(2, 8, 4, 4) for _ in range(3)]
+    a.update("bn1", xs[0])
+    b = RedundancyCollector(net, measure="gram", decay=0.8)
+    b.load_state_dict(a.state_dict())
+    for x in xs[1:]:
+        a.update("bn1", x)
+        b.update("bn1", x)
+    np.testing.assert_array_equal(a.matrices()["bn1"], b.matrices()["bn1"])
+    with pytest.raises(ValueError, match="state was collected with measure 'gram', this collector uses 'js'"):
+        RedundancyCollector(net, measure="js").load_state_dict(a.state_dict())
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"layers": ["nope"]}, "layers: 'nope' is not a module of the model"),
+        ({"decay": 1.0}, r"decay must be a number in \[0, 1\); got 1.0"),
+        ({"every": 0}, "every must be a positive integer; got 0"),
+        ({"max_samples": 0}, "max_samples must be a positive integer or None; got 0"),
+        ({"measure": "cosine"}, "measure"),
+    ],
+)
+def test_bad_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        RedundancyCollector(TinyNet(), **kwargs)
+    with pytest.raises(TypeError, match="model must be a torch.nn.Module; got str"):
+        RedundancyCollector("net")
+
+
+def _rank_main(rank: int, world: int, init_file: str, out_dir: str) -> None:
+    torch.distributed.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
+    try:
+        net = TinyNet()
+        col = RedundancyCollector(net, ["bn1"], measure="gram", decay=0.5)
+        for step in range(2):
+            g = torch.Generator().manual_seed(100 * rank + step)
+            col.update("bn1", torch.randn(2, 8, 4, 4, generator=g))
+        np.save(os.path.join(out_dir, f"rank{rank}.npy"), col.matrices()["bn1"])
+    finally:
+        torch.distributed.destroy_process_group()
+
+
+def test_all_ranks_hold_the_mean_of_the_per_rank_statistics():
+    if not torch.distributed.is_available():
+        pytest.skip("torch.distributed is not available")
+    with tempfile.TemporaryDirectory() as tmp:
+        init_file = os.path.join(tmp, "init")
+        torch.multiprocessing.spawn(_rank_main, args=(2, init_file, tmp), nprocs=2, join=True)
+        got = [np.load(os.path.join(tmp, f"rank{r}.npy")) for r in range(2)]
+    gram = get_measure("gram")
+
+    def r_at(step: int) -> torch.Tensor:
+        per_rank = [gram(torch.randn(2, 8, 4, 4, generator=torch.Generator().manual_seed(100 * r + step)))
+                    for r in range(2)]
+        return (per_rank[0] + per_rank[1]) / 2
+
+    expected = 0.5 * (1 - r_at(0)) + 0.5 * (1 - r_at(1))
+    np.testing.assert_array_equal(got[0], got[1])
+    np.testing.assert_allclose(got[0], expected.double().numpy(), rtol=1e-6, atol=1e-7)
+
+
+def test_package_import_is_lazy_about_torch():
+    import subprocess
+    import sys
+
+    code = "import sys, sirfp_adapter; assert 'torch' not in sys.modules; sirfp_adapter.RedundancyCollector; " \
+           "assert 'torch' in sys.modules"
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
