@@ -70,6 +70,7 @@ if str(REPO) not in sys.path:  # run as a script: make the local package importa
 import numba  # noqa: E402
 
 import mewcp  # noqa: E402
+from benchmarks import common  # noqa: E402
 from mewcp import kernels  # noqa: E402
 
 T = TypeVar("T")
@@ -503,26 +504,7 @@ def fmt_mib(b: float) -> str:
 
 
 def machine_info() -> dict[str, Any]:
-    cpu = platform.processor() or ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {
-        "platform": platform.platform(),
-        "machine": platform.machine(),
-        "cpu": cpu,
-        "cpu_count": os.cpu_count(),
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "numba": numba.__version__,
-        "scipy": scipy.__version__,
-        "mewcp": getattr(mewcp, "__version__", "?"),
-        "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE"),
-    }
+    return common.machine_info("numpy", "numba", "scipy", "mewcp")
 
 
 def render_markdown(result: dict[str, Any]) -> str:

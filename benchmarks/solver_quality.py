@@ -84,6 +84,7 @@ if str(REPO) not in sys.path:  # run as a script: make the local package importa
 import numba  # noqa: E402
 
 import mewcp  # noqa: E402
+from benchmarks import common  # noqa: E402
 
 METHODS = ("ehgp", "local_search", "tabu", "memetic")
 SEARCH_METHODS = ("tabu", "memetic")
@@ -585,25 +586,7 @@ def verdict(ok: bool) -> str:
 
 
 def machine_info() -> dict[str, Any]:
-    cpu = platform.processor() or ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {
-        "platform": platform.platform(),
-        "machine": platform.machine(),
-        "cpu": cpu,
-        "cpu_count": os.cpu_count(),
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "numba": numba.__version__,
-        "scipy": scipy.__version__,
-        "mewcp": getattr(mewcp, "__version__", "?"),
-    }
+    return common.machine_info("numpy", "numba", "scipy", "mewcp")
 
 
 def family_summary(results: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -6,10 +6,11 @@ work so time limits can be checked between calls, and convert results.
 """
 
 from mewcp.kernels.checks import dense_set_weight, enumerate_cliques_from, max_asymmetry, sparse_set_weight
-from mewcp.kernels.gains import set_gains, swap_gains
+from mewcp.kernels.gains import add_gains, set_gains, swap_gains
 from mewcp.kernels.peel import peel_dense, peel_sparse
 
 __all__ = [
+    "add_gains",
     "dense_set_weight",
     "enumerate_cliques_from",
     "max_asymmetry",

@@ -120,6 +120,18 @@ def _candidates(indptr, indices, members, pos, size, seen, stamp, out):  # pragm
 
 
 @njit(cache=True)
+def _offer(d, kind, u, v, best_d, best_kind, best_u, best_v, ties, eps, rng):  # pragma: no cover
+    """Take move (kind, u, v) of value d if strictly better; among equals, each with equal chance."""
+    if d > best_d + eps:
+        return d, kind, u, v, 1
+    if d >= best_d - eps:
+        ties += 1
+        if rng.integers(0, ties) == 0:
+            return best_d, kind, u, v, ties
+    return best_d, best_kind, best_u, best_v, ties
+
+
+@njit(cache=True)
 def best_move(
     indptr, indices, data, members, pos, adj, idsum, g, sums, size, k, exact,
     value, best_value, tabu_until, it, use_tabu, seen, stamp, cand, rng,
@@ -140,51 +152,28 @@ def best_move(
         if adj[v] == size:
             if size < k:  # ADD
                 d = g[v]
-                ok = v_free or (value + d > best_value + eps and (not exact or size + 1 == k))
-                if ok and d >= best_d - eps:
-                    if d > best_d + eps:
-                        best_d, kind, bu, bv, ties = d, ADD, -1, v, 1
-                    else:
-                        ties += 1
-                        if rng.integers(0, ties) == 0:
-                            kind, bu, bv = ADD, -1, v
+                if v_free or (value + d > best_value + eps and (not exact or size + 1 == k)):
+                    best_d, kind, bu, bv, ties = _offer(d, ADD, -1, v, best_d, kind, bu, bv, ties, eps, rng)
             if size == k:  # SWAP with any member
                 for j in range(size):
                     u = members[j]
                     d = g[v] - g[u] - edge_weight(indptr, indices, data, u, v)
                     u_free = (not use_tabu) or tabu_until[u] <= it
-                    ok = (v_free and u_free) or (value + d > best_value + eps and (not exact or size == k))
-                    if ok and d >= best_d - eps:
-                        if d > best_d + eps:
-                            best_d, kind, bu, bv, ties = d, SWAP, u, v, 1
-                        else:
-                            ties += 1
-                            if rng.integers(0, ties) == 0:
-                                kind, bu, bv = SWAP, u, v
+                    if (v_free and u_free) or value + d > best_value + eps:
+                        best_d, kind, bu, bv, ties = _offer(d, SWAP, u, v, best_d, kind, bu, bv, ties, eps, rng)
         elif size >= 1 and adj[v] == size - 1:  # SWAP with the one member v misses
             u = sums[0] - idsum[v]
             d = g[v] - g[u]
             u_free = (not use_tabu) or tabu_until[u] <= it
-            ok = (v_free and u_free) or (value + d > best_value + eps and (not exact or size == k))
-            if ok and d >= best_d - eps:
-                if d > best_d + eps:
-                    best_d, kind, bu, bv, ties = d, SWAP, u, v, 1
-                else:
-                    ties += 1
-                    if rng.integers(0, ties) == 0:
-                        kind, bu, bv = SWAP, u, v
-    for j in range(size):  # DROP
-        u = members[j]
-        d = -g[u]
-        u_free = (not use_tabu) or tabu_until[u] <= it
-        ok = u_free or (value + d > best_value + eps and (not exact or size - 1 == k) and size > 1)
-        if ok and size > 1 and d >= best_d - eps:
-            if d > best_d + eps:
-                best_d, kind, bu, bv, ties = d, DROP, u, -1, 1
-            else:
-                ties += 1
-                if rng.integers(0, ties) == 0:
-                    kind, bu, bv = DROP, u, -1
+            if (v_free and u_free) or (value + d > best_value + eps and (not exact or size == k)):
+                best_d, kind, bu, bv, ties = _offer(d, SWAP, u, v, best_d, kind, bu, bv, ties, eps, rng)
+    if size > 1:
+        for j in range(size):  # DROP
+            u = members[j]
+            d = -g[u]
+            u_free = (not use_tabu) or tabu_until[u] <= it
+            if u_free or (value + d > best_value + eps and (not exact or size - 1 == k)):
+                best_d, kind, bu, bv, ties = _offer(d, DROP, u, -1, best_d, kind, bu, bv, ties, eps, rng)
     return kind, bu, bv, best_d
 
 

@@ -44,3 +44,10 @@ def swap_gains(g: np.ndarray, row_in: np.ndarray, row_out: np.ndarray) -> None: 
     """Update ``g`` in place after ``v`` (row ``row_in``) enters and ``u`` (``row_out``) leaves."""
     for i in range(g.shape[0]):
         g[i] += row_in[i] - row_out[i]
+
+
+@njit(cache=True)
+def add_gains(g: np.ndarray, row: np.ndarray) -> None:  # pragma: no cover
+    """Update ``g`` in place after the vertex with weight row ``row`` joins the set."""
+    for i in range(g.shape[0]):
+        g[i] += row[i]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from mewcp.kernels.gains import set_gains, swap_gains
+from mewcp.kernels.gains import add_gains, set_gains, swap_gains
 
 
 @njit(cache=True)
@@ -214,9 +214,7 @@ def backbone_crossover(w, parent_a, parent_b, rng):  # pragma: no cover
             child[size] = pick
             taken[pick] = True
             size += 1
-            row = w[pick]
-            for i in range(n):
-                g[i] += row[i]
+            add_gains(g, w[pick])
         turn = 1 - turn
     return child
 
@@ -267,9 +265,7 @@ def opposite_members(w, avoid_a, avoid_b, k, rng):  # pragma: no cover
         child[size] = pick
         out[pick] = True
         size += 1
-        row = w[pick]
-        for i in range(n):
-            g[i] += row[i]
+        add_gains(g, w[pick])
     while size < k:
         v = rng.integers(0, n)
         dup = False
