@@ -88,7 +88,7 @@ Measure = Callable[..., Tensor]
 
 _NORMALIZATIONS = ("softmax", "relu_l1")
 #: Default bound on the elements of the pairwise temporary of ``js`` (64 MiB in float32).
-DEFAULT_CHUNK = 2**24
+DEFAULT_CHUNK = 2**18
 #: Added to the L1 norm in ``gram``, as in the released code.
 GRAM_EPS = 1e-5
 #: Channel-block side below which ``js`` splits the positions instead of shrinking blocks.
@@ -221,15 +221,18 @@ def _pairwise_js_terms(p: Tensor, plogp: Tensor, budget: int) -> Tensor:
 
     ``p`` is ``(C, N)``, ``plogp = xlogy(p, p)``. Every term is ``>= 0`` and
     ``T = 2 r``. Loops over the upper triangle of channel blocks and over
-    position chunks; the only large temporary is one ``(bi, bj, n)`` buffer of at
-    most ``budget`` elements, reused for every block. Partial sums over position
+    position chunks; the only large temporaries are two ``(bi, bj, n)`` buffers
+    (``s`` and ``log s``) of at most ``budget`` elements together, reused for every
+    block. Partial sums over position
     chunks are accumulated in float64 (``(bi, bj)``-sized). The lower triangle is
     mirrored.
     """
     n_channels, n_positions = p.shape
-    side, n = _block_shape(n_channels, n_positions, budget)
+    side, n = _block_shape(n_channels, n_positions, max(1, budget // 2))  # two buffers share it
     acc_dtype = _accumulator_dtype(p.device)
     buf = torch.empty(side * side * n, dtype=p.dtype, device=p.device)
+    logs = torch.empty_like(buf)
+    tiny = torch.finfo(p.dtype).tiny  # clamping 0 to it gives 0 * log(tiny) = 0
     out = torch.empty(n_channels, n_channels, dtype=acc_dtype, device=p.device)
     for i0 in range(0, n_channels, side):
         pi, ei = p[i0 : i0 + side], plogp[i0 : i0 + side]
@@ -241,7 +244,9 @@ def _pairwise_js_terms(p: Tensor, plogp: Tensor, budget: int) -> Tensor:
                 k1 = min(k0 + n, n_positions)
                 s = buf[: bi * bj * (k1 - k0)].view(bi, bj, k1 - k0)
                 torch.add(pi[:, None, k0:k1], pj[None, :, k0:k1], out=s)
-                s.xlogy_(s)  # s log s, with 0 log 0 = 0
+                log_s = logs[: s.numel()].view_as(s)
+                torch.clamp_min(s, tiny, out=log_s).log_()
+                s.mul_(log_s)  # s log s with 0 log 0 = 0; several times faster than xlogy_ on CPU
                 s.sub_(ei[:, None, k0:k1]).sub_(ej[None, :, k0:k1])
                 acc += s.sum(dim=-1)
             out[i0 : i0 + bi, j0 : j0 + bj] = acc
@@ -275,9 +280,9 @@ def js(
         Average-pool the maps to this size first (``adaptive_avg_pool2d``). The
         paper uses full resolution (``None``); pooling is its Table 8 ablation.
     chunk : int, optional
-        Maximum number of elements of the pairwise temporary (default
-        ``2**24``, 64 MiB in float32). Smaller values trade speed for memory;
-        the result does not depend on it beyond float rounding.
+        Maximum number of elements of the pairwise temporaries (default
+        ``2**18``, 1 MiB in float32, which stays in cache: larger values are
+        slower on CPU). The result does not depend on it beyond float rounding.
 
     Returns
     -------
@@ -311,12 +316,13 @@ def js(
     with every summand ``p log(s/p) + q log(s/q) >= 0``. The per-channel terms
     ``p log p`` cost ``O(C N)``; the pairwise ``s log s`` has no matrix-product
     form and is evaluated block by block over the upper triangle of channel
-    pairs and over position chunks, with one reusable ``(bi, bj, n)``
-    temporary of at most ``chunk`` elements, so the peak extra memory is
+    pairs and over position chunks, with reusable ``(bi, bj, n)`` temporaries
+    of at most ``chunk`` elements together, so the peak extra memory is
     ``O(C^2 + C N + chunk)`` and a ``C x C x N`` tensor is never formed.
     Subtracting the entropies per position before summing (instead of
     subtracting three summed entropies of size ``log N``) keeps the error
-    relative to ``r`` itself. ``0 log 0 = 0`` (``torch.xlogy``). Arithmetic is
+    relative to ``r`` itself. ``0 log 0 = 0`` (``s * log(max(s, tiny))``, several
+    times faster than ``torch.xlogy`` on CPU). Arithmetic is
     float32 (float64 for float64 input) with autocast disabled; sums over
     position chunks and over the batch are accumulated in float64 (float32 on
     MPS); results are clamped to ``[0, log 2]`` against rounding.
