@@ -36,3 +36,26 @@ def machine_info(*packages: str) -> dict[str, Any]:
             info[name] = None
     info["OPENBLAS_CORETYPE"] = os.environ.get("OPENBLAS_CORETYPE")
     return info
+
+
+def fmt_ms(seconds: float) -> str:
+    """Seconds as milliseconds with three significant digits or more."""
+    ms = seconds * 1e3
+    if ms >= 1000:
+        return f"{ms:,.0f}"
+    if ms >= 100:
+        return f"{ms:.0f}"
+    if ms >= 10:
+        return f"{ms:.1f}"
+    if ms >= 1:
+        return f"{ms:.2f}"
+    return f"{ms:.3f}"
+
+
+def fmt_x(ratio: float) -> str:
+    """A ratio as ``12.3x``."""
+    if ratio >= 100:
+        return f"{ratio:,.0f}x"
+    if ratio >= 10:
+        return f"{ratio:.1f}x"
+    return f"{ratio:.2f}x"

@@ -478,27 +478,6 @@ def bench_sparse(n: int, avg_degree: float, k: int, repeats: int, seed: int) -> 
 # ---------------------------------------------------------------------------
 
 
-def fmt_ms(seconds: float) -> str:
-    ms = seconds * 1e3
-    if ms >= 1000:
-        return f"{ms:,.0f}"
-    if ms >= 100:
-        return f"{ms:.0f}"
-    if ms >= 10:
-        return f"{ms:.1f}"
-    if ms >= 1:
-        return f"{ms:.2f}"
-    return f"{ms:.3f}"
-
-
-def fmt_x(r: float) -> str:
-    if r >= 100:
-        return f"{r:,.0f}x"
-    if r >= 10:
-        return f"{r:.1f}x"
-    return f"{r:.2f}x"
-
-
 def fmt_mib(b: float) -> str:
     return f"{b / 2**20:,.0f} MiB"
 
@@ -561,19 +540,19 @@ def render_markdown(result: dict[str, Any]) -> str:
     for rec in dense:
         b, r, rel = rec["best_s"], rec["ratios"], rec["released"]
         if rel["used_is_extrapolated"]:
-            a_txt = f"~{fmt_ms(rel['used_s'])} [e]"
+            a_txt = f"~{common.fmt_ms(rel['used_s'])} [e]"
             same = "(b) = (d) = solve; (a): sampled steps match [e]"
         else:
             nrep = len(rel["full_times_s"])
-            a_txt = fmt_ms(rel["used_s"]) + (f" ({nrep} run)" if nrep == 1 else f" (best of {nrep})")
+            a_txt = common.fmt_ms(rel["used_s"]) + (f" ({nrep} run)" if nrep == 1 else f" (best of {nrep})")
             same = "yes: (a) = (b) = (d) = solve"
         out.append(
-            f"| {rec['n']} | {fmt_ms(b['floor'])} | {fmt_ms(b['kernel'])} | {fmt_ms(b['row_sums'])} "
-            f"| {fmt_ms(b['solve_problem'])} | {fmt_ms(b['solve_matrix'])} "
-            f"| {fmt_ms(b['numpy_incremental'])} "
-            f"| {a_txt} | {fmt_x(r['kernel_over_floor'])} | {fmt_x(r['released_over_kernel'])}"
+            f"| {rec['n']} | {common.fmt_ms(b['floor'])} | {common.fmt_ms(b['kernel'])} | {common.fmt_ms(b['row_sums'])} "
+            f"| {common.fmt_ms(b['solve_problem'])} | {common.fmt_ms(b['solve_matrix'])} "
+            f"| {common.fmt_ms(b['numpy_incremental'])} "
+            f"| {a_txt} | {common.fmt_x(r['kernel_over_floor'])} | {common.fmt_x(r['released_over_kernel'])}"
             f"{' [e]' if rel['used_is_extrapolated'] else ''} "
-            f"| {fmt_x(r['numpy_incremental_over_kernel'])} | {same} |"
+            f"| {common.fmt_x(r['numpy_incremental_over_kernel'])} | {same} |"
         )
     out.append("")
     block = dense[0]["released"]["extrapolation"]["block_steps"] if dense else 0
@@ -602,8 +581,8 @@ def render_markdown(result: dict[str, Any]) -> str:
         q1 = f"{ex['start_only_model_s'] / meas:.2f}" if meas else "-"
         q2 = f"{ex['two_end_model_s'] / meas:.2f}" if meas else "-"
         out.append(
-            f"| {rec['n']} | {fmt_ms(meas) if meas else '-'} | {fmt_ms(ex['start_only_model_s'])} "
-            f"| {fmt_ms(ex['two_end_model_s'])} | {fmt_ms(rel['used_s'])} | {q1} | {q2} "
+            f"| {rec['n']} | {common.fmt_ms(meas) if meas else '-'} | {common.fmt_ms(ex['start_only_model_s'])} "
+            f"| {common.fmt_ms(ex['two_end_model_s'])} | {common.fmt_ms(rel['used_s'])} | {q1} | {q2} "
             f"| {'yes' if ex['blocks_match_kernel'] else 'NO'} |"
         )
     out.append("")
@@ -634,19 +613,19 @@ def render_markdown(result: dict[str, Any]) -> str:
         ext = " (extrapolated (a))" if tgt["released"]["used_is_extrapolated"] else ""
         out.append(
             f"* EHGP kernel within {TARGET_FLOOR_RATIO:g}x of one `W.sum(axis=1)` pass: "
-            f"{fmt_x(r['kernel_over_floor'])} -> **{'PASS' if ok1 else 'FAIL'}**"
+            f"{common.fmt_x(r['kernel_over_floor'])} -> **{'PASS' if ok1 else 'FAIL'}**"
             + ("" if ok1 else f" (over by {r['kernel_over_floor'] / TARGET_FLOOR_RATIO:.2f}x)")
         )
         out.append(
             f"* EHGP kernel at least {TARGET_SPEEDUP:g}x faster than the released approach{ext}: "
-            f"{fmt_x(r['released_over_kernel'])} -> **{'PASS' if ok2 else 'FAIL'}**"
+            f"{common.fmt_x(r['released_over_kernel'])} -> **{'PASS' if ok2 else 'FAIL'}**"
         )
         out.append(
-            f"* For reference: `row_sums` alone is {fmt_x(r['row_sums_over_floor'])} the floor; "
+            f"* For reference: `row_sums` alone is {common.fmt_x(r['row_sums_over_floor'])} the floor; "
             "the peeling loop "
-            f"(kernel minus `row_sums`) is {fmt_x(r['kernel_over_floor'] - r['row_sums_over_floor'])}; "
-            f"`solve(problem)` = {fmt_x(r['solve_problem_over_kernel'])} the kernel, `solve(W)` = "
-            f"{fmt_x(r['solve_matrix_over_kernel'])} the kernel."
+            f"(kernel minus `row_sums`) is {common.fmt_x(r['kernel_over_floor'] - r['row_sums_over_floor'])}; "
+            f"`solve(problem)` = {common.fmt_x(r['solve_problem_over_kernel'])} the kernel, `solve(W)` = "
+            f"{common.fmt_x(r['solve_matrix_over_kernel'])} the kernel."
         )
     out.append("")
 
@@ -666,15 +645,15 @@ def render_markdown(result: dict[str, Any]) -> str:
     out.append("| measurement | value |")
     out.append("|:---|---:|")
     b = s["best_s"]
-    out.append(f"| `mewcp.as_problem(A)` | {fmt_ms(b['as_problem'])} ms |")
-    out.append(f"| `mewcp.ehgp_order(problem)` (full peel) | {fmt_ms(b['ehgp_order'])} ms |")
+    out.append(f"| `mewcp.as_problem(A)` | {common.fmt_ms(b['as_problem'])} ms |")
+    out.append(f"| `mewcp.ehgp_order(problem)` (full peel) | {common.fmt_ms(b['ehgp_order'])} ms |")
     out.append(
         f"| `mewcp.solve(problem, k={s['k']}, method=\"ehgp\", size=\"at_most\")` "
-        f"| {fmt_ms(b['solve_problem'])} ms |"
+        f"| {common.fmt_ms(b['solve_problem'])} ms |"
     )
     out.append(
         f"| `mewcp.solve(A, k={s['k']}, ...)` from the CSR (as_problem included) "
-        f"| {fmt_ms(b['solve_csr'])} ms |"
+        f"| {common.fmt_ms(b['solve_csr'])} ms |"
     )
     out.append(f"| clique found (size, weight) | {s['clique_size_found']}, {s['clique_weight_found']:.3f} |")
     out.append(

@@ -73,6 +73,8 @@ import sirfp_adapter  # noqa: E402
 from sirfp_adapter import measures  # noqa: E402
 from sirfp_adapter.collector import RedundancyCollector  # noqa: E402
 
+from benchmarks import common  # noqa: E402
+
 THREADS = 1
 BATCH = 2
 LOG2 = math.log(2.0)
@@ -573,27 +575,6 @@ def bench_gpu(args: argparse.Namespace) -> dict[str, Any]:
 # ---------------------------------------------------------------------------
 
 
-def fmt_ms(seconds: float) -> str:
-    ms = seconds * 1e3
-    if ms >= 1000:
-        return f"{ms:,.0f}"
-    if ms >= 100:
-        return f"{ms:.0f}"
-    if ms >= 10:
-        return f"{ms:.1f}"
-    if ms >= 1:
-        return f"{ms:.2f}"
-    return f"{ms:.3f}"
-
-
-def fmt_x(r: float) -> str:
-    if r >= 100:
-        return f"{r:,.0f}x"
-    if r >= 10:
-        return f"{r:.1f}x"
-    return f"{r:.2f}x"
-
-
 def fmt_bytes(b: float) -> str:
     if b >= 2**30:
         return f"{b / 2**30:.2f} GiB"
@@ -603,25 +584,10 @@ def fmt_bytes(b: float) -> str:
 
 
 def machine_info() -> dict[str, Any]:
-    cpu = platform.processor() or ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
     return {
-        "platform": platform.platform(),
-        "machine": platform.machine(),
-        "cpu": cpu,
-        "cpu_count": os.cpu_count(),
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "torch": torch.__version__,
+        **common.machine_info("numpy", "torch", "sirfp_adapter"),
         "torch_threads": torch.get_num_threads(),
         "cuda_available": torch.cuda.is_available(),
-        "sirfp_adapter": getattr(sirfp_adapter, "__version__", "?"),
         "load_average_start": os.getloadavg() if hasattr(os, "getloadavg") else None,
     }
 
@@ -697,14 +663,14 @@ def render_markdown(result: dict[str, Any]) -> str:  # noqa: C901 - a report, re
     for r in sizes:
         b = r["best_s"]
         if r["naive_ran"]:
-            nv, ratio, diff = fmt_ms(b["naive_js"]), fmt_x(r["naive_over_js"]), f"{r['naive_vs_js_max_abs_diff']:.1e}"
+            nv, ratio, diff = common.fmt_ms(b["naive_js"]), common.fmt_x(r["naive_over_js"]), f"{r['naive_vs_js_max_abs_diff']:.1e}"
         else:
             nv, ratio, diff = f"skipped (would need {fmt_bytes(r['naive_temporaries_bytes'])})", "-", "-"
         o.append(
-            f"| {r['C']} | {r['H']}x{r['W']} | {r['repeats']} | {fmt_ms(b['js'])} | {fmt_ms(b['js_small_chunk'])} "
+            f"| {r['C']} | {r['H']}x{r['W']} | {r['repeats']} | {common.fmt_ms(b['js'])} | {common.fmt_ms(b['js_small_chunk'])} "
             f"| {r['js_small_chunk_max_abs_diff']:.1e} | {nv} | {ratio} | {diff} "
-            f"| {fmt_ms(b['gram'])} | {fmt_ms(b['hellinger'])} | {fmt_ms(b['dice'])} "
-            f"| {fmt_x(b['js'] / b['gram'])} |"
+            f"| {common.fmt_ms(b['gram'])} | {common.fmt_ms(b['hellinger'])} | {common.fmt_ms(b['dice'])} "
+            f"| {common.fmt_x(b['js'] / b['gram'])} |"
         )
     o.append("")
     if not args["no_memory"]:
@@ -753,7 +719,7 @@ def render_markdown(result: dict[str, Any]) -> str:  # noqa: C901 - a report, re
                 f"| {r['C']} | {r['H']}x{r['W']} | {fmt_bytes(r['output_bytes'])} "
                 f"| {fmt_bytes(buf * 4) if buf else '?'} | {cell('js')} | {cell('js_small_chunk')} | {naive_cell} "
                 f"| {cell('gram')} "
-                f"| {cell('hellinger')} | {cell('dice')} | {fmt_x(js_b / ref) if js_b is not None else '-'} |"
+                f"| {cell('hellinger')} | {cell('dice')} | {common.fmt_x(js_b / ref) if js_b is not None else '-'} |"
             )
         o.append("")
 
@@ -765,14 +731,14 @@ def render_markdown(result: dict[str, Any]) -> str:  # noqa: C901 - a report, re
     else:
         if "speedup" in t1:
             o.append(f"* `js` at least {TARGET_JS_SPEEDUP:g}x faster than the naive broadcast: "
-                     f"{fmt_x(t1['speedup'])} -> {pass_fail(t1['speedup_pass'])}")
+                     f"{common.fmt_x(t1['speedup'])} -> {pass_fail(t1['speedup_pass'])}")
         else:
             o.append("* speed-up: not evaluated (naive skipped)")
         if "mem_factor" in t1:
             o.append(
                 f"* `js` extra peak memory within {TARGET_JS_MEM_FACTOR:g}x of output + one chunk: "
                 f"{fmt_bytes(t1['js_extra_peak_bytes'])} vs {fmt_bytes(t1['reference_bytes'])} = "
-                f"{fmt_x(t1['mem_factor'])} -> {pass_fail(t1['mem_pass'])}"
+                f"{common.fmt_x(t1['mem_factor'])} -> {pass_fail(t1['mem_pass'])}"
             )
         else:
             o.append("* memory: not evaluated (`--no-memory`, or the child failed)")
@@ -804,13 +770,13 @@ def render_markdown(result: dict[str, Any]) -> str:  # noqa: C901 - a report, re
         o.append("|:---|---:|:---|---:|")
         for cfg in mn["configs"]:
             k = cfg["name"]
-            rm = ", ".join(fmt_ms(v) for v in mn["round_means_s"][k])
-            o.append(f"| {k} | {fmt_ms(mn['best_mean_s'][k])} | {rm} | {fmt_x(mn['ratio'][k])} |")
+            rm = ", ".join(common.fmt_ms(v) for v in mn["round_means_s"][k])
+            o.append(f"| {k} | {common.fmt_ms(mn['best_mean_s'][k])} | {rm} | {common.fmt_x(mn['ratio'][k])} |")
         o.append("")
         rg, rj = mn["ratio"]["gram every=1"], mn["ratio"]["js every=10"]
-        o.append(f"* `gram`, every=1: {fmt_x(rg)} <= {TARGET_COLLECTOR_RATIO:g}x -> "
+        o.append(f"* `gram`, every=1: {common.fmt_x(rg)} <= {TARGET_COLLECTOR_RATIO:g}x -> "
                  f"{pass_fail(rg <= TARGET_COLLECTOR_RATIO)}")
-        o.append(f"* `js`, every=10: {fmt_x(rj)} <= {TARGET_COLLECTOR_RATIO:g}x -> "
+        o.append(f"* `js`, every=10: {common.fmt_x(rj)} <= {TARGET_COLLECTOR_RATIO:g}x -> "
                  f"{pass_fail(rj <= TARGET_COLLECTOR_RATIO)}")
         o.append("")
         o.append("### Where the time goes: the measures on the network's own activations")
@@ -829,12 +795,12 @@ def render_markdown(result: dict[str, Any]) -> str:  # noqa: C901 - a report, re
         o.append("|:---|:---|" + "---:|" * len(variants))
         for row in sorted(c["layers"], key=lambda r: -r["times_s"]["js"]):
             o.append(f"| `{row['layer']}` | {tuple(row['shape'])} | "
-                     + " | ".join(fmt_ms(row["times_s"][v]) for v in variants) + " |")
-        o.append("| **sum** | | " + " | ".join(f"**{fmt_ms(c['measure_totals_s'][v])}**" for v in variants) + " |")
+                     + " | ".join(common.fmt_ms(row["times_s"][v]) for v in variants) + " |")
+        o.append("| **sum** | | " + " | ".join(f"**{common.fmt_ms(c['measure_totals_s'][v])}**" for v in variants) + " |")
         o.append("| predicted ratio, every=1 | | "
-                 + " | ".join(fmt_x(c["predicted_ratio"][v]["every=1"]) for v in variants) + " |")
+                 + " | ".join(common.fmt_x(c["predicted_ratio"][v]["every=1"]) for v in variants) + " |")
         o.append("| predicted ratio, every=10 | | "
-                 + " | ".join(fmt_x(c["predicted_ratio"][v]["every=10"]) for v in variants) + " |")
+                 + " | ".join(common.fmt_x(c["predicted_ratio"][v]["every=10"]) for v in variants) + " |")
         o.append("")
         if c["extra"] is not None:
             ex = c["extra"]
@@ -846,7 +812,7 @@ def render_markdown(result: dict[str, Any]) -> str:  # noqa: C901 - a report, re
             o.append("|:---|---:|---:|:---|")
             for cfg in ex["configs"]:
                 k = cfg["name"]
-                o.append(f"| {k} | {fmt_ms(ex['best_mean_s'][k])} | {fmt_x(ex['ratio'][k])} "
+                o.append(f"| {k} | {common.fmt_ms(ex['best_mean_s'][k])} | {common.fmt_x(ex['ratio'][k])} "
                          f"| {'yes' if ex['ratio'][k] <= TARGET_COLLECTOR_RATIO else 'no'} |")
             o.append("")
         else:
@@ -870,12 +836,12 @@ def render_markdown(result: dict[str, Any]) -> str:  # noqa: C901 - a report, re
         o.append("|---:|:---:|---:|---:|---:|---:|---:|")
         for r in g["rows"]:
             t = {k: min(v) for k, v in r["times_s"].items()}
-            o.append(f"| {r['C']} | {r['H']}x{r['W']} | {fmt_ms(t['js'])} | {fmt_ms(r['js_per_sample_s'])} "
-                     f"| {fmt_ms(t['gram'])} | {fmt_ms(t['hellinger'])} | {fmt_bytes(r['extra_peak_bytes']['js'])} |")
+            o.append(f"| {r['C']} | {r['H']}x{r['W']} | {common.fmt_ms(t['js'])} | {common.fmt_ms(r['js_per_sample_s'])} "
+                     f"| {common.fmt_ms(t['gram'])} | {common.fmt_ms(t['hellinger'])} | {fmt_bytes(r['extra_peak_bytes']['js'])} |")
         last = g["rows"][-1]
         ok = last["js_per_sample_s"] * 1e3 < TARGET_GPU_MS
         o.append("")
-        o.append(f"* `js` per sample at C = {last['C']}: {fmt_ms(last['js_per_sample_s'])} ms < "
+        o.append(f"* `js` per sample at C = {last['C']}: {common.fmt_ms(last['js_per_sample_s'])} ms < "
                  f"{TARGET_GPU_MS:g} ms -> {pass_fail(ok)}")
     o.append("")
     return "\n".join(o)
