@@ -589,8 +589,15 @@ def same(a: float, b: float) -> bool:
     return abs(a - b) <= REL_TOL * max(1.0, abs(b))
 
 
+NOTE = "NOTE: "  # prefix of an observation (not an inconsistency) returned by `check_group`
+
+
+def real(issues: list[str]) -> list[str]:
+    return [i for i in issues if not i.startswith(NOTE)]
+
+
 def check_group(part: dict[str, Any], inst: dict[str, Any], k: int, k_label: str) -> list[str]:
-    """Consistency of every record for one (instance, k); returns the anomalies found."""
+    """Consistency of every record for one (instance, k): the anomalies found, observations prefixed NOTE."""
     recs = [r for r in part["records"] if r["instance"] == inst["name"] and r["k"] == k]
     issues: list[str] = []
     published = inst["published"] if k_label in ("k*", "m") else None
@@ -627,10 +634,10 @@ def check_group(part: dict[str, Any], inst: dict[str, Any], k: int, k_label: str
             issues.append(f"{who(r)} stopped with status {r['status']} after {r['runtime']:.1f} s, "
                           f"well before its {r['cap']:g} s cap ({r.get('message', '')})")
         if r["kind"] == "ilp" and r["wall"] > 1.0 and r["cpu"] / r["wall"] > 1.2:
-            issues.append(f"{who(r)} used {r['cpu'] / r['wall']:.2f} cores on average (CPU / wall over "
+            issues.append(f"{NOTE}{who(r)} used {r['cpu'] / r['wall']:.2f} cores on average (CPU / wall over "
                           f"{r['wall']:.0f} s): HiGHS ran a second thread")
         if r["kind"] == "ilp" and r["runtime"] > r["cap"] * 1.1 + 5:
-            issues.append(f"{who(r)} ran {r['runtime']:.1f} s on a {r['cap']:g} s cap")
+            issues.append(f"{NOTE}{who(r)} ran {r['runtime']:.1f} s on a {r['cap']:g} s cap")
     values = {round(r["value"], 6) for r in proven}
     if len(values) > 1:
         issues.append(f"optimal runs disagree: {sorted(values)}")
@@ -720,7 +727,7 @@ def render_mdp(part: dict[str, Any], out: list[str], flags: list[str]) -> None:
         flags.extend(f"{name} (k={k}): {msg}" for msg in issues)
         pv = proven_value(part, name, k)
         ok = ("—" if pv is None else ("yes" if same(pv, inst["published"]) else f"NO ({fmt_v(pv)})"))
-        if issues:
+        if real(issues):
             ok += " (see flags)"
         out.append(f"| {name} | {inst['n']} | {k} | {fmt_v(inst['published'])} | {t_txt} | {b_txt} | "
                    + " | ".join(cells) + f" | {ok} |")
@@ -812,9 +819,10 @@ def render_targets_ab(part: dict[str, Any], out: list[str]) -> None:
         if a and r and not a[1] and not r[1]:
             ws.append(r[0] / a[0])
     if ws:
-        out.append(f"* Warm start (highs, strong): time without / with the tabu start, geometric mean "
+        out.append(f"* Warm start (highs, strong), time without the tabu start / time with it: geometric mean "
                    f"{geomean(ws):.2f}x over {len(ws)} instances proven both ways (range "
-                   f"{min(ws):.2f}x–{max(ws):.2f}x; the tabu time is inside the warm-started run's time).")
+                   f"{min(ws):.2f}x–{max(ws):.2f}x; below 1 = faster without; the tabu time is inside the "
+                   "warm-started run's time).")
     out.append("")
 
 
@@ -852,7 +860,7 @@ def render_dimacs(part: dict[str, Any], out: list[str], flags: list[str]) -> Non
                 pv_txt = f"{fmt_v(pv)} = published" if same(pv, inst["published"]) else f"{fmt_v(pv)} ≠ PUBLISHED"
             else:
                 pv_txt = f"**{fmt_v(pv)}** (new)"
-            if issues:
+            if real(issues):
                 pv_txt += " (see flags)"
             pub = fmt_v(inst["published"]) if label == "k*" else "unpublished"
             out.append(f"| {name} | {inst['n']} | {inst.get('edges', '?')} | {label} = {k} | {pub} | {t_txt} "
@@ -875,7 +883,7 @@ def render_dimacs(part: dict[str, Any], out: list[str], flags: list[str]) -> Non
                 if r is None or "error" in r:
                     cells.append("—" if r is None else "ERROR")
                     continue
-                bnd = "" if r.get("bound") is None else f", bound {fmt_v(round(r['bound'], 1))}"
+                bnd = "" if r.get("bound") is None else f", bound {r['bound']:.1f}"
                 cells.append(f"{cell(r)}, value {fmt_v(r['value'])}{bnd}")
             out.append(f"| {name} | {inst['n']} | {inst.get('edges', '?')} | {k} | {fmt_v(inst['published'])} "
                        f"| {t_txt} | " + " | ".join(cells) + " |")
@@ -1019,11 +1027,18 @@ def render_markdown(data: dict[str, Any]) -> str:
                "the unconstrained) optimum; every reported bound must be at least every value found; proven "
                "values must agree across backends; a run stopped without a proof must have used its cap.")
     out.append("")
-    if flags:
-        out.extend(f"* {f}" for f in flags)
+    bad = [f for f in flags if NOTE not in f]
+    notes = [f.replace(NOTE, "") for f in flags if NOTE in f]
+    if bad:
+        out.extend(f"* {f}" for f in bad)
     else:
         out.append("None.")
     out.append("")
+    if notes:
+        out.append("Observations (not inconsistencies): runs that used more than one core, or overran their cap.")
+        out.append("")
+        out.extend(f"* {f}" for f in notes)
+        out.append("")
     out.append("## Notes")
     out.append("")
     out.append("* Time = `Solution.runtime`: argument checks, the tabu warm start (`start=\"tabu\"`, seed 0), "
@@ -1032,6 +1047,9 @@ def render_markdown(data: dict[str, Any]) -> str:
     out.append("* The scipy backend takes no warm start (`scipy.optimize.milp` has none): with `start=\"tabu\"` the "
                "tabu clique is computed (its time counts) and only replaces the answer if the solver returns a "
                "worse one.")
+    out.append("* \"no bound\" for scipy: `scipy.optimize.milp` returns no dual bound when HiGHS stops at the "
+               "time limit before finding its own integer solution (no warm start there); the tabu clique is "
+               "then the answer.")
     out.append("* CBC is handed the time left as `sec`, which CBC measures in CPU seconds by default; on a busy "
                "machine a CBC run can overrun its wall-clock cap a little.")
     out.append("* `≥cap`: stopped without a proof; for ratios these count as exactly the cap, so every ratio with "
