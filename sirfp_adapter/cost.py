@@ -1,0 +1,215 @@
+"""FLOPs and parameter counts: measured with ``torch.utils.flop_counter``, predicted for
+any number of removed channels per group by a cached bilinear model.
+
+The model is what lets the global threshold search (``plan.py``) try thousands of
+candidate thresholds in milliseconds: a convolution with ``c_in`` inputs and ``c_out``
+outputs costs ``2 · positions · k_h · k_w · c_out · c_in / groups`` FLOPs (the count
+``torch.utils.flop_counter`` uses), and removing ``p_g`` channels of group ``g`` lowers
+``c_out`` of its producers and ``c_in`` of its consumers by ``p_g``. The spatial sizes are
+recorded once from a forward pass; everything the model does not predict (other matmuls,
+layers outside every group) is a constant measured alongside. :meth:`CostModel.check`
+compares a prediction with a fresh measurement.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from sirfp_adapter.groups import ChannelGroups
+
+__all__ = ["CostModel", "count_flops", "count_params"]
+
+_CONV = nn.modules.conv._ConvNd
+_NORM_AFFINE = (nn.modules.batchnorm._BatchNorm, nn.GroupNorm, nn.modules.instancenorm._InstanceNorm)
+
+
+def _call(model: nn.Module, inputs: Any) -> Any:
+    if isinstance(inputs, dict):
+        return model(**inputs)
+    if isinstance(inputs, (tuple, list)):
+        return model(*inputs)
+    return model(inputs)
+
+
+def count_flops(model: nn.Module, example_inputs: Any) -> int:
+    """FLOPs of one forward pass on ``example_inputs`` as ``torch.utils.flop_counter``
+    counts them (2 per multiply-add of convolutions and matrix products), in eval mode."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            _call(model, example_inputs)
+    finally:
+        model.train(was_training)
+    return int(counter.get_total_flops())
+
+
+def count_params(model: nn.Module) -> int:
+    """Number of parameters (elements of ``model.parameters()``)."""
+    return sum(p.numel() for p in model.parameters())
+
+
+@dataclass(frozen=True)
+class _Layer:
+    name: str
+    coef: float  # FLOPs per (output channel × input channel per group); 0 when never called
+    weight_per_pair: int  # kernel elements per (output, input-per-group) pair
+    c_in: int
+    c_out: int
+    groups: int
+    depthwise: bool
+    bias: bool
+
+
+class CostModel:
+    """Predicted FLOPs and parameters of a model as a function of the number of channels
+    removed from each group.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+    example_inputs : Tensor or tuple
+        The input the FLOPs refer to (batch included).
+    groups : ChannelGroups
+        The model's prunable groups.
+    """
+
+    def __init__(self, model: nn.Module, example_inputs: Any, groups: ChannelGroups) -> None:
+        layers, positions = _trace_layers(model, example_inputs)
+        n_groups = len(groups)
+        index = {layer.name: i for i, layer in enumerate(layers)}
+        self._layers = layers
+        self._coef = np.array([layer.coef for layer in layers])
+        self._pairs = np.array([layer.weight_per_pair for layer in layers], dtype=np.float64)
+        self._c_in = np.array([layer.c_in for layer in layers], dtype=np.float64)
+        self._c_out = np.array([layer.c_out for layer in layers], dtype=np.float64)
+        self._groups_per_layer = np.array([layer.groups for layer in layers], dtype=np.float64)
+        self._depthwise = np.array([layer.depthwise for layer in layers])
+        self._bias = np.array([layer.bias for layer in layers], dtype=np.float64)
+        self._in = np.zeros((len(layers), n_groups))  # channels lost at the input per removed group channel
+        self._out = np.zeros((len(layers), n_groups))
+        norm_rows: list[np.ndarray] = []
+        modules = dict(model.named_modules())
+        for g, group in enumerate(groups):
+            norm_row = np.zeros(n_groups)
+            for member in group.producers:
+                share = np.count_nonzero(member.index >= 0) / group.size
+                if member.name in index:
+                    self._out[index[member.name], g] = share
+                module = modules[member.name]
+                if isinstance(module, _NORM_AFFINE) and getattr(module, "weight", None) is not None:
+                    norm_row[g] += 2 * share
+            for member in group.consumers:
+                if member.name in index:
+                    self._in[index[member.name], g] += np.count_nonzero(member.index >= 0) / group.size
+            norm_rows.append(norm_row)
+        self._norm_params = np.sum(norm_rows, axis=0) if norm_rows else np.zeros(0)
+        self.sizes = np.array([g.size for g in groups], dtype=np.int64)
+        self.flops_measured = count_flops(model, example_inputs)
+        self.params_measured = count_params(model)
+        zero = np.zeros(n_groups)
+        self._flops_rest = self.flops_measured - self._layer_flops(zero)
+        self._params_rest = self.params_measured - self._layer_params(zero)
+        self.positions = positions
+
+    @property
+    def flops_base(self) -> float:
+        """FLOPs of the model as built (nothing removed)."""
+        return float(self.flops_measured)
+
+    @property
+    def params_base(self) -> float:
+        """Parameters of the model as built."""
+        return float(self.params_measured)
+
+    def _dims(self, removed: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        c_out = self._c_out - self._out @ removed
+        c_in = self._c_in - self._in @ removed
+        # depthwise: Torch-Pruning shrinks in, out and groups together, one input per group stays
+        in_per_group = np.where(self._depthwise, self._c_in / self._groups_per_layer, c_in / self._groups_per_layer)
+        return c_out, c_in, in_per_group
+
+    def _layer_flops(self, removed: np.ndarray) -> float:
+        c_out, _, in_per_group = self._dims(removed)
+        return float(np.sum(self._coef * c_out * in_per_group))
+
+    def _layer_params(self, removed: np.ndarray) -> float:
+        c_out, _, in_per_group = self._dims(removed)
+        weights = np.sum(self._pairs * c_out * in_per_group + self._bias * c_out)
+        return float(weights - self._norm_params @ removed)
+
+    def _removed(self, removed: np.ndarray | Any) -> np.ndarray:
+        removed = np.asarray(removed, dtype=np.float64)
+        if removed.shape != self.sizes.shape:
+            raise ValueError(f"removed must hold one count per group ({self.sizes.size}), got shape {removed.shape}")
+        return removed
+
+    def flops(self, removed: np.ndarray | Any) -> float:
+        """Predicted FLOPs after removing ``removed[g]`` channels from each group ``g``."""
+        return self._flops_rest + self._layer_flops(self._removed(removed))
+
+    def params(self, removed: np.ndarray | Any) -> float:
+        """Predicted parameter count after removing ``removed[g]`` channels per group."""
+        return self._params_rest + self._layer_params(self._removed(removed))
+
+    def flops_many(self, removed: np.ndarray) -> np.ndarray:
+        """:meth:`flops` for a batch of candidate ``removed`` vectors, shape (n, groups)."""
+        removed = np.asarray(removed, dtype=np.float64)
+        c_out = self._c_out[None, :] - removed @ self._out.T
+        c_in = self._c_in[None, :] - removed @ self._in.T
+        in_per_group = np.where(self._depthwise, self._c_in / self._groups_per_layer, c_in / self._groups_per_layer)
+        return self._flops_rest + (c_out * in_per_group) @ self._coef
+
+    def params_many(self, removed: np.ndarray) -> np.ndarray:
+        """:meth:`params` for a batch of candidate ``removed`` vectors, shape (n, groups)."""
+        removed = np.asarray(removed, dtype=np.float64)
+        c_out = self._c_out[None, :] - removed @ self._out.T
+        c_in = self._c_in[None, :] - removed @ self._in.T
+        in_per_group = np.where(self._depthwise, self._c_in / self._groups_per_layer, c_in / self._groups_per_layer)
+        weights = (c_out * in_per_group) @ self._pairs + c_out @ self._bias
+        return self._params_rest + weights - removed @ self._norm_params
+
+
+def _trace_layers(model: nn.Module, example_inputs: Any) -> tuple[list[_Layer], dict[str, int]]:
+    """Every convolution and linear layer with its output positions on ``example_inputs``."""
+    positions: dict[str, int] = {}
+    handles = []
+
+    def recorder(name: str):  # noqa: ANN202
+        def hook(module: nn.Module, inputs: Any, output: torch.Tensor) -> None:
+            channels = output.shape[1] if isinstance(module, _CONV) else output.shape[-1]
+            positions[name] = positions.get(name, 0) + output.numel() // max(channels, 1)
+
+        return hook
+
+    mixing = [(n, m) for n, m in model.named_modules() if isinstance(m, (_CONV, nn.Linear))]
+    for name, module in mixing:
+        handles.append(module.register_forward_hook(recorder(name)))
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            _call(model, example_inputs)
+    finally:
+        model.train(was_training)
+        for h in handles:
+            h.remove()
+    layers = []
+    for name, module in mixing:
+        pos = positions.get(name, 0)
+        if isinstance(module, _CONV):
+            kernel = int(np.prod(module.kernel_size))
+            groups = module.groups
+            depthwise = groups > 1 and groups == module.in_channels == module.out_channels
+            layers.append(_Layer(name, 2.0 * pos * kernel, kernel, module.in_channels, module.out_channels,
+                                 groups, depthwise, module.bias is not None))
+        else:
+            layers.append(_Layer(name, 2.0 * pos, 1, module.in_features, module.out_features, 1, False,
+                                 module.bias is not None))
+    return layers, positions
