@@ -64,13 +64,17 @@ Cost: ``gram``, ``hellinger`` and ``dice`` are one batched matrix product,
 ``O(B C^2 N)`` multiply-adds. ``js`` is exact but has no matrix-product form: it
 evaluates one logarithm per channel pair and position, ``O(B C^2 N / 2)``
 logarithms, in blocks whose temporary is bounded by ``chunk`` elements, so its
-memory stays ``O(C^2 + C N + chunk)``. No measure validates that ``x`` is
+memory stays ``O(C^2 + C N + chunk)``. On CUDA tensors, when Triton can be imported,
+``js`` evaluates those logarithms in a Triton kernel instead (``backend="auto"``; see
+:func:`js`), which is what makes full-resolution maps affordable during training; the
+torch code is the reference and the fallback. No measure validates that ``x`` is
 finite (that would synchronise with the device): NaN or inf in, NaN out.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 from collections.abc import Callable, Iterator, Mapping
 from types import MappingProxyType
@@ -83,12 +87,18 @@ from torch import Tensor
 __all__ = ["MEASURES", "Measure", "dice", "get_measure", "gram", "hellinger", "js"]
 
 Normalize = Literal["softmax", "relu_l1"]
+Backend = Literal["auto", "torch", "triton"]
 Downsample = int | tuple[int, int] | None
 Measure = Callable[..., Tensor]
 
 _NORMALIZATIONS = ("softmax", "relu_l1")
-#: Default bound on the elements of the pairwise temporary of ``js`` (64 MiB in float32).
+_BACKENDS = ("auto", "torch", "triton")
+#: Default bound on the elements of the pairwise temporaries of ``js``'s torch path on the CPU
+#: (1 MiB in float32, cache-sized).
 DEFAULT_CHUNK = 2**18
+#: The same on other devices (64 MiB in float32): on a GPU the torch path is bound by kernel
+#: launches, one per block and operation, so it wants few, large blocks.
+DEFAULT_CHUNK_DEVICE = 2**24
 #: Added to the L1 norm in ``gram``, as in the released code.
 GRAM_EPS = 1e-5
 #: Channel-block side below which ``js`` splits the positions instead of shrinking blocks.
@@ -117,14 +127,20 @@ def _check_normalize(normalize: object) -> str:
     return normalize
 
 
-def _check_chunk(chunk: object) -> int:
+def _check_chunk(chunk: object) -> int | None:
     if chunk is None:
-        return DEFAULT_CHUNK
+        return None
     if isinstance(chunk, bool) or not isinstance(chunk, int):
         raise TypeError(f"chunk must be a positive int or None; got {type(chunk).__name__}")
     if chunk < 1:
         raise ValueError(f"chunk must be a positive int or None; got {chunk}")
     return chunk
+
+
+def _check_backend(backend: object) -> str:
+    if not isinstance(backend, str) or backend not in _BACKENDS:
+        raise ValueError(f"backend must be one of 'auto', 'torch', 'triton'; got {backend!r}")
+    return backend
 
 
 def _check_downsample(downsample: object) -> tuple[int, int] | None:
@@ -211,6 +227,42 @@ def _block_shape(n_channels: int, n_positions: int, budget: int) -> tuple[int, i
     return side, n
 
 
+@functools.lru_cache(maxsize=1)
+def _triton_import_error() -> str | None:
+    """None if the Triton kernel module imports, else why not (checked once, lazily)."""
+    try:
+        from sirfp_adapter import _triton_js  # noqa: F401  (imports triton)
+    except Exception as err:  # noqa: BLE001 - ImportError, or a broken installation (then: torch)
+        return f"{type(err).__name__}: {err}"
+    return None
+
+
+def _select_backend(backend: str, device: torch.device, dtype: torch.dtype) -> str:
+    """``"torch"`` or ``"triton"`` for ``js`` on ``device`` with working dtype ``dtype``."""
+    if backend == "torch":
+        return "torch"
+    if backend == "auto":
+        usable = device.type == "cuda" and dtype == torch.float32 and _triton_import_error() is None
+        return "triton" if usable else "torch"
+    if device.type != "cuda":
+        raise ValueError(f"backend='triton' needs a CUDA tensor; x is on {device.type}")
+    if dtype != torch.float32:
+        raise ValueError(
+            f"backend='triton' computes in float32; x is {dtype} (use backend='torch' for float64 arithmetic)"
+        )
+    error = _triton_import_error()
+    if error is not None:
+        raise ImportError(f"backend='triton' needs the triton package, which could not be imported ({error})")
+    return "triton"
+
+
+def _triton_pairwise_js_terms(p: Tensor, plogp: Tensor, budget: int) -> Tensor:
+    """`_pairwise_js_terms` through the Triton kernel (``budget`` does not apply there)."""
+    from sirfp_adapter import _triton_js
+
+    return _triton_js.pairwise_js_terms(p, plogp)
+
+
 def _accumulator_dtype(device: torch.device) -> torch.dtype:
     """float64 for the small per-block sums over position chunks (MPS has no float64)."""
     return torch.float32 if device.type == "mps" else torch.float64
@@ -261,6 +313,7 @@ def js(
     normalize: Normalize = "softmax",
     downsample: Downsample = None,
     chunk: int | None = None,
+    backend: Backend = "auto",
 ) -> Tensor:
     """The paper's redundancy ``r_ij = log 2 - JS(P_i, P_j)``, exact, averaged over the batch.
 
@@ -280,9 +333,20 @@ def js(
         Average-pool the maps to this size first (``adaptive_avg_pool2d``). The
         paper uses full resolution (``None``); pooling is its Table 8 ablation.
     chunk : int, optional
-        Maximum number of elements of the pairwise temporaries (default
-        ``2**18``, 1 MiB in float32, which stays in cache: larger values are
-        slower on CPU). The result does not depend on it beyond float rounding.
+        Maximum number of elements of the pairwise temporaries of the torch
+        path (default ``2**18`` on the CPU, 1 MiB in float32, which stays in
+        cache: larger values are slower there; ``2**24`` on other devices, where
+        fewer, larger blocks mean fewer kernel launches). The result does not
+        depend on it beyond float rounding. The Triton kernel keeps its
+        temporaries in registers and ignores it.
+    backend : {"auto", "torch", "triton"}, default "auto"
+        Who evaluates the pairwise logarithms. ``"torch"``: blocked torch
+        operations, any device, float32 or float64 (the reference).
+        ``"triton"``: a Triton kernel (``sirfp_adapter._triton_js``), CUDA and
+        float32 only. ``"auto"``: ``"triton"`` when ``x`` is a CUDA tensor, the
+        working dtype is float32 (any input but float64) and Triton can be
+        imported, otherwise ``"torch"``. Triton is imported only then, never
+        when this module is.
 
     Returns
     -------
@@ -295,8 +359,12 @@ def js(
         If ``x`` is not a floating torch.Tensor, or ``chunk``/``downsample``
         has the wrong type.
     ValueError
-        If ``x`` is not 4-D or is empty, ``normalize`` is unknown, or
-        ``chunk``/``downsample`` is not positive.
+        If ``x`` is not 4-D or is empty, ``normalize`` or ``backend`` is
+        unknown, ``chunk``/``downsample`` is not positive, or
+        ``backend="triton"`` is asked for a tensor that is not on CUDA or is
+        float64.
+    ImportError
+        If ``backend="triton"`` and Triton cannot be imported.
 
     Notes
     -----
@@ -326,18 +394,39 @@ def js(
     float32 (float64 for float64 input) with autocast disabled; sums over
     position chunks and over the batch are accumulated in float64 (float32 on
     MPS); results are clamped to ``[0, log 2]`` against rounding.
+
+    Backends. Both share everything but the pairwise sum: casting,
+    ``downsample``, the probabilities (dead channels included), ``p log p``,
+    the batch loop, the clamp and the symmetrisation. The Triton kernel tiles
+    the upper triangle of channel pairs, walks the positions in chunks of 16
+    and evaluates ``s log2 s`` with the hardware's approximate ``log2``
+    (``lg2.approx``, absolute error about ``2**-22``), in float32: each chunk's
+    sum has the chunk's ``p log p`` terms subtracted before it is added, with
+    Kahan compensation, to the pair's total, so the error does not grow with
+    ``H*W``. Its results differ from the torch path's by float32 rounding,
+    about ``1e-6`` in ``r`` (the CUDA tests allow ``5e-6``;
+    ``benchmarks/redundancy_speed.py`` reports the error against the float64
+    reference at C = 2048, H x W = 128 x 256). It is bound by the GPU's
+    special-function units, one logarithm per pair and position.
     """
     x = _check_x(x)
     normalize = _check_normalize(normalize)
     budget = _check_chunk(chunk)
     size = _check_downsample(downsample)
+    backend = _check_backend(backend)
+    if budget is None:
+        budget = DEFAULT_CHUNK if x.device.type == "cpu" else DEFAULT_CHUNK_DEVICE
     with _exact_math(x):
         x = _prepare(x, size)
+        if _select_backend(backend, x.device, x.dtype) == "triton":
+            pairwise = _triton_pairwise_js_terms
+        else:
+            pairwise = _pairwise_js_terms
         n_batch, n_channels = x.shape[:2]
         total = torch.zeros(n_channels, n_channels, dtype=_accumulator_dtype(x.device), device=x.device)
         for b in range(n_batch):
             p = _probabilities(x[b], normalize)  # (C, N)
-            total += _pairwise_js_terms(p, torch.xlogy(p, p), budget)
+            total += pairwise(p, torch.xlogy(p, p), budget)
         r = (total * (0.5 / n_batch)).clamp_(0.0, _LOG2)
         return _finish(r, diagonal=_LOG2)
 

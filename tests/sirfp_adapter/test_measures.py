@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -350,6 +352,9 @@ def test_bad_x(name, x, exc, match):
         ({"downsample": (2, -1)}, ValueError, r"pair of positive ints \(h, w\); got \(2, -1\)"),
         ({"downsample": (2, 2, 2)}, TypeError, r"got \(2, 2, 2\)"),
         ({"downsample": 1.5}, TypeError, "got 1.5"),
+        ({"backend": "cuda"}, ValueError, r"backend must be one of 'auto', 'torch', 'triton'; got 'cuda'"),
+        ({"backend": None}, ValueError, r"backend must be one of 'auto', 'torch', 'triton'; got None"),
+        ({"backend": "triton"}, ValueError, r"backend='triton' needs a CUDA tensor; x is on cpu"),
     ],
 )
 def test_bad_options(kwargs, exc, match):
@@ -370,3 +375,154 @@ def test_meta_device_runs_without_host_sync(name):
     x = torch.empty(2, 5, 4, 4, device="meta", dtype=torch.float16)
     r = get_measure(name)(x)
     assert r.shape == (5, 5) and r.dtype == torch.float32 and r.device.type == "meta"
+
+
+# ----------------------------------------------------------------------------- js backends (CPU side)
+
+
+def test_js_torch_backend_is_the_cpu_default():
+    x = maps(c=7)
+    assert torch.equal(js(x, backend="torch"), js(x))
+    assert torch.equal(js(x, backend="auto", chunk=50), js(x, backend="torch", chunk=50))
+
+
+def test_select_backend(monkeypatch):
+    cuda, cpu = torch.device("cuda"), torch.device("cpu")
+    f32, f64 = torch.float32, torch.float64
+    monkeypatch.setattr(measures, "_triton_import_error", lambda: None)
+    assert measures._select_backend("auto", cuda, f32) == "triton"
+    assert measures._select_backend("auto", cuda, f64) == "torch"  # float64 stays float64
+    assert measures._select_backend("auto", cpu, f32) == "torch"
+    assert measures._select_backend("torch", cuda, f32) == "torch"
+    assert measures._select_backend("triton", cuda, f32) == "triton"
+    with pytest.raises(ValueError, match=r"backend='triton' computes in float32; x is torch.float64"):
+        measures._select_backend("triton", cuda, f64)
+    with pytest.raises(ValueError, match=r"backend='triton' needs a CUDA tensor; x is on cpu"):
+        measures._select_backend("triton", cpu, f32)
+    missing = "ModuleNotFoundError: No module named 'triton'"
+    monkeypatch.setattr(measures, "_triton_import_error", lambda: missing)
+    assert measures._select_backend("auto", cuda, f32) == "torch"
+    with pytest.raises(ImportError, match=r"backend='triton' needs the triton package, which could not be "
+                                          r"imported \(ModuleNotFoundError: No module named 'triton'\)"):
+        measures._select_backend("triton", cuda, f32)
+
+
+def test_importing_measures_does_not_import_triton():
+    code = (
+        "import sys, torch\n"
+        "before = 'triton' in sys.modules\n"
+        "from sirfp_adapter import measures\n"
+        "measures.js(torch.randn(1, 3, 4, 4))\n"
+        "assert 'sirfp_adapter._triton_js' not in sys.modules\n"
+        "assert ('triton' in sys.modules) == before, 'measures imported triton'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# ----------------------------------------------------------------------------- js backends: Triton on CUDA
+
+
+def _cuda_triton_skip_reason() -> str | None:
+    if not torch.cuda.is_available():
+        return "needs a CUDA device (torch.cuda.is_available() is False)"
+    error = measures._triton_import_error()
+    if error is not None:
+        return f"needs triton ({error})"
+    return None
+
+
+_CUDA_TRITON_SKIP = _cuda_triton_skip_reason()
+requires_cuda_triton = pytest.mark.skipif(_CUDA_TRITON_SKIP is not None, reason=_CUDA_TRITON_SKIP or "")
+#: Triton kernel vs the float32 torch path, and vs the float64 torch path, in r (float32 rounding
+#: of both paths, the kernel's lg2.approx and its float32 accumulation; about 1e-6 seen).
+TRITON_ATOL = 5e-6
+
+
+@requires_cuda_triton
+@pytest.mark.parametrize("normalize", NORMALIZATIONS)
+@pytest.mark.parametrize(
+    ("c", "h", "w"),
+    [(1, 3, 3), (5, 5, 7), (37, 9, 13), (70, 16, 17), (130, 8, 8), (300, 11, 3)],
+)  # C not multiples of the 32/64-channel tiles, H*W not multiples of the 16-position chunk
+def test_cuda_triton_js_matches_torch_path(c, h, w, normalize):
+    x = maps(b=2, c=c, h=h, w=w, seed=c + h * w, scale=3.0)
+    if c >= 2 and normalize == "relu_l1":
+        x = relu_with_dead(x)
+    xc = x.cuda()
+    r = js(xc, normalize=normalize, backend="triton")
+    assert r.device == xc.device and r.dtype == torch.float32 and r.shape == (c, c)
+    assert torch.equal(r, r.T) and torch.isfinite(r).all()
+    assert torch.all(r.diagonal() == torch.tensor(LOG2, dtype=torch.float32, device=xc.device))
+    assert torch.all(r >= 0) and torch.all(r <= LOG2)
+    torch_path = js(xc, normalize=normalize, backend="torch")
+    np.testing.assert_allclose(r.cpu().numpy(), torch_path.cpu().numpy(), atol=TRITON_ATOL, rtol=0)
+    reference = js(xc.double(), normalize=normalize)  # float64 torch path
+    np.testing.assert_allclose(r.cpu().numpy(), reference.cpu().numpy(), atol=TRITON_ATOL, rtol=0)
+
+
+@requires_cuda_triton
+@pytest.mark.parametrize(
+    "config",
+    [(8, 32, 16, 1), (8, 64, 16, 1), (8, 128, 16, 2), (8, 256, 16, 4), (8, 512, 16, 4), (16, 128, 16, 4),
+     (8, 64, 8, 1), (8, 128, 32, 2)],
+)
+def test_cuda_triton_tile_configs(config):
+    from sirfp_adapter import _triton_js
+
+    x = maps(b=1, c=70, h=20, w=25, seed=3, scale=3.0).cuda()
+    p = measures._probabilities(x[0], "softmax")
+    expected = measures._pairwise_js_terms(p.double(), torch.xlogy(p.double(), p.double()), 2**24)
+    t = _triton_js.pairwise_js_terms(p, torch.xlogy(p, p), _triton_js.TileConfig(*config))
+    assert t.dtype == torch.float64 and torch.equal(t, t.T)
+    # t = 2 r: twice the tolerance in r
+    np.testing.assert_allclose(t.cpu().numpy(), expected.cpu().numpy(), atol=2 * TRITON_ATOL, rtol=0)
+
+
+@requires_cuda_triton
+def test_cuda_triton_split_positions():
+    """Few channels, many positions: the positions are split across programs; same values."""
+    x = maps(b=2, c=3, h=64, w=96, seed=5).cuda()
+    for normalize in NORMALIZATIONS:
+        np.testing.assert_allclose(
+            js(x, normalize=normalize, backend="triton").cpu().numpy(),
+            js(x.double(), normalize=normalize).cpu().numpy(),
+            atol=TRITON_ATOL,
+            rtol=0,
+        )
+
+
+@requires_cuda_triton
+@pytest.mark.parametrize("normalize", NORMALIZATIONS)
+def test_cuda_triton_identical_maps_give_log2(normalize):
+    base = maps(c=1, h=12, w=11).abs() + 0.1
+    r = js(base.repeat(1, 40, 1, 1).cuda(), normalize=normalize, backend="triton")
+    np.testing.assert_allclose(r.cpu().numpy(), np.full((40, 40), LOG2), atol=1e-6, rtol=0)
+
+
+@requires_cuda_triton
+def test_cuda_triton_disjoint_supports_give_zero():
+    x = torch.zeros(2, 3, 4, 4)
+    x[:, 0, :2] = torch.rand(2, 2, 4) + 0.5
+    x[:, 1, 2:3] = torch.rand(2, 1, 4) + 0.5
+    x[:, 2, 3:] = torch.rand(2, 1, 4) + 0.5
+    r = js(x.cuda(), normalize="relu_l1", backend="triton").cpu()
+    assert torch.all(r[~torch.eye(3, dtype=torch.bool)].abs() <= 1e-6), r
+
+
+@requires_cuda_triton
+def test_cuda_auto_backend_uses_triton_for_float32_only(monkeypatch):
+    calls = []
+    original = measures._triton_pairwise_js_terms
+
+    def spy(*args):
+        calls.append(args[0].shape)
+        return original(*args)
+
+    monkeypatch.setattr(measures, "_triton_pairwise_js_terms", spy)
+    x = maps(b=2, c=6).cuda()
+    js(x)
+    js(x.half())
+    assert calls == [(6, 35)] * 4  # two samples each
+    js(x.double())
+    js(x, backend="torch")
+    assert len(calls) == 4
