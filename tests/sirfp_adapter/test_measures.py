@@ -496,7 +496,8 @@ def test_cuda_triton_split_positions():
 def test_cuda_triton_identical_maps_give_log2(normalize):
     base = maps(c=1, h=12, w=11).abs() + 0.1
     r = js(base.repeat(1, 40, 1, 1).cuda(), normalize=normalize, backend="triton")
-    np.testing.assert_allclose(r.cpu().numpy(), np.full((40, 40), LOG2), atol=1e-6, rtol=0)
+    # the kernel's approximate log2 of s = 2p against torch's p log p: a few float32 ulps
+    np.testing.assert_allclose(r.cpu().numpy(), np.full((40, 40), LOG2), atol=2e-6, rtol=0)
 
 
 @requires_cuda_triton
