@@ -1,29 +1,59 @@
-"""sirfp_adapter: SIRFP channel pruning for torch segmentation models.
+"""sirfp_adapter: SIRFP channel pruning for torch segmentation networks.
 
-Available now: `sirfp_adapter.measures` (spatial redundancy between channel maps:
-the paper's Jensen-Shannon measure, the released code's Gram measure, Hellinger,
-Dice) and `RedundancyCollector` (an EMA of the redundancy graphs, collected by forward
-hooks during training, all-reduced under ``torch.distributed``). Planning, pruning and
-the progressive schedule follow. Importing this package does not import torch; its
-members do, on first access.
+Criterion → statistics → decision → mechanics:
+
+* `measures` — spatial redundancy between channel maps (the paper's Jensen–Shannon
+  measure, the released code's Gram measure, Hellinger, Dice);
+* `RedundancyCollector` — an EMA of the redundancy graphs, gathered by forward hooks
+  during training, all-reduced under ``torch.distributed``;
+* `ChannelGroups` — coupled channels from Torch-Pruning's dependency graph;
+  `CostModel` — FLOPs / parameters for any removal;
+* `make_plan` — one MEWCP per group (``mewcp``), a global threshold meeting a FLOPs or
+  parameter target;
+* `ChannelMasks`, `prune_channels`, `save_pruned` / `load_pruned` — soft masks,
+  physical removal, safe model files;
+* `SIRFPPruner` — the progressive schedule (Algorithm 2) for the user's training loop,
+  with the baselines (random, L1, BN scale, FPGM, Taylor) under the same mechanics.
+
+Importing this package does not import torch; its members do, on first access.
 """
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
-
-__all__ = ["RedundancyCollector", "measures"]
 
 __version__ = "0.1.0"
 
+_MEMBERS = {
+    "RedundancyCollector": "sirfp_adapter.collector",
+    "ChannelGroups": "sirfp_adapter.groups",
+    "CostModel": "sirfp_adapter.cost",
+    "count_flops": "sirfp_adapter.cost",
+    "count_params": "sirfp_adapter.cost",
+    "PruningPlan": "sirfp_adapter.plan",
+    "make_plan": "sirfp_adapter.plan",
+    "rank_redundancy": "sirfp_adapter.plan",
+    "rank_importance": "sirfp_adapter.plan",
+    "group_matrix": "sirfp_adapter.plan",
+    "ChannelMasks": "sirfp_adapter.apply",
+    "prune_channels": "sirfp_adapter.apply",
+    "save_pruned": "sirfp_adapter.apply",
+    "load_pruned": "sirfp_adapter.apply",
+    "SIRFPPruner": "sirfp_adapter.schedule",
+    "SyntheticSegmentation": "sirfp_adapter.data",
+    "FolderSegmentation": "sirfp_adapter.data",
+    "ConfusionMatrix": "sirfp_adapter.metrics",
+    "evaluate": "sirfp_adapter.metrics",
+}
+_MODULES = ("measures", "models", "importance", "experiment")
+
+__all__ = sorted([*_MEMBERS, *_MODULES])
+
 
 def __getattr__(name: str) -> Any:
-    if name == "RedundancyCollector":
-        from sirfp_adapter.collector import RedundancyCollector
-
-        return RedundancyCollector
-    if name == "measures":
-        import importlib
-
-        return importlib.import_module("sirfp_adapter.measures")
+    if name in _MEMBERS:
+        return getattr(importlib.import_module(_MEMBERS[name]), name)
+    if name in _MODULES:
+        return importlib.import_module(f"sirfp_adapter.{name}")
     raise AttributeError(f"module 'sirfp_adapter' has no attribute {name!r}")

@@ -96,6 +96,11 @@ class PruningPlan:
         The global score threshold (``nan`` in uniform mode).
     planning_time : float
         Seconds spent ranking and searching.
+    notes : tuple of str
+        Warnings, e.g. a target the floors kept out of reach.
+    clique_weights : dict of str to float
+        For redundancy rankings: the MEWCP objective (summed edge weight) of each
+        pruned group's kept channels — what a better per-group solver increases.
     """
 
     remove: dict[str, np.ndarray]
@@ -109,6 +114,7 @@ class PruningPlan:
     threshold: float
     planning_time: float = 0.0
     notes: tuple[str, ...] = field(default=())
+    clique_weights: dict[str, float] = field(default_factory=dict)
 
     @property
     def achieved(self) -> float:
@@ -329,6 +335,7 @@ def make_plan(
     flops = cost.flops(total)
     params = cost.params(total)
     plan_remove: dict[str, np.ndarray] = {}
+    weights: dict[str, float] = {}
     options = dict(method_options or {})
     for g, (group, ranking, n) in enumerate(zip(groups, rankings, n_remove, strict=True)):
         if n == 0:
@@ -338,6 +345,9 @@ def make_plan(
         else:
             chosen = _resolve(ranking, int(active[g] - n), method, options)
         plan_remove[group.name] = np.sort(chosen)
+        if ranking.matrix is not None:
+            kept = ~np.isin(np.sort(ranking.order), chosen)
+            weights[group.name] = float(np.triu(ranking.matrix[np.ix_(kept, kept)], 1).sum())
     achieved = 1.0 - (flops if metric == "flops" else params) / base
     notes: list[str] = []
     if achieved < target - 0.01:
@@ -357,6 +367,7 @@ def make_plan(
         threshold=threshold,
         planning_time=time.perf_counter() - started,
         notes=tuple(notes),
+        clique_weights=weights,
     )
 
 
