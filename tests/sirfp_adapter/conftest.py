@@ -1,0 +1,16 @@
+"""Fixtures of the sirfp_adapter tests."""
+
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.fixture
+def one_thread():
+    """Run torch on one thread: the pruning tests use tiny models, where thread
+    start-up and contention on a busy 2-core machine cost far more than they save."""
+    torch = pytest.importorskip("torch")
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

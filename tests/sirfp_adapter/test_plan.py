@@ -1,0 +1,375 @@
+"""Rankings, the global threshold search and its options (make_plan)."""
+
+from __future__ import annotations
+
+import math
+import re
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("torch_pruning")
+
+import mewcp  # noqa: E402
+from sirfp_adapter.collector import RedundancyCollector  # noqa: E402
+from sirfp_adapter.cost import CostModel  # noqa: E402
+from sirfp_adapter.groups import ChannelGroups  # noqa: E402
+from sirfp_adapter.importance import group_importance  # noqa: E402
+from sirfp_adapter.plan import (  # noqa: E402
+    Ranking,
+    group_matrix,
+    make_plan,
+    rank_importance,
+    rank_redundancy,
+)
+from sirfp_adapter.schedule import SIRFPPruner  # noqa: E402
+from tests.sirfp_adapter.pruning_helpers import (  # noqa: E402
+    MODELS,
+    depthwise,
+    greedy_fill,
+    inputs,
+    lite,
+    train_passes,
+)
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+DUPLICATES = [0, 2, 3, 5, 6]  # channel 0 and four exact copies of it
+
+
+def plant_duplicates(model) -> None:
+    """Make channels 2, 3, 5, 6 of backbone.1.0.conv1 / bn1 exact copies of channel 0."""
+    block = model.backbone[1][0]
+    with torch.no_grad():
+        for d in DUPLICATES[1:]:
+            block.conv1.weight[d] = block.conv1.weight[0]
+            block.bn1.weight[d] = block.bn1.weight[0]
+            block.bn1.bias[d] = block.bn1.bias[0]
+
+
+def setup(model, x=None):
+    x = inputs() if x is None else x
+    groups = ChannelGroups.build(model, x)
+    return groups, CostModel(model, x, groups)
+
+
+def l1_rankings(model, groups):
+    return [rank_importance(group_importance("l1", model, g)) for g in groups]
+
+
+def random_rankings(groups, seed=0):
+    rng = np.random.default_rng(seed)
+    return [rank_importance(rng.random(g.size)) for g in groups]
+
+
+# ---------------------------------------------------------------------------
+# rankings
+# ---------------------------------------------------------------------------
+
+
+def test_rank_redundancy_records_the_peeling_order_and_normalised_scores():
+    rng = np.random.default_rng(0)
+    a = rng.random((6, 6))
+    a = (a + a.T) / 2
+    np.fill_diagonal(a, 0.0)
+    r = rank_redundancy(a)
+    peel = mewcp.ehgp_order(a)
+    np.testing.assert_array_equal(r.order, peel.order)
+    mean = a.sum() / 30
+    raw = np.asarray(peel.scores)[:-1] / np.arange(5, 0, -1) / mean
+    np.testing.assert_allclose(r.scores[:-1], np.maximum.accumulate(raw))
+    assert r.scores[-1] == np.inf and np.all(np.diff(r.scores) >= 0)
+    # scaling the graph (a wider measure range) leaves the scores alone
+    np.testing.assert_allclose(rank_redundancy(7.0 * a).scores, r.scores)
+    # inactive channels are left out of the graph; order refers to group channels
+    active = np.array([True, False, True, True, False, True])
+    sub = rank_redundancy(a, active)
+    assert set(sub.order) == {0, 2, 3, 5}
+    np.testing.assert_array_equal(sub.matrix, a[np.ix_([0, 2, 3, 5], [0, 2, 3, 5])])
+    one = rank_redundancy(a, np.eye(6, dtype=bool)[4])
+    np.testing.assert_array_equal(one.order, [4])
+    assert one.scores.tolist() == [np.inf]
+
+
+def test_rank_importance_orders_by_ascending_importance():
+    r = rank_importance(np.array([3.0, 1.0, 2.0, 2.0]))
+    np.testing.assert_array_equal(r.order, [1, 2, 3, 0])
+    np.testing.assert_allclose(r.scores, np.array([1.0, 2.0, 2.0, 3.0]) / 2.0)
+    assert r.matrix is None
+    r = rank_importance(np.array([3.0, 1.0, 2.0, 2.0]), np.array([True, False, True, True]))
+    np.testing.assert_array_equal(r.order, [2, 3, 0])
+    with pytest.raises(ValueError, match="importance must be finite"):
+        rank_importance(np.array([1.0, np.nan]))
+
+
+def test_group_matrix_is_the_mean_of_the_members_matrices():
+    groups, _ = setup(lite())
+    stream = groups[groups.index("backbone.1.0.shortcut.0")]
+    rng = np.random.default_rng(1)
+    mats = {n: rng.random((8, 8)) for n in stream.feature_layers}
+    np.testing.assert_allclose(group_matrix(stream, mats), np.mean(list(mats.values()), axis=0))
+    some = dict(list(mats.items())[:2])
+    np.testing.assert_allclose(group_matrix(stream, some), np.mean(list(some.values()), axis=0))
+    with pytest.raises(KeyError, match="no redundancy matrix for group 'backbone.1.0.shortcut.0'"):
+        group_matrix(stream, {})
+
+
+@pytest.mark.parametrize("measure", ["js", "gram"])
+def test_planted_duplicates_are_ranked_first_in_their_group(measure):
+    model = lite()
+    plant_duplicates(model)
+    groups, _ = setup(model)
+    group = groups[groups.index("backbone.1.0.conv1")]
+    with RedundancyCollector(model, groups.feature_layers(), measure=measure) as collector:
+        train_passes(model, 3)
+    ranking = rank_redundancy(group_matrix(group, collector.matrices()))
+    assert set(ranking.order[:4]) <= set(DUPLICATES)  # at most one copy survives four removals
+    assert ranking.order[4] not in ranking.order[:4]
+
+
+@pytest.mark.parametrize("measure", ["js", "gram"])
+def test_a_plan_for_four_channels_removes_four_planted_duplicates(measure):
+    model, x = lite(), inputs()
+    plant_duplicates(model)
+    # only the planted group is prunable: the plan's choice is the ranking's
+    others = [n for n, m in model.named_modules()
+              if isinstance(m, torch.nn.Conv2d) and n != "backbone.1.0.conv1"]
+    probe = ChannelGroups.build(model, x, ignored_layers=others)
+    assert [g.name for g in probe] == ["backbone.1.0.conv1"]
+    cost = CostModel(model, x, probe)
+    target = 1.0 - cost.params([4]) / cost.params_base + 1e-9
+    pruner = SIRFPPruner(model, x, params_reduction=target, interval=3, measure=measure,
+                         ignored_layers=others)
+    before = model.backbone[1][0].conv1.weight.detach().clone()
+    opt = torch.optim.SGD(model.parameters(), lr=0.0)  # statistics only: the copies stay copies
+    plan = None
+    for i in range(3):
+        loss = model(inputs(10 + i)).square().mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        plan = pruner.step() or plan
+    assert plan is not None and pruner.done
+    removed = plan.remove["backbone.1.0.conv1"]
+    assert len(removed) == 4 and set(removed) <= set(DUPLICATES)
+    pruner.finalize()
+    kept = model.backbone[1][0].conv1.weight.detach()
+    assert kept.shape[0] == 4
+    copies = [int(torch.equal(k, before[0])) for k in kept]
+    assert sum(copies) == 1
+
+
+# ---------------------------------------------------------------------------
+# the threshold search
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("target", [0.3, 0.6, 0.8])
+@pytest.mark.parametrize("metric", ["flops", "params"])
+@pytest.mark.parametrize("name", list(MODELS))
+def test_plan_never_exceeds_the_target_and_reports_its_prediction(name, metric, target):
+    model = MODELS[name]()
+    groups, cost = setup(model)
+    plan = make_plan(groups, cost, l1_rankings(model, groups), target, metric=metric)
+    assert plan.metric == metric and plan.target == target
+    assert plan.achieved <= target + 1e-9
+    removed = np.array([g.size - plan.keep[g.name] for g in groups])
+    assert plan.flops == cost.flops(removed) and plan.params == cost.params(removed)
+    assert plan.flops_reduction == pytest.approx(1 - cost.flops(removed) / cost.flops_base, abs=1e-12)
+    assert plan.params_reduction == pytest.approx(1 - cost.params(removed) / cost.params_base, abs=1e-12)
+    for g in groups:
+        n = len(plan.remove.get(g.name, []))
+        assert n == g.size - plan.keep[g.name]
+        if n:
+            assert np.all(np.diff(plan.remove[g.name]) > 0)
+    assert plan.summary().startswith(f"target {metric} reduction {target:.1%}: achieved {plan.achieved:.2%}")
+
+
+def test_global_plan_removes_a_prefix_of_every_ranking_down_to_the_threshold():
+    model = lite()
+    groups, cost = setup(model)
+    rankings = l1_rankings(model, groups)
+    plan = make_plan(groups, cost, rankings, 0.5)
+    assert np.isfinite(plan.threshold)
+    for g, r in zip(groups, rankings, strict=True):
+        n = g.size - plan.keep[g.name]
+        np.testing.assert_array_equal(plan.remove.get(g.name, np.array([], dtype=int)), np.sort(r.order[:n]))
+        # every channel scored at or below the threshold goes, unless the floor keeps it
+        floor = max(1, math.ceil(0.1 * g.size))
+        assert n >= min(np.searchsorted(r.scores, plan.threshold, side="right"), g.size - floor)
+
+
+def test_target_zero_removes_nothing():
+    model = lite()
+    groups, cost = setup(model)
+    plan = make_plan(groups, cost, l1_rankings(model, groups), 0.0)
+    assert plan.remove == {} and plan.flops_reduction == 0.0
+    assert plan.keep == {g.name: g.size for g in groups}
+
+
+@pytest.mark.parametrize("min_keep", [0.5, 0.75, 3, 12])
+def test_min_keep_is_a_per_group_floor(min_keep):
+    model = lite()
+    groups, cost = setup(model)
+    plan = make_plan(groups, cost, l1_rankings(model, groups), 0.9, min_keep=min_keep)
+    floors = {g.name: math.ceil(min_keep * g.size) if isinstance(min_keep, float) else min(g.size, min_keep)
+              for g in groups}
+    assert all(plan.keep[name] >= floor for name, floor in floors.items())
+    assert any(plan.keep[name] == floor for name, floor in floors.items())  # the floor binds
+    assert plan.achieved <= 0.9
+    if plan.achieved < 0.89:
+        assert plan.notes[0].startswith(f"target not reached: {plan.achieved:.2%} < 90.0% — "
+                                        f"the per-group floor (min_keep={min_keep!r})")
+    else:
+        assert plan.notes == ()
+
+
+@pytest.mark.parametrize("mode", ["global", "uniform"])
+@pytest.mark.parametrize("target", [0.3, 0.6, 0.8])
+def test_round_to_keeps_multiples(target, mode):
+    for build in (lite, depthwise):
+        model = build()
+        groups, cost = setup(model)
+        plan = make_plan(groups, cost, l1_rankings(model, groups), target, round_to=4, mode=mode)
+        assert plan.achieved <= target + 1e-9
+        for g in groups:
+            assert plan.keep[g.name] % 4 == 0 or plan.keep[g.name] == g.size
+            assert len(plan.remove.get(g.name, [])) == g.size - plan.keep[g.name]
+        if build is lite:
+            assert plan.flops_reduction > 0.25
+
+
+@pytest.mark.parametrize("target", [0.3, 0.6, 0.8])
+@pytest.mark.parametrize("name", list(MODELS))
+def test_uniform_mode_removes_one_ratio_from_every_group(name, target):
+    model = MODELS[name]()
+    groups, cost = setup(model)
+    plan = make_plan(groups, cost, l1_rankings(model, groups), target, mode="uniform")
+    assert plan.achieved <= target + 1e-9 and math.isnan(plan.threshold)
+    sizes = np.array([g.size for g in groups])
+    removed = np.array([g.size - plan.keep[g.name] for g in groups])
+    assert removed.sum() > 0
+    # removed[g] == floor(r * size[g]) for one ratio r: every lower bound below every upper bound
+    assert np.max(removed / sizes) < np.min((removed + 1) / sizes)
+    # the next ratio step (one more channel in the groups that reach it first) overshoots
+    step = np.min((removed + 1) / sizes)
+    nxt = np.floor(step * sizes + 1e-12).astype(int)
+    assert 1 - cost.flops(nxt) / cost.flops_base > target
+
+
+def test_removed_channels_are_counted_and_the_plan_adds_to_them():
+    model = lite()
+    groups, cost = setup(model)
+    first = make_plan(groups, cost, l1_rankings(model, groups), 0.3)
+    before = np.array([g.size - first.keep[g.name] for g in groups])
+    active = {g.name: np.ones(g.size, dtype=bool) for g in groups}
+    for name, idx in first.remove.items():
+        active[name][idx] = False
+    rankings = [rank_importance(group_importance("l1", model, g), active[g.name]) for g in groups]
+    second = make_plan(groups, cost, rankings, 0.6, removed=before)
+    assert first.flops_reduction < second.flops_reduction <= 0.6
+    for g in groups:
+        extra = second.remove.get(g.name, np.array([], dtype=int))
+        assert not set(extra) & set(first.remove.get(g.name, []))
+        assert second.keep[g.name] == g.size - before[groups.index(g.name)] - len(extra)
+    with pytest.raises(ValueError, match="each ranking must cover exactly the channels its group still has"):
+        make_plan(groups, cost, l1_rankings(model, groups), 0.6, removed=before)
+
+
+def test_targets_are_reachable_within_one_percent_with_the_same_rankings():
+    """The certificate behind the strict xfail below: following each group's removal
+    order and the floors, a greedy fill lands within 0.1% of every target."""
+    for build in MODELS.values():
+        model = build()
+        groups, cost = setup(model)
+        sizes = np.array([g.size for g in groups])
+        rankings = random_rankings(groups)
+        for target in (0.3, 0.6, 0.8):
+            n = greedy_fill(cost, rankings, target, sizes)
+            achieved = 1 - cost.flops(n) / cost.flops_base
+            assert target - 0.001 <= achieved <= target
+
+
+@pytest.mark.xfail(strict=True, reason="make_plan stops at the largest single threshold under the target: "
+                                        "on small networks one more channel of a costly group overshoots, "
+                                        "and the plan falls short by more than 1% (lite 0.6 -> 58.5%, "
+                                        "resnet 0.8 -> 77.2%); see the report of the issue-6 test session")
+@pytest.mark.parametrize("name", list(MODELS))
+def test_global_plan_is_within_one_percent_of_reachable_targets(name):
+    model = MODELS[name]()
+    groups, cost = setup(model)
+    rankings = random_rankings(groups)
+    for target in (0.3, 0.6, 0.8):
+        plan = make_plan(groups, cost, rankings, target)
+        assert target - 0.01 <= plan.flops_reduction <= target + 1e-9
+
+
+# ---------------------------------------------------------------------------
+# other MEWCP methods
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("method", ["tabu", "local_search"])
+def test_other_methods_keep_at_least_ehgps_clique_weight(method):
+    model = lite()
+    groups, cost = setup(model)
+    with RedundancyCollector(model, groups.feature_layers(), measure="js") as collector:
+        train_passes(model, 2)
+    mats = collector.matrices()
+    rankings = [rank_redundancy(group_matrix(g, mats)) for g in groups]
+    ehgp = make_plan(groups, cost, rankings, 0.6)
+    other = make_plan(groups, cost, rankings, 0.6, method=method, method_options={"seed": 0})
+    assert other.keep == ehgp.keep and other.flops == ehgp.flops
+    for g, r in zip(groups, rankings, strict=True):
+        if g.name not in ehgp.remove:
+            assert g.name not in other.remove
+            continue
+        kept_e = np.setdiff1d(np.arange(g.size), ehgp.remove[g.name])
+        kept_o = np.setdiff1d(np.arange(g.size), other.remove[g.name])
+        assert kept_o.size == kept_e.size
+        w_e, w_o = mewcp.objective(r.matrix, kept_e), mewcp.objective(r.matrix, kept_o)
+        assert w_o >= w_e - 1e-9
+        direct = r.matrix[np.ix_(kept_o, kept_o)]
+        assert w_o == pytest.approx((direct.sum() - np.trace(direct)) / 2)
+
+
+# ---------------------------------------------------------------------------
+# option errors
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"target": 1.0}, r"the reduction target must be a number in \[0, 1\), got 1.0"),
+        ({"target": -0.1}, r"the reduction target must be a number in \[0, 1\), got -0.1"),
+        ({"target": "0.5"}, r"the reduction target must be a number in \[0, 1\), got '0.5'"),
+        ({"metric": "latency"}, "metric must be 'flops' or 'params', got 'latency'"),
+        ({"mode": "layerwise"}, "mode must be 'global' or 'uniform', got 'layerwise'"),
+        ({"min_keep": 0}, r"min_keep must be a fraction in \[0, 1\] or a channel count >= 1, got 0"),
+        ({"min_keep": 1.5}, r"min_keep must be a fraction in \[0, 1\] or a channel count >= 1, got 1.5"),
+        ({"min_keep": True}, r"min_keep must be a fraction in \[0, 1\] or a channel count >= 1, got True"),
+        ({"round_to": 0}, "round_to must be an integer >= 1, got 0"),
+        ({"round_to": 2.0}, "round_to must be an integer >= 1, got 2.0"),
+        ({"round_to": True}, "round_to must be an integer >= 1, got True"),
+    ],
+)
+def test_make_plan_option_errors(kwargs, match):
+    model = lite()
+    groups, cost = setup(model)
+    rankings = l1_rankings(model, groups)
+    kwargs = {"target": 0.5, **kwargs}
+    with pytest.raises(ValueError, match=match):
+        make_plan(groups, cost, rankings, **kwargs)
+
+
+def test_make_plan_needs_one_ranking_per_group():
+    model = lite()
+    groups, cost = setup(model)
+    with pytest.raises(ValueError, match=re.escape("rankings must hold one Ranking per group (18), got 17")):
+        make_plan(groups, cost, l1_rankings(model, groups)[:-1], 0.5)
+    bad = l1_rankings(model, groups)
+    bad[0] = Ranking(bad[0].order[:-1], bad[0].scores[:-1])
+    with pytest.raises(ValueError, match="each ranking must cover exactly the channels its group still has"):
+        make_plan(groups, cost, bad, 0.5)
