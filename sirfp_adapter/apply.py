@@ -182,11 +182,34 @@ def save_pruned(model: nn.Module, path: str | os.PathLike[str], *, metadata: Map
     ``metadata`` (plain values: numbers, strings, lists, dicts) is stored alongside,
     e.g. the FLOPs report.
     """
+    metadata = dict(metadata or {})
+    _check_plain(metadata, "metadata")
     modules = {name: attrs for name, m in model.named_modules() if (attrs := _shape_attrs(m)) is not None}
     torch.save(
-        {"format": FORMAT, "modules": modules, "state_dict": model.state_dict(), "metadata": dict(metadata or {})},
+        {"format": FORMAT, "modules": modules, "state_dict": model.state_dict(), "metadata": metadata},
         path,
     )
+
+
+_PLAIN = (bool, int, float, str, type(None))
+
+
+def _check_plain(value: Any, where: str) -> None:
+    """Refuse values ``torch.load(weights_only=True)`` would refuse (numpy scalars, objects)."""
+    if type(value) in _PLAIN:
+        return
+    if type(value) in (list, tuple):
+        for i, v in enumerate(value):
+            _check_plain(v, f"{where}[{i}]")
+        return
+    if type(value) is dict:
+        for k, v in value.items():
+            if type(k) is not str:
+                raise TypeError(f"{where} keys must be str, got {k!r}")
+            _check_plain(v, f"{where}[{k!r}]")
+        return
+    raise TypeError(f"{where} must hold only bool, int, float, str, None, lists and dicts "
+                    f"(what weights_only loading accepts), got {type(value).__name__}")
 
 
 def load_pruned(model: nn.Module, path: str | os.PathLike[str], *, map_location: Any = "cpu") -> dict[str, Any]:
@@ -195,9 +218,15 @@ def load_pruned(model: nn.Module, path: str | os.PathLike[str], *, map_location:
 
     Returns the stored metadata. The file is read with ``weights_only=True``.
     """
-    blob = torch.load(path, map_location=map_location, weights_only=True)
+    refusal = f"{os.fspath(path)!r} is not a model saved by sirfp_adapter.save_pruned"
+    try:
+        blob = torch.load(path, map_location=map_location, weights_only=True)
+    except (RuntimeError, KeyError, ValueError, EOFError, OSError) as exc:
+        if isinstance(exc, FileNotFoundError):
+            raise
+        raise ValueError(f"{refusal} ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from exc
     if not isinstance(blob, dict) or blob.get("format") != FORMAT:
-        raise ValueError(f"{os.fspath(path)!r} is not a model saved by sirfp_adapter.save_pruned")
+        raise ValueError(refusal)
     modules = dict(model.named_modules())
     missing = sorted(set(blob["modules"]) - set(modules))
     if missing:

@@ -70,8 +70,7 @@ class ChannelGroup:
         Modules whose output channels are the group's (convolutions, linear layers,
         norms); masking them zeroes the channel everywhere downstream.
     norms : tuple of Member
-        The normalisation layers among the producers (the redundancy measurement
-        points; the root layer itself when the group has no norm).
+        The normalisation layers among the producers (may be empty).
     consumers : tuple of Member
         Modules that read the group's channels at their input.
     """
@@ -83,9 +82,17 @@ class ChannelGroup:
     consumers: tuple[Member, ...]
 
     @property
+    def features(self) -> tuple[Member, ...]:
+        """Where the group's feature maps are measured: its norms, or its root layer
+        when it has none."""
+        if self.norms:
+            return self.norms
+        return tuple(m for m in self.producers if m.name == self.name)
+
+    @property
     def feature_layers(self) -> tuple[str, ...]:
         """Names of the modules whose outputs the redundancy collector should hook."""
-        return tuple(m.name for m in self.norms)
+        return tuple(m.name for m in self.features)
 
 
 class ChannelGroups(Sequence[ChannelGroup]):
@@ -205,22 +212,24 @@ def _output_layers(graph: Any) -> list[nn.Module]:
     """Convolutions / linear layers whose output reaches the network output without
     passing through another convolution or linear layer (their channels are the output's)."""
     tp = _tp()
-    stop = {tp.ops.OPTYPE.CONV, tp.ops.OPTYPE.LINEAR}
+    stop = {tp.ops.OPTYPE.CONV, tp.ops.OPTYPE.LINEAR, tp.ops.OPTYPE.DEPTHWISE_CONV}
     found = []
     for module, node in graph.module2node.items():
         if not isinstance(module, _MIXING_TYPES):
             continue
+        if not node.outputs:
+            found.append(module)
+            continue
         stack, seen = list(node.outputs), set()
         while stack:
             nxt = stack.pop()
-            if id(nxt) in seen:
+            if id(nxt) in seen or nxt.type in stop:
                 continue
             seen.add(id(nxt))
             if nxt.type == tp.ops.OPTYPE.OUTPUT or not nxt.outputs:
                 found.append(module)
                 break
-            if nxt.type not in stop:
-                stack.extend(nxt.outputs)
+            stack.extend(nxt.outputs)
     return found
 
 
@@ -245,6 +254,4 @@ def _read_group(graph: Any, names: dict[nn.Module, str], raw: Any) -> ChannelGro
         target[name] = index
     prod = tuple(Member(n, i) for n, i in producers.items())
     norms = tuple(m for m in prod if isinstance(graph.model.get_submodule(m.name), _NORM_TYPES))
-    if not norms:
-        norms = tuple(m for m in prod if m.name == names[root])
     return ChannelGroup(names[root], size, prod, norms, tuple(Member(n, i) for n, i in consumers.items()))

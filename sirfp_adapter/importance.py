@@ -105,8 +105,8 @@ class TaylorAccumulator:
 
     def __init__(self, model: nn.Module, groups: ChannelGroups) -> None:
         modules = dict(model.named_modules())
-        self._norms = {name: modules[name] for name in groups.feature_layers()
-                       if getattr(modules[name], "weight", None) is not None}
+        self._norms = {m.name: modules[m.name] for g in groups for m in g.norms
+                       if getattr(modules[m.name], "weight", None) is not None}
         self._sums: dict[str, torch.Tensor] = {}
         self.steps = 0
 

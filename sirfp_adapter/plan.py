@@ -13,7 +13,10 @@ The plan is the decision step between statistics and mechanics:
 3. **Threshold**: one global value ``tau`` removes, in every group, the prefix whose
    scores are ``<= tau``, subject to a per-group minimum keep and an optional
    ``round_to``. :func:`make_plan` bisects over the candidate values using the cached
-   cost model (``cost.py``) for the largest reduction that does not exceed the target.
+   cost model (``cost.py``) for the largest reduction that does not exceed the target
+   (equal scores are split across groups in proportion to their width), then fills the
+   remaining gap with the next channels in score order that still fit — on small
+   networks one more channel of a costly layer can otherwise overshoot by more than 1%.
 4. **Choose** the channels: by default EHGP's survivors; with ``method=`` any other
    ``mewcp`` method re-solves each group's MEWCP at the chosen size, started from
    EHGP's answer (never worse).
@@ -48,7 +51,7 @@ import mewcp
 from sirfp_adapter.cost import CostModel
 from sirfp_adapter.groups import ChannelGroup, ChannelGroups
 
-__all__ = ["PruningPlan", "Ranking", "group_matrix", "make_plan", "rank_importance", "rank_redundancy"]
+__all__ = ["PruningPlan", "Ranking", "check_plan_options", "group_matrix", "make_plan", "rank_importance", "rank_redundancy"]
 
 Mode = Literal["global", "uniform"]
 
@@ -149,7 +152,7 @@ def group_matrix(group: ChannelGroup, matrices: Mapping[str, np.ndarray]) -> np.
     a group with none measured raises ``KeyError``.
     """
     parts = []
-    for member in group.norms:
+    for member in group.features:
         if member.name in matrices:
             idx = member.index
             if np.any(idx < 0):
@@ -210,8 +213,11 @@ def _keep_floor(size: int, min_keep: float | int) -> int:
     return max(1, min(size, min_keep))
 
 
-def _check_options(target: object, metric: object, mode: object, min_keep: object, round_to: object) -> None:
-    if not isinstance(target, (int, float)) or not 0.0 <= float(target) < 1.0:
+def check_plan_options(
+    target: object, metric: object, mode: object, min_keep: object, round_to: object, method: object = "ehgp"
+) -> None:
+    """Validate :func:`make_plan`'s options (also used by ``SIRFPPruner`` up front)."""
+    if isinstance(target, bool) or not isinstance(target, (int, float)) or not 0.0 <= float(target) < 1.0:
         raise ValueError(f"the reduction target must be a number in [0, 1), got {target!r}")
     if metric not in ("flops", "params"):
         raise ValueError(f"metric must be 'flops' or 'params', got {metric!r}")
@@ -223,6 +229,9 @@ def _check_options(target: object, metric: object, mode: object, min_keep: objec
         raise ValueError(f"min_keep must be a fraction in [0, 1] or a channel count >= 1, got {min_keep!r}")
     if isinstance(round_to, bool) or not isinstance(round_to, int) or round_to < 1:
         raise ValueError(f"round_to must be an integer >= 1, got {round_to!r}")
+    names = [m.name for m in mewcp.methods()]
+    if method not in names:
+        raise ValueError(f"method must be one of {names}, got {method!r}")
 
 
 def make_plan(
@@ -269,7 +278,7 @@ def make_plan(
         Extra keywords for ``mewcp.solve`` (e.g. ``time_limit``, ``seed``).
     """
     started = time.perf_counter()
-    _check_options(target, metric, mode, min_keep, round_to)
+    check_plan_options(target, metric, mode, min_keep, round_to, method)
     if len(rankings) != len(groups):
         raise ValueError(f"rankings must hold one Ranking per group ({len(groups)}), got {len(rankings)}")
     sizes = np.array([g.size for g in groups])
@@ -296,27 +305,49 @@ def make_plan(
         return 1.0 - evaluate(before[None, :] + candidates) / base
 
     if mode == "global":
-        scores = [r.scores for r in rankings]
-        values = np.unique(np.concatenate([s[np.isfinite(s)] for s in scores] + [np.array([-np.inf])]))
+        # every removable channel in one sequence: by score, ties spread across groups by
+        # the fraction of the group already removed; per group this is its own order
+        group_of = np.concatenate([np.full(int(room[g]), g) for g in range(len(groups))] + [np.zeros(0, int)])
+        step = np.concatenate([np.arange(int(room[g])) for g in range(len(groups))] + [np.zeros(0, int)])
+        score = np.concatenate([r.scores[: int(room[g])] for g, r in enumerate(rankings)] + [np.zeros(0)])
+        finite = np.isfinite(score)
+        group_of, step, score = group_of[finite], step[finite], score[finite]
+        sequence = np.lexsort((group_of, (step + 1) / active[group_of], score))
+        group_of, score = group_of[sequence], score[sequence]
+        n_groups = len(groups)
 
-        def at(i: int) -> np.ndarray:
-            tau = values[i]
-            return rounded(np.array([np.searchsorted(s, tau, side="right") for s in scores]))
+        def counts(t: int) -> np.ndarray:
+            return rounded(np.bincount(group_of[:t], minlength=n_groups))
 
-        lo, hi = 0, values.size - 1  # invariant: reduction(values[lo]) <= target (lo = -inf removes nothing)
-        if reductions(at(lo)[None, :])[0] > target:
-            lo = -1
-        elif reductions(at(hi)[None, :])[0] <= target:
+        lo, hi = 0, group_of.size  # invariant: reduction(counts(lo)) <= target < reduction(counts(hi + 1))
+        if reductions(counts(hi)[None, :])[0] <= target:
             lo = hi
         else:
             while hi - lo > 1:
                 mid = (lo + hi) // 2
-                if reductions(at(mid)[None, :])[0] <= target:
+                if reductions(counts(mid)[None, :])[0] <= target:
                     lo = mid
                 else:
                     hi = mid
-        n_remove = at(max(lo, 0)) if lo >= 0 else np.zeros(len(groups), dtype=np.int64)
-        threshold = float(values[lo]) if lo >= 0 else float("-inf")
+        threshold = float(score[lo - 1]) if lo > 0 else float("-inf")
+        # fill: the threshold's next channel overshoots; later channels of other groups
+        # may still fit (a group whose next channel does not fit is closed)
+        raw = np.bincount(group_of[:lo], minlength=n_groups)
+        closed = np.zeros(n_groups, dtype=bool)
+        current = reductions(rounded(raw)[None, :])[0]
+        for g in group_of[lo:]:
+            if current >= target - 1e-4 or closed.all():
+                break
+            if closed[g]:
+                continue
+            trial = raw.copy()
+            trial[g] += 1
+            value = reductions(rounded(trial)[None, :])[0]
+            if value <= target:
+                raw, current = trial, value
+            else:
+                closed[g] = True
+        n_remove = rounded(raw)
     else:
         def at_ratio(ratio: float) -> np.ndarray:
             return rounded(np.maximum(np.floor(ratio * sizes) - before, 0).astype(np.int64))

@@ -33,7 +33,15 @@ from sirfp_adapter.collector import RedundancyCollector
 from sirfp_adapter.cost import CostModel, count_flops, count_params
 from sirfp_adapter.groups import ChannelGroups
 from sirfp_adapter.importance import BASELINES, TaylorAccumulator, group_importance
-from sirfp_adapter.plan import PruningPlan, Ranking, group_matrix, make_plan, rank_importance, rank_redundancy
+from sirfp_adapter.plan import (
+    PruningPlan,
+    Ranking,
+    check_plan_options,
+    group_matrix,
+    make_plan,
+    rank_importance,
+    rank_redundancy,
+)
 
 __all__ = ["CRITERIA", "SIRFPPruner"]
 
@@ -124,19 +132,23 @@ class SIRFPPruner:
         self.min_keep = min_keep
         self.round_to = round_to
         self.method_options = {"seed": seed, **(method_options or {})} if method != "ehgp" else {}
+        check_plan_options(self.target, self.metric, mode, min_keep, round_to, method)
         self._rng = np.random.default_rng(seed)
         self.groups = ChannelGroups.build(model, example_inputs, ignored_layers=ignored_layers)
         self.cost = CostModel(model, example_inputs, self.groups)
-        self.masks = ChannelMasks(model, self.groups)
         self.collector: RedundancyCollector | None = None
         self.taylor: TaylorAccumulator | None = None
         if criterion == "sirfp":
             self.collector = RedundancyCollector(
                 model, self.groups.feature_layers(), measure=measure, decay=decay, every=every,
                 max_samples=max_samples, **(measure_options or {}),
-            ).open()
+            )
         elif criterion == "taylor":
             self.taylor = TaylorAccumulator(model, self.groups)
+        # hooks last: nothing above can leave one behind when it raises
+        self.masks = ChannelMasks(model, self.groups)
+        if self.collector is not None:
+            self.collector.open()
         self.iteration = 0
         self.completed = 0
         self.history: list[PruningPlan] = []

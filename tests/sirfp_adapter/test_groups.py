@@ -177,9 +177,6 @@ def test_depthwise_convolution_is_coupled_with_its_producer():
     assert names(res.consumers) == {"conv", "classifier"}
 
 
-@pytest.mark.xfail(strict=True, reason="groups._output_layers: a network that ends with its classifier "
-                                        "conv (no op after it) gets the classifier pruned and the layers "
-                                        "feeding it excluded; see the report of the issue-6 test session")
 def test_a_network_ending_with_its_classifier_conv_keeps_the_classifier():
     model = depthwise(last_is_conv=True)
     groups = ChannelGroups.build(model, inputs())

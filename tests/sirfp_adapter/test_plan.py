@@ -278,7 +278,7 @@ def test_removed_channels_are_counted_and_the_plan_adds_to_them():
 
 
 def test_targets_are_reachable_within_one_percent_with_the_same_rankings():
-    """The certificate behind the strict xfail below: following each group's removal
+    """The certificate behind the test below: following each group's removal
     order and the floors, a greedy fill lands within 0.1% of every target."""
     for build in MODELS.values():
         model = build()
@@ -291,10 +291,6 @@ def test_targets_are_reachable_within_one_percent_with_the_same_rankings():
             assert target - 0.001 <= achieved <= target
 
 
-@pytest.mark.xfail(strict=True, reason="make_plan stops at the largest single threshold under the target: "
-                                        "on small networks one more channel of a costly group overshoots, "
-                                        "and the plan falls short by more than 1% (lite 0.6 -> 58.5%, "
-                                        "resnet 0.8 -> 77.2%); see the report of the issue-6 test session")
 @pytest.mark.parametrize("name", list(MODELS))
 def test_global_plan_is_within_one_percent_of_reachable_targets(name):
     model = MODELS[name]()

@@ -395,8 +395,6 @@ def test_loading_a_wrong_file(tmp_path):
         load_pruned(depthwise(), path)
 
 
-@pytest.mark.xfail(strict=True, reason="load_pruned: a file that is not a torch checkpoint raises torch's "
-                                        "internal KeyError, not the documented ValueError")
 def test_loading_a_file_that_is_not_a_checkpoint(tmp_path):
     path = tmp_path / "notes.txt"
     path.write_text("hello")
@@ -404,9 +402,6 @@ def test_loading_a_file_that_is_not_a_checkpoint(tmp_path):
         load_pruned(lite(), path)
 
 
-@pytest.mark.xfail(strict=True, reason="save_pruned stores numpy metadata (np.float64 is a float) that "
-                                        "torch.load(weights_only=True) then refuses: the file cannot be "
-                                        "loaded")
 def test_numpy_metadata_is_refused_when_saving_or_loads_back(tmp_path):
     path = tmp_path / "m.pt"
     meta = {"miou": np.float64(0.5), "per_class": np.array([0.25, 0.75])}
@@ -453,8 +448,6 @@ def test_pruner_refuses_an_unknown_measure():
         SIRFPPruner(lite(), inputs(), flops_reduction=0.5, measure="cosine")
 
 
-@pytest.mark.xfail(strict=True, reason="SIRFPPruner installs the mask hooks before it builds the collector: "
-                                        "a refused measure leaves a forward hook on every producer")
 def test_a_refused_measure_leaves_no_hooks():
     model = lite()
     with pytest.raises(ValueError, match="unknown measure 'cosine'"):
@@ -462,8 +455,6 @@ def test_a_refused_measure_leaves_no_hooks():
     assert not any(m._forward_hooks for m in model.modules())
 
 
-@pytest.mark.xfail(strict=True, reason="SIRFPPruner checks mode, min_keep, round_to and method only at its "
-                                        "first pruning step, after `interval` training iterations")
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
@@ -599,9 +590,6 @@ def test_random_importance_and_unknown_kinds(lite_groups):
         group_importance("hrank", model, g)
 
 
-@pytest.mark.xfail(strict=True, reason="make_plan: with tied scores (bn_scale on an untrained network, every "
-                                        "gamma 1.0) one threshold removes all or nothing: the plan removes "
-                                        "nothing")
 def test_tied_scores_still_reach_the_target():
     model, x = resnet(), inputs()
     pruner = SIRFPPruner(model, x, flops_reduction=0.5, interval=1, criterion="bn_scale")
@@ -633,9 +621,6 @@ def test_groups_without_norm_layers_are_measured_at_their_convolution():
     assert plan.flops_reduction <= 0.3
 
 
-@pytest.mark.xfail(strict=True, reason="importance: a group without a norm layer falls back to its conv as "
-                                        "'norm'; bn_scale then returns the conv kernel's |weights| "
-                                        "(shape (6, 3, 3, 3)) instead of raising its documented error")
 def test_bn_scale_refuses_groups_without_a_norm_layer():
     model = NoNormNet()
     groups = ChannelGroups.build(model, inputs())
@@ -643,8 +628,6 @@ def test_bn_scale_refuses_groups_without_a_norm_layer():
         group_importance("bn_scale", model, groups[0])
 
 
-@pytest.mark.xfail(strict=True, reason="TaylorAccumulator treats a group's conv (the fallback 'norm') as a "
-                                        "norm layer: weight * grad + bias * bias.grad does not broadcast")
 def test_taylor_accumulator_survives_groups_without_a_norm_layer():
     model, x = NoNormNet(), inputs()
     groups = ChannelGroups.build(model, x)
