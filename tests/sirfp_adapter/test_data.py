@@ -193,6 +193,8 @@ def test_ignore_boundary_marks_a_band_along_class_edges():
                                        "got (1.0, 2)"),
     ({"scale": (0.1, 2.0)}, ValueError, "scale must be a pair of numbers (low, high) with "
                                         "0 < low <= high <= 1; got (0.1, 2.0)"),
+    ({"period": (1.0, 4.0)}, ValueError, "period must be a pair of numbers (low, high) with "
+                                         "2 <= low <= high; got (1.0, 4.0)"),
     ({"noise": -0.1}, ValueError, "noise must be a finite number >= 0; got -0.1"),
     ({"ignore_boundary": -1}, ValueError, "ignore_boundary must be an int >= 0; got -1"),
     ({"ignore_index": 3}, ValueError, "ignore_index must not be a class index (< n_classes=8); got 3"),
