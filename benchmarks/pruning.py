@@ -58,7 +58,7 @@ def base_config(args: argparse.Namespace) -> Config:
         return Config(train_iters=60, prune_steps=2, prune_interval=10, finetune_iters=20, val_samples=32,
                       size=(64, 64), latency_repeats=3)
     return Config(train_iters=args.train_iters, prune_steps=4, prune_interval=args.interval,
-                  finetune_iters=args.finetune_iters, val_samples=256, size=(96, 96), latency_repeats=10)
+                  finetune_iters=args.finetune_iters, val_samples=256, latency_repeats=10)
 
 
 def key(seed: int, target: float, name: str, solver: str) -> str:
@@ -69,15 +69,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--targets", type=float, nargs="+", default=[0.6, 0.8])
-    parser.add_argument("--train-iters", type=int, default=1200)
+    parser.add_argument("--train-iters", type=int, default=1500)
     parser.add_argument("--interval", type=int, default=40)
-    parser.add_argument("--finetune-iters", type=int, default=300)
-    parser.add_argument("--solver-time-limit", type=float, default=0.2, help="per group, for tabu / memetic")
+    parser.add_argument("--finetune-iters", type=int, default=400)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--fresh", action="store_true")
     parser.add_argument("--render-only", action="store_true")
     args = parser.parse_args()
-    path = RESULTS / ("pruning_quick.json" if args.quick else "pruning.json")
+    path = Path("/tmp/sirfp_pruning_quick.json") if args.quick else RESULTS / "pruning.json"
     data: dict[str, Any] = {"runs": {}, "unpruned": {}}
     if path.exists() and not args.fresh:
         data = json.loads(path.read_text())

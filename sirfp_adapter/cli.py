@@ -26,6 +26,8 @@ _HELP = {
     "data": "folder with train/ and val/, each holding images/ and labels/ (default: built-in synthetic data)",
     "size": "image size H W",
     "n_classes": "number of classes (background included)",
+    "objects": "built-in data: fewest and most shapes per image",
+    "scale": "built-in data: smallest and largest shape size, as a fraction of the image side",
     "train_samples": "synthetic training images (generated on the fly)",
     "val_samples": "synthetic validation images",
     "widths": "channels of the model's four stages",
@@ -63,8 +65,10 @@ def _parser() -> argparse.ArgumentParser:
         flag = "--" + f.name.replace("_", "-")
         default = getattr(defaults, f.name)
         help_text = _HELP[f.name]
-        if f.name in ("size",):
-            prune.add_argument(flag, type=int, nargs=2, default=list(default), metavar=("H", "W"), help=help_text)
+        if f.name in ("size", "objects"):
+            prune.add_argument(flag, type=int, nargs=2, default=list(default), metavar=("A", "B"), help=help_text)
+        elif f.name == "scale":
+            prune.add_argument(flag, type=float, nargs=2, default=list(default), metavar=("A", "B"), help=help_text)
         elif f.name == "widths":
             prune.add_argument(flag, type=int, nargs=4, default=list(default), metavar="C", help=help_text)
         elif f.name in ("data",):
@@ -82,8 +86,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``sirfp`` command."""
     args = _parser().parse_args(argv)
     values = {f.name: getattr(args, f.name) for f in fields(Config)}
-    values["size"] = tuple(values["size"])
-    values["widths"] = tuple(values["widths"])
+    for name in ("size", "widths", "objects", "scale"):
+        values[name] = tuple(values[name])
     cfg = Config(**values)
     try:
         cfg.check()

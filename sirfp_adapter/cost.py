@@ -7,12 +7,15 @@ outputs costs ``2 · positions · k_h · k_w · c_out · c_in / groups`` FLOPs (
 ``torch.utils.flop_counter`` uses), and removing ``p_g`` channels of group ``g`` lowers
 ``c_out`` of its producers and ``c_in`` of its consumers by ``p_g``. The spatial sizes are
 recorded once from a forward pass; everything the model does not predict (other matmuls,
-layers outside every group) is a constant measured alongside. :meth:`CostModel.check`
-compares a prediction with a fresh measurement.
+layers outside every group) is a constant measured alongside. Where a layer carries only
+part of a group (a branch of a concatenation that feeds a depthwise convolution), the
+count model assumes the removed channels fall evenly; :meth:`CostModel.exact` counts
+them, and the plan checks its final choice with it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -96,18 +99,30 @@ class CostModel:
         self._out = np.zeros((len(layers), n_groups))
         norm_rows: list[np.ndarray] = []
         modules = dict(model.named_modules())
+        # members carrying only part of a group (a concatenation's branches): the count
+        # model assumes an even share; `exact` counts the removed channels they carry
+        self._partial: list[tuple[str, int, int, np.ndarray, float]] = []
         for g, group in enumerate(groups):
             norm_row = np.zeros(n_groups)
             for member in group.producers:
-                share = np.count_nonzero(member.index >= 0) / group.size
+                carried = member.index >= 0
+                share = np.count_nonzero(carried) / group.size
                 if member.name in index:
                     self._out[index[member.name], g] = share
+                    if share < 1:
+                        self._partial.append(("out", index[member.name], g, carried, share))
                 module = modules[member.name]
                 if isinstance(module, _NORM_AFFINE) and getattr(module, "weight", None) is not None:
                     norm_row[g] += 2 * share
+                    if share < 1:
+                        self._partial.append(("norm", -1, g, carried, share))
             for member in group.consumers:
                 if member.name in index:
-                    self._in[index[member.name], g] += np.count_nonzero(member.index >= 0) / group.size
+                    carried = member.index >= 0
+                    share = np.count_nonzero(carried) / group.size
+                    self._in[index[member.name], g] += share
+                    if share < 1:
+                        self._partial.append(("in", index[member.name], g, carried, share))
             norm_rows.append(norm_row)
         self._norm_params = np.sum(norm_rows, axis=0) if norm_rows else np.zeros(0)
         self.sizes = np.array([g.size for g in groups], dtype=np.int64)
@@ -157,6 +172,34 @@ class CostModel:
     def params(self, removed: np.ndarray | Any) -> float:
         """Predicted parameter count after removing ``removed[g]`` channels per group."""
         return self._params_rest + self._layer_params(self._removed(removed))
+
+    @property
+    def exact_counts(self) -> bool:
+        """Whether channel counts alone determine the cost (no partial members)."""
+        return not self._partial
+
+    def exact(self, removed: Sequence[np.ndarray]) -> tuple[float, float]:
+        """FLOPs and parameters after removing the given group-local channels of each
+        group — exact also where a member carries only part of a group."""
+        if len(removed) != self.sizes.size:
+            raise ValueError(f"removed must hold one channel array per group ({self.sizes.size}), got {len(removed)}")
+        sets = [np.asarray(r, dtype=np.int64) for r in removed]
+        counts = np.array([s.size for s in sets], dtype=np.float64)
+        c_out = self._c_out - self._out @ counts
+        c_in = self._c_in - self._in @ counts
+        norm = self._norm_params @ counts
+        for kind, row, g, carried, share in self._partial:
+            error = np.count_nonzero(carried[sets[g]]) - share * counts[g]
+            if kind == "out":
+                c_out[row] -= error
+            elif kind == "in":
+                c_in[row] -= error
+            else:
+                norm += 2 * error
+        in_per_group = np.where(self._depthwise, self._c_in / self._groups_per_layer, c_in / self._groups_per_layer)
+        flops = self._flops_rest + float(np.sum(self._coef * c_out * in_per_group))
+        params = self._params_rest + float(np.sum(self._pairs * c_out * in_per_group + self._bias * c_out)) - norm
+        return flops, params
 
     def flops_many(self, removed: np.ndarray) -> np.ndarray:
         """:meth:`flops` for a batch of candidate ``removed`` vectors, shape (n, groups)."""

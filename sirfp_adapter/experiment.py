@@ -53,21 +53,23 @@ class Config:
     min_keep: float = 0.1
     round_to: int = 1
     data: str | None = None  # folder with images/ and labels/ (train/ and val/ inside); None: built-in
-    size: tuple[int, int] = (128, 128)
-    n_classes: int = 8
-    train_samples: int = 20000
+    size: tuple[int, int] = (96, 96)
+    n_classes: int = 5
+    objects: tuple[int, int] = (2, 4)
+    scale: tuple[float, float] = (0.2, 0.4)
+    train_samples: int = 50000
     val_samples: int = 256
     widths: tuple[int, int, int, int] = (32, 64, 128, 128)
     aspp_channels: int = 64
     batch_size: int = 8
-    train_iters: int = 1500
+    train_iters: int = 2000
     prune_steps: int = 4
-    prune_interval: int = 50
+    prune_interval: int = 40
     finetune_iters: int = 500
     lr: float = 3e-3
     finetune_lr: float = 1e-3
     weight_decay: float = 1e-4
-    every: int = 1
+    every: int = 2
     max_samples: int | None = 4
     decay: float = 0.99
     seed: int = 0
@@ -130,9 +132,9 @@ def _progress(total: int, desc: str, enabled: bool) -> Any:
 def build_datasets(cfg: Config) -> tuple[Any, Any]:
     """Train and validation sets: the built-in synthetic set or a user folder."""
     if cfg.data is None:
-        train = SyntheticSegmentation(cfg.train_samples, split="train", seed=cfg.seed, size=cfg.size,
-                                      n_classes=cfg.n_classes)
-        val = SyntheticSegmentation(cfg.val_samples, split="val", seed=0, size=cfg.size, n_classes=cfg.n_classes)
+        options = {"size": cfg.size, "n_classes": cfg.n_classes, "objects": cfg.objects, "scale": cfg.scale}
+        train = SyntheticSegmentation(cfg.train_samples, split="train", seed=cfg.seed, **options)
+        val = SyntheticSegmentation(cfg.val_samples, split="val", seed=0, **options)
         return train, val
     root = Path(cfg.data)
     return (FolderSegmentation(root / "train", size=cfg.size), FolderSegmentation(root / "val", size=cfg.size))

@@ -141,26 +141,38 @@ class PruningPlan:
 
 
 def group_matrix(group: ChannelGroup, matrices: Mapping[str, np.ndarray]) -> np.ndarray:
-    """The group's redundancy graph: the mean of its measured members' matrices, each
-    re-indexed to group channels (members not in ``matrices`` are skipped).
+    """The group's redundancy graph from its measured members' matrices.
 
     Notes
     -----
-    Every member of a group carries the same channels (a residual stream's blocks, a
-    convolution and its BatchNorm), so edge ``(i, j)`` is the same channel pair in each;
-    the mean weighs each measurement point equally. Members not measured are skipped;
-    a group with none measured raises ``KeyError``.
+    Every member carries group channels (a residual stream's blocks, a convolution and
+    its BatchNorm), so a member's edge ``(i, j)`` is a group edge. Edge ``(i, j)`` is
+    the mean over the members that carry both channels. A member may carry only part
+    of the group — a concatenation feeding a depthwise convolution, as in DeepLabV3+'s
+    decoder — so some pairs are measured by no member; they get the mean of the
+    measured off-diagonal edges (neutral: neither redundant nor distinct). Members not
+    in ``matrices`` are skipped; a group with none measured raises ``KeyError``.
     """
-    parts = []
+    size = group.size
+    total = np.zeros((size, size))
+    count = np.zeros((size, size))
     for member in group.features:
-        if member.name in matrices:
-            idx = member.index
-            if np.any(idx < 0):
-                raise ValueError(f"group {group.name!r}: member {member.name!r} does not carry every channel")
-            parts.append(np.asarray(matrices[member.name], dtype=np.float64)[np.ix_(idx, idx)])
-    if not parts:
+        if member.name not in matrices:
+            continue
+        where = np.flatnonzero(member.index >= 0)
+        idx = member.index[where]
+        block = np.ix_(where, where)
+        total[block] += np.asarray(matrices[member.name], dtype=np.float64)[np.ix_(idx, idx)]
+        count[block] += 1
+    if not count.any():
         raise KeyError(f"no redundancy matrix for group {group.name!r} (measured at {list(group.feature_layers)})")
-    return np.mean(parts, axis=0)
+    measured = count > 0
+    matrix = np.divide(total, count, out=np.zeros_like(total), where=measured)
+    if not measured.all():
+        off = measured & ~np.eye(size, dtype=bool)
+        fill = matrix[off].mean() if off.any() else 0.0
+        matrix[~measured] = fill
+    return matrix
 
 
 def rank_redundancy(matrix: np.ndarray, active: np.ndarray | None = None) -> Ranking:
@@ -287,6 +299,7 @@ def make_plan(
     active = sizes - before
     if np.any(active != [r.order.size for r in rankings]):
         raise ValueError("each ranking must cover exactly the channels its group still has")
+    rankings = [_protect_partial_producers(g, r, min_keep) for g, r in zip(groups, rankings, strict=True)]
     # most channels each group may still lose
     room = np.maximum(active - np.maximum(floors, 0), 0)
 
@@ -362,22 +375,39 @@ def make_plan(
         n_remove = at_ratio(lo_r)
         threshold = float("nan")
 
-    total = before + n_remove
-    flops = cost.flops(total)
-    params = cost.params(total)
     plan_remove: dict[str, np.ndarray] = {}
     weights: dict[str, float] = {}
     options = dict(method_options or {})
-    for g, (group, ranking, n) in enumerate(zip(groups, rankings, n_remove, strict=True)):
-        if n == 0:
-            continue
-        if method == "ehgp" or ranking.matrix is None:
-            chosen = ranking.order[: int(n)]
-        else:
-            chosen = _resolve(ranking, int(active[g] - n), method, options)
-        plan_remove[group.name] = np.sort(chosen)
-        if ranking.matrix is not None:
-            kept = ~np.isin(np.sort(ranking.order), chosen)
+    gone = [np.setdiff1d(np.arange(g.size), r.order) for g, r in zip(groups, rankings, strict=True)]
+    while True:
+        for g, (group, ranking, n) in enumerate(zip(groups, rankings, n_remove, strict=True)):
+            if n == 0:
+                plan_remove.pop(group.name, None)
+                continue
+            if method == "ehgp" or ranking.matrix is None:
+                chosen = ranking.order[: int(n)]
+            else:
+                chosen = _resolve(ranking, int(active[g] - n), method, options)
+                if np.isin(chosen, ranking.order[~np.isfinite(ranking.scores)]).any():
+                    chosen = ranking.order[: int(n)]  # the solver emptied a partial producer: keep EHGP's choice
+            plan_remove[group.name] = np.sort(chosen)
+        flops, params = cost.exact([np.concatenate([gone[g], plan_remove.get(group.name, np.zeros(0, int))])
+                                    for g, group in enumerate(groups)])
+        value = flops if metric == "flops" else params
+        if 1.0 - value / base <= target + 1e-12 or not n_remove.any():
+            break
+        # partial members took more than their even share: give a channel back to the
+        # group with partial members that lost most, and check again
+        partial = np.array([any(np.any(m.index < 0) for m in g.producers + g.consumers) for g in groups])
+        candidates = np.where((n_remove > 0) & partial, n_remove, -1)
+        if candidates.max() < 0:
+            candidates = np.where(n_remove > 0, n_remove, -1)
+        n_remove = n_remove.copy()
+        n_remove[int(np.argmax(candidates))] -= 1
+        n_remove = rounded(n_remove)
+    for g, (group, ranking) in enumerate(zip(groups, rankings, strict=True)):
+        if ranking.matrix is not None and group.name in plan_remove:
+            kept = ~np.isin(np.sort(ranking.order), plan_remove[group.name])
             weights[group.name] = float(np.triu(ranking.matrix[np.ix_(kept, kept)], 1).sum())
     achieved = 1.0 - (flops if metric == "flops" else params) / base
     notes: list[str] = []
@@ -400,6 +430,33 @@ def make_plan(
         notes=tuple(notes),
         clique_weights=weights,
     )
+
+
+def _protect_partial_producers(group: ChannelGroup, ranking: Ranking, min_keep: float | int) -> Ranking:
+    """Move each partial producer's last ``min_keep`` channels to the end, never removed.
+
+    A producer carrying only part of a group (a branch of a concatenation feeding a
+    depthwise convolution) would otherwise lose all its channels when the group's
+    order happens to list them first, leaving a layer with no output channels.
+    """
+    partial = [m for m in group.producers if np.any(m.index < 0)]
+    if not partial:
+        return ranking
+    protected = np.zeros(group.size, dtype=bool)
+    position = np.full(group.size, -1)
+    position[ranking.order] = np.arange(ranking.order.size)
+    for member in partial:
+        channels = np.flatnonzero((member.index >= 0) & (position >= 0))
+        if channels.size == 0:
+            continue
+        floor = min(_keep_floor(int(np.count_nonzero(member.index >= 0)), min_keep), channels.size)
+        protected[channels[np.argsort(position[channels])][-floor:]] = True
+    if not protected[ranking.order].any():
+        return ranking
+    keep_last = protected[ranking.order]
+    order = np.concatenate([ranking.order[~keep_last], ranking.order[keep_last]])
+    scores = np.concatenate([ranking.scores[~keep_last], np.full(int(keep_last.sum()), np.inf)])
+    return Ranking(order, scores, ranking.matrix)
 
 
 def _resolve(ranking: Ranking, keep: int, method: str, options: Mapping[str, object]) -> np.ndarray:

@@ -369,3 +369,57 @@ def test_make_plan_needs_one_ranking_per_group():
     bad[0] = Ranking(bad[0].order[:-1], bad[0].scores[:-1])
     with pytest.raises(ValueError, match="each ranking must cover exactly the channels its group still has"):
         make_plan(groups, cost, bad, 0.5)
+
+
+class _ConcatDepthwise(torch.nn.Module):
+    """DeepLabV3+'s decoder pattern: two branches concatenated into a depthwise conv."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.BatchNorm2d(8))
+        self.b = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.BatchNorm2d(4))
+        self.dw = torch.nn.Conv2d(12, 12, 3, padding=1, groups=12)
+        self.pw = torch.nn.Sequential(torch.nn.Conv2d(12, 6, 1), torch.nn.BatchNorm2d(6), torch.nn.ReLU())
+        self.classifier = torch.nn.Conv2d(6, 3, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.pw(self.dw(torch.cat([self.a(x), self.b(x)], dim=1))))
+
+
+def test_a_branch_of_a_concatenation_is_never_emptied():
+    from sirfp_adapter.apply import prune_channels
+    from sirfp_adapter.cost import CostModel, count_flops
+    from sirfp_adapter.groups import ChannelGroups
+    from sirfp_adapter.plan import Ranking, make_plan
+
+    model, x = _ConcatDepthwise(), torch.randn(2, 3, 16, 16)
+    groups = ChannelGroups.build(model, x)
+    concat = next(g for g in groups if g.size == 12)
+    assert any(np.any(m.index < 0) for m in concat.producers)  # each branch carries part of the group
+    cost = CostModel(model, x, groups)
+    # rankings that list branch b's channels (8..11) first in the concatenated group
+    rankings = []
+    for g in groups:
+        order = np.r_[8:12, 0:8] if g is concat else np.arange(g.size)
+        rankings.append(Ranking(order, np.linspace(0.0, 1.0, g.size)))
+    plan = make_plan(groups, cost, rankings, 0.9, min_keep=0.1)
+    prune_channels(groups, plan.remove)
+    assert model.b[0].out_channels >= 1 and model.a[0].out_channels >= 1
+    assert model(x).shape == (2, 3, 16, 16)
+    assert 1 - count_flops(model, x) / cost.flops_base <= 0.9 + 1e-9
+
+
+def test_exact_cost_counts_the_channels_each_branch_of_a_concatenation_loses():
+    from sirfp_adapter.apply import prune_channels
+    from sirfp_adapter.cost import CostModel, count_flops, count_params
+    from sirfp_adapter.groups import ChannelGroups
+
+    model, x = _ConcatDepthwise(), torch.randn(2, 3, 16, 16)
+    groups = ChannelGroups.build(model, x)
+    cost = CostModel(model, x, groups)
+    assert not cost.exact_counts
+    # all three removed channels come from branch b (group channels 8..11), not evenly
+    removed = [np.array([8, 9, 10]) if g.size == 12 else np.zeros(0, dtype=np.int64) for g in groups]
+    predicted = cost.exact(removed)
+    prune_channels(groups, {g.name: r for g, r in zip(groups, removed) if r.size})
+    assert predicted == (count_flops(model, x), count_params(model))
