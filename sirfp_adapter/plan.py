@@ -27,9 +27,13 @@ Normalisation rule: with ``a`` the group's redundancy-graph weights (``1 - r``, 
 distinct channels), EHGP removes channel ``i`` when its summed weight to the ``m - 1``
 channels still present, ``s_k``, is the smallest. The normalised score
 ``s_k / (m - 1) / mean(a)`` is the mean distinctiveness of the channel relative to its
-group's average, so neither a group's width (which scales ``s_k``) nor its map size
-or measure range (which shift ``a``) decides which group loses channels first. The
-released code compares raw scores and so cuts small-map layers first.
+group's average, so neither a group's width (which scales ``s_k``) nor the overall level
+of its weights (which varies with map size and depth) decides which group loses
+channels first; what is compared is how much less distinct a channel is than its
+group's typical channel. The released code compares raw scores and so cuts small-map
+layers first. A measure's additive offset is not removed (``js`` weights start at
+``1 - log 2`` for identical maps), so a planted duplicate is the first channel removed
+from its own group, not necessarily the first across groups.
 
 References
 ----------
