@@ -1,0 +1,39 @@
+"""The main job end to end at toy size: ``sirfp prune`` trains, prunes, fine-tunes,
+reports and saves a model that loads back."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from sirfp_adapter.apply import load_pruned
+from sirfp_adapter.cli import main
+from sirfp_adapter.cost import count_flops
+from sirfp_adapter.models import DeepLabLite
+
+TOY = ["--size", "32", "32", "--widths", "4", "8", "8", "8", "--aspp-channels", "4", "--train-iters", "3",
+       "--prune-steps", "2", "--prune-interval", "2", "--finetune-iters", "2", "--val-samples", "4",
+       "--batch-size", "2", "--latency-repeats", "1", "--no-progress"]
+
+
+@pytest.mark.parametrize("criterion", ["sirfp", "taylor"])
+def test_prune_command_writes_a_report_and_a_loadable_model(tmp_path, capsys, criterion):
+    out = tmp_path / "run"
+    assert main(["prune", *TOY, "--criterion", criterion, "--flops-reduction", "0.5", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "| mIoU (%) |" in printed and "| GFLOPs (1 image) |" in printed
+    for name in ("report.md", "result.json", "pruned.pt", "loss.png", "widths.png"):
+        assert (out / name).is_file(), name
+    result = json.loads((out / "result.json").read_text())
+    assert 0.49 <= 1 - result["after"]["flops"] / result["before"]["flops"] <= 0.5 + 1e-9
+    assert len(result["plans"]) == 2 and result["plans"][0]["target"] == pytest.approx(0.25)
+    model = DeepLabLite(5, (4, 8, 8, 8), aspp_channels=4)
+    metadata = load_pruned(model, out / "pruned.pt")
+    assert json.loads(metadata["after"])["flops"] == count_flops(model, torch.randn(1, 3, 32, 32))
+
+
+def test_prune_command_refuses_a_bad_target(capsys):
+    assert main(["prune", *TOY, "--flops-reduction", "1.5"]) == 2
+    assert "flops_reduction must be in (0, 1), got 1.5" in capsys.readouterr().err
