@@ -226,6 +226,7 @@ def run(
     progress: bool = True,
     pretrained: dict[str, Any] | None = None,
     log: Callable[[str], None] | None = print,
+    prune: bool = True,
 ) -> tuple[Result, nn.Module, dict[str, Any]]:
     """Train, prune, fine-tune and measure; write the report when ``out_dir`` is given.
 
@@ -245,6 +246,9 @@ def run(
         benchmark prunes one trained model per seed with every criterion.
     log : callable or None
         Receives progress messages (``None``: silent).
+    prune : bool
+        ``False`` trains the unpruned model on through the same phases and budget
+        without pruning (the reference a pruned model should be compared with).
     """
     cfg.check()
     say = log or (lambda _msg: None)
@@ -277,25 +281,31 @@ def run(
     # phase 2: progressive pruning with masks, training on
     t0 = time.perf_counter()
     example = next(batches)[0][:2]
-    pruner = SIRFPPruner(
-        model, example, flops_reduction=cfg.flops_reduction, steps=cfg.prune_steps, interval=cfg.prune_interval,
-        criterion=cfg.criterion, measure=cfg.measure, decay=cfg.decay, every=cfg.every,
-        max_samples=cfg.max_samples, method=cfg.method, mode=cfg.mode,  # type: ignore[arg-type]
-        min_keep=cfg.min_keep, round_to=cfg.round_to, seed=cfg.seed,
-    )
+    pruner = None
+    if prune:
+        pruner = SIRFPPruner(
+            model, example, flops_reduction=cfg.flops_reduction, steps=cfg.prune_steps,
+            interval=cfg.prune_interval, criterion=cfg.criterion, measure=cfg.measure, decay=cfg.decay,
+            every=cfg.every, max_samples=cfg.max_samples, method=cfg.method, mode=cfg.mode,  # type: ignore[arg-type]
+            min_keep=cfg.min_keep, round_to=cfg.round_to, seed=cfg.seed,
+        )
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.finetune_lr, weight_decay=cfg.weight_decay)
-    train(model, batches, cfg.prune_steps * cfg.prune_interval, optimizer, after_step=pruner.step, losses=losses,
-          desc=f"prune ({cfg.criterion})", progress=progress)
-    for plan in pruner.history:
+    train(model, batches, cfg.prune_steps * cfg.prune_interval, optimizer,
+          after_step=pruner.step if pruner is not None else None, losses=losses,
+          desc=f"prune ({cfg.criterion})" if prune else "train on", progress=progress)
+    history = pruner.history if pruner is not None else []
+    for plan in history:
         say("  " + plan.summary().splitlines()[0])
     times["prune"] = time.perf_counter() - t0
-    times["planning"] = pruner.planning_time
+    times["planning"] = pruner.planning_time if pruner is not None else 0.0
 
     # phase 3: physical removal, fine-tuning
-    pruner.finalize()
+    if pruner is not None:
+        pruner.finalize()
     t0 = time.perf_counter()
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.finetune_lr, weight_decay=cfg.weight_decay)
-    train(model, batches, cfg.finetune_iters, optimizer, losses=losses, desc="fine-tune (pruned)", progress=progress)
+    train(model, batches, cfg.finetune_iters, optimizer, losses=losses,
+          desc="fine-tune (pruned)" if prune else "train on", progress=progress)
     times["finetune"] = time.perf_counter() - t0
     after = measure(model, val_loader, cfg)
     times["total"] = time.perf_counter() - started
@@ -307,7 +317,7 @@ def run(
         plans=[{"target": p.target, "flops_reduction": p.flops_reduction, "params_reduction": p.params_reduction,
                 "threshold": p.threshold, "planning_time": p.planning_time, "notes": list(p.notes),
                 "clique_weight": float(sum(p.clique_weights.values()))}
-               for p in pruner.history],
+               for p in history],
         losses=losses,
         phases={"train": n_train, "prune": cfg.prune_steps * cfg.prune_interval, "finetune": cfg.finetune_iters},
         widths={k: (widths_before[k], widths_after[k]) for k in widths_before},
