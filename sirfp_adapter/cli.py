@@ -41,7 +41,7 @@ _HELP = {
     "finetune_lr": "learning rate while pruning and fine-tuning",
     "weight_decay": "AdamW weight decay",
     "every": "measure redundancy on every N-th forward pass",
-    "max_samples": "samples per batch used by the redundancy measure",
+    "max_samples": "samples per batch used by the redundancy measure (0: all)",
     "decay": "EMA decay of the redundancy statistics",
     "seed": "seed of data order, initialisation and random choices",
     "threads": "torch CPU threads (default: torch's choice)",
@@ -88,6 +88,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     values = {f.name: getattr(args, f.name) for f in fields(Config)}
     for name in ("size", "widths", "objects", "scale"):
         values[name] = tuple(values[name])
+    if values["max_samples"] == 0:
+        values["max_samples"] = None
     cfg = Config(**values)
     try:
         cfg.check()

@@ -34,8 +34,10 @@ from torch import nn
 from sirfp_adapter.apply import save_pruned
 from sirfp_adapter.cost import count_flops, count_params
 from sirfp_adapter.data import FolderSegmentation, SyntheticSegmentation, make_loaders
+from sirfp_adapter.measures import MEASURES
 from sirfp_adapter.metrics import evaluate
 from sirfp_adapter.models import DeepLabLite
+from sirfp_adapter.plan import check_plan_options
 from sirfp_adapter.schedule import CRITERIA, SIRFPPruner
 
 __all__ = ["Config", "run", "write_report"]
@@ -87,6 +89,15 @@ class Config:
         for name in ("train_iters", "finetune_iters"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")
+        if self.measure not in MEASURES:
+            raise ValueError(f"measure must be one of {tuple(MEASURES)}, got {self.measure!r}")
+        check_plan_options(self.flops_reduction, "flops", self.mode, self.min_keep, self.round_to, self.method)
+        if self.every < 1:
+            raise ValueError(f"every must be >= 1, got {self.every!r}")
+        if self.max_samples is not None and self.max_samples < 1:
+            raise ValueError(f"max_samples must be >= 1 or None, got {self.max_samples!r}")
+        if not 0.0 <= self.decay < 1.0:
+            raise ValueError(f"decay must be in [0, 1), got {self.decay!r}")
 
 
 @dataclass
@@ -137,7 +148,8 @@ def build_datasets(cfg: Config) -> tuple[Any, Any]:
         val = SyntheticSegmentation(cfg.val_samples, split="val", seed=0, **options)
         return train, val
     root = Path(cfg.data)
-    return (FolderSegmentation(root / "train", size=cfg.size), FolderSegmentation(root / "val", size=cfg.size))
+    return (FolderSegmentation(root / "train", size=cfg.size, n_classes=cfg.n_classes),
+            FolderSegmentation(root / "val", size=cfg.size, n_classes=cfg.n_classes))
 
 
 def _batches(loader: Any) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
@@ -343,7 +355,7 @@ def write_report(result: Result, model: nn.Module, out: Path) -> None:
         "",
         f"Criterion `{cfg['criterion']}`" + (f" (measure `{cfg['measure']}`, per-group solver `{cfg['method']}`)"
                                               if cfg["criterion"] == "sirfp" else "")
-        + f", FLOPs reduction target {cfg['flops_reduction']:.0%}, {cfg['prune_steps']} pruning steps "
+        + f", FLOPs reduction target {cfg['flops_reduction']:.0%}, {cfg['prune_steps']} pruning step{'s' if cfg['prune_steps'] != 1 else ''} "
           f"{cfg['prune_interval']} iterations apart; data: "
         + ("built-in synthetic set" if cfg["data"] is None else f"`{cfg['data']}`")
         + f", {cfg['size'][0]}×{cfg['size'][1]}, {cfg['n_classes']} classes, seed {cfg['seed']}.",

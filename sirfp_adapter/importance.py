@@ -123,6 +123,17 @@ class TaylorAccumulator:
                 self._sums[name] = self._sums[name] + term if name in self._sums else term
         self.steps += 1
 
+    def state_dict(self) -> dict[str, object]:
+        return {"steps": self.steps, "sums": {k: v.clone() for k, v in self._sums.items()}}
+
+    def load_state_dict(self, state: Mapping[str, object]) -> None:
+        sums = dict(state["sums"])  # type: ignore[call-overload]
+        unknown = sorted(set(sums) - set(self._norms))
+        if unknown:
+            raise ValueError(f"state holds layer {unknown[0]!r}, which this accumulator does not watch")
+        self._sums = {k: torch.as_tensor(v).clone() for k, v in sums.items()}
+        self.steps = int(state["steps"])  # type: ignore[call-overload]
+
     def values(self) -> dict[str, np.ndarray]:
         """Accumulated importance per norm layer, as numpy arrays."""
         return {name: t.cpu().numpy() for name, t in self._sums.items()}

@@ -228,6 +228,31 @@ class SIRFPPruner:
         self.completed = self.steps
         return self.model
 
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to resume the schedule from a checkpoint (with the model's
+        own ``state_dict``): counters, masks, and the criterion's statistics."""
+        return {
+            "iteration": self.iteration,
+            "completed": self.completed,
+            "masks": self.masks.state_dict(),
+            "collector": self.collector.state_dict() if self.collector is not None else None,
+            "taylor": self.taylor.state_dict() if self.taylor is not None else None,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Resume from :meth:`state_dict` (same model, criterion and settings)."""
+        if (state["collector"] is None) != (self.collector is None) or (state["taylor"] is None) != (self.taylor is None):
+            raise ValueError(f"the state was saved by a pruner with another criterion than {self.criterion!r}")
+        self.masks.load_state_dict(state["masks"])
+        if self.collector is not None:
+            self.collector.load_state_dict(state["collector"])
+        if self.taylor is not None:
+            self.taylor.load_state_dict(state["taylor"])
+        self.iteration = int(state["iteration"])
+        self.completed = int(state["completed"])
+        if self.done and self.collector is not None:
+            self.collector.close()
+
     def close(self) -> None:
         """Remove every hook (collector and masks) without pruning."""
         if self.collector is not None:

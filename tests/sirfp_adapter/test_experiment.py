@@ -37,3 +37,14 @@ def test_prune_command_writes_a_report_and_a_loadable_model(tmp_path, capsys, cr
 def test_prune_command_refuses_a_bad_target(capsys):
     assert main(["prune", *TOY, "--flops-reduction", "1.5"]) == 2
     assert "flops_reduction must be in (0, 1), got 1.5" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("option", "message"), [
+    (["--measure", "cosine"], "measure must be one of"),
+    (["--method", "greedy"], "method must be one of"),
+    (["--mode", "layerwise"], "mode must be 'global' or 'uniform', got 'layerwise'"),
+    (["--round-to", "0"], "round_to must be an integer >= 1, got 0"),
+])
+def test_prune_command_checks_options_before_training(capsys, option, message):
+    assert main(["prune", *TOY, *option]) == 2
+    assert message in capsys.readouterr().err

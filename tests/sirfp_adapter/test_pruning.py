@@ -635,3 +635,29 @@ def test_taylor_accumulator_survives_groups_without_a_norm_layer():
     model(x).square().mean().backward()
     acc.update()
     assert all(v.shape == (6,) for v in acc.values().values())
+
+
+@pytest.mark.parametrize("criterion", ["sirfp", "taylor"])
+def test_a_pruner_resumes_from_its_state_dict(criterion, tmp_path):
+    import copy
+
+    model, x = lite(), inputs()
+    first = SIRFPPruner(model, x, flops_reduction=0.6, steps=3, interval=2, criterion=criterion)
+    train(model, first, 3)
+    assert first.completed == 1
+    path = tmp_path / "ckpt.pt"
+    torch.save({"model": model.state_dict(), "pruner": first.state_dict()}, path)
+    twin = copy.deepcopy(model)
+    first.close()
+    saved = torch.load(path, weights_only=True)
+    twin.load_state_dict(saved["model"])
+    second = SIRFPPruner(twin, x, flops_reduction=0.6, steps=3, interval=2, criterion=criterion)
+    second.load_state_dict(saved["pruner"])
+    assert (second.iteration, second.completed) == (3, 1)
+    assert all(np.array_equal(second.masks.active[k], v) for k, v in first.masks.active.items())
+    if criterion == "sirfp":
+        a, b = first.collector.matrices(), second.collector.matrices()
+        assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+    other = SIRFPPruner(lite(), x, flops_reduction=0.6, criterion="l1")
+    with pytest.raises(ValueError, match="saved by a pruner with another criterion than 'l1'"):
+        other.load_state_dict(saved["pruner"])
