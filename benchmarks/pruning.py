@@ -56,6 +56,7 @@ METHODS: list[tuple[str, dict[str, Any]]] = [
     ("FPGM", {"criterion": "fpgm"}),
     ("Taylor", {"criterion": "taylor"}),
     ("SIRFP (gram)", {"criterion": "sirfp", "measure": "gram"}),
+    ("SIRFP (js, ReLU+L1)", {"criterion": "sirfp", "measure": "js", "normalize": "relu_l1"}),
     ("SIRFP (js)", {"criterion": "sirfp", "measure": "js"}),
 ]
 SOLVERS = ["ehgp", "tabu", "memetic"]
@@ -173,6 +174,21 @@ def render(data: dict[str, Any], quick: bool = False) -> None:
             else:
                 cells.append("— | — | —")
         out.append(f"| {name} | " + " | ".join(cells) + " |")
+    # paired by seed: every pruned model against the same seed's unpruned model trained on equally
+    ref = {s: runs[key(int(s), 0.0, SAME_BUDGET, "ehgp")]["after"]["miou"] for s in seeds
+           if key(int(s), 0.0, SAME_BUDGET, "ehgp") in runs}
+    if ref:
+        out += ["", f"mIoU change against the same seed's {SAME_BUDGET!r} model (points, mean ± std over seeds; "
+                "pairing by seed removes the spread between the trained models themselves):", "",
+                "| method | " + " | ".join(f"Δ mIoU @ {t:.0%}" for t in targets) + " |",
+                "|:---|" + "---:|" * len(targets)]
+        for name, _ in METHODS:
+            cells = []
+            for t in targets:
+                d = [runs[key(int(s), t, name, "ehgp")]["after"]["miou"] - ref[s] for s in ref
+                     if key(int(s), t, name, "ehgp") in runs]
+                cells.append(_ms(d))
+            out.append(f"| {name} | " + " | ".join(cells) + " |")
     out += ["", "Achieved FLOPs reduction (measured with `torch.utils.flop_counter` on the pruned model): "
             + ", ".join(f"{t:.0%} → " + ", ".join(
                 f"{1 - runs[k]['after']['flops'] / unpruned[k.split('|')[0]]['flops']:.2%}"
@@ -194,8 +210,14 @@ def render(data: dict[str, Any], quick: bool = False) -> None:
             if o.size:
                 spread = 100 * max(js60.std(ddof=1) if js60.size > 1 else 0, o.std(ddof=1) if o.size > 1 else 0)
                 gap = 100 * (js60.mean() - o.mean())
+                paired = 100 * np.asarray([runs[key(int(s), 0.6, "SIRFP (js)", "ehgp")]["after"]["miou"]
+                                           - runs[key(int(s), 0.6, other, "ehgp")]["after"]["miou"] for s in seeds
+                                           if key(int(s), 0.6, "SIRFP (js)", "ehgp") in runs
+                                           and key(int(s), 0.6, other, "ehgp") in runs])
                 out.append(f"* vs {other} at 60%: {gap:+.2f} points (larger seed std {spread:.2f}): "
-                           f"{'beats it by more than the seed spread' if gap > spread else 'NOT by more than the seed spread'}.")
+                           f"{'beats it by more than the seed spread' if gap > spread else 'NOT by more than the seed spread'}"
+                           f"; paired by seed: {paired.mean():+.2f} ± {paired.std(ddof=1) if paired.size > 1 else 0:.2f} "
+                           f"({', '.join(f'{v:+.2f}' for v in paired)}).")
         out.append("")
     # Table 6
     rows = []

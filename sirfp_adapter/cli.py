@@ -19,6 +19,7 @@ _HELP = {
     "flops_reduction": "fraction of the FLOPs to remove (0.6 keeps 40%%)",
     "criterion": "channel criterion: sirfp (the paper) or a baseline (random, l1, bn_scale, fpgm, taylor)",
     "measure": "redundancy measure of sirfp: js (the paper), gram (the released code), hellinger, dice",
+    "normalize": "how js / hellinger turn a channel map into a distribution: softmax over positions or relu_l1",
     "method": "mewcp method choosing each group's kept channels (ehgp: the paper; tabu, memetic, ...)",
     "mode": "global: one threshold across layers (the paper); uniform: the same ratio in every layer",
     "min_keep": "per-layer floor, a fraction of the layer's width",

@@ -50,6 +50,7 @@ class Config:
     flops_reduction: float = 0.6
     criterion: str = "sirfp"
     measure: str = "js"
+    normalize: str = "softmax"
     method: str = "ehgp"
     mode: str = "global"
     min_keep: float = 0.1
@@ -91,6 +92,8 @@ class Config:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")
         if self.measure not in MEASURES:
             raise ValueError(f"measure must be one of {tuple(MEASURES)}, got {self.measure!r}")
+        if self.normalize not in ("softmax", "relu_l1"):
+            raise ValueError(f"normalize must be 'softmax' or 'relu_l1', got {self.normalize!r}")
         check_plan_options(self.flops_reduction, "flops", self.mode, self.min_keep, self.round_to, self.method)
         if self.every < 1:
             raise ValueError(f"every must be >= 1, got {self.every!r}")
@@ -300,6 +303,7 @@ def run(
             interval=cfg.prune_interval, criterion=cfg.criterion, measure=cfg.measure, decay=cfg.decay,
             every=cfg.every, max_samples=cfg.max_samples, method=cfg.method, mode=cfg.mode,  # type: ignore[arg-type]
             min_keep=cfg.min_keep, round_to=cfg.round_to, seed=cfg.seed,
+            measure_options={"normalize": cfg.normalize} if cfg.measure in ("js", "hellinger") else None,
         )
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.finetune_lr, weight_decay=cfg.weight_decay)
     train(model, batches, cfg.prune_steps * cfg.prune_interval, optimizer,
