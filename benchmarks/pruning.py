@@ -192,7 +192,7 @@ def render(data: dict[str, Any], quick: bool = False) -> None:
     out += ["", "Achieved FLOPs reduction (measured with `torch.utils.flop_counter` on the pruned model): "
             + ", ".join(f"{t:.0%} → " + ", ".join(
                 f"{1 - runs[k]['after']['flops'] / unpruned[k.split('|')[0]]['flops']:.2%}"
-                for k in sorted(runs) if float(k.split("|")[1]) == t and k.endswith("|ehgp") and "js" in k)
+                for k in sorted(runs) if float(k.split("|")[1]) == t and k.split("|")[2:] == ["SIRFP (js)", "ehgp"])
                 for t in targets) + " (SIRFP js, per seed).", ""]
     # targets of issue 7
     if 0.6 in targets and summary.get("SIRFP (js)", {}).get(0.6):
