@@ -255,6 +255,10 @@ def _plot(data: dict[str, Any], summary: dict[str, dict[float, list[float]]], ta
     fig, ax = plt.subplots(figsize=(6.5, 4))
     f0 = unpruned[seeds[0]]["flops"] / 1e9
     ax.errorbar([f0], [100 * np.mean(base)], yerr=[100 * np.std(base)], fmt="k*", ms=10, label="unpruned")
+    same = [runs[k]["after"]["miou"] for k in runs if k.split("|")[2] == SAME_BUDGET]
+    if same:
+        ax.errorbar([f0], [100 * np.mean(same)], yerr=[100 * np.std(same)], fmt="kP", ms=9,
+                    label="unpruned, trained on (same iterations)")
     for name, _ in METHODS:
         xs, ys, es = [], [], []
         for t in targets:
