@@ -9,7 +9,8 @@ baseline) to a FLOPs target, fine-tune, and measure before and after.
    the baseline's statistics) runs, masks between steps;
 3. **remove** the masked channels physically and **fine-tune** (``finetune_iters``);
 4. **measure** both models: mIoU, pixel accuracy, parameters, FLOPs
-   (``torch.utils.flop_counter``, one image) and CPU latency (batch 1, median).
+   (``torch.utils.flop_counter``, one image) and CPU latency (batch 1, median, the two
+   models timed interleaved).
 
 Every phase shows a progress bar (``progress=True``); the default configuration
 finishes in a few minutes on two CPU cores.
@@ -127,7 +128,7 @@ class Result:
              f"{-100 * (1 - a['params'] / b['params']):+.1f}%"),
             ("GFLOPs (1 image)", f"{b['flops'] / 1e9:.3f}", f"{a['flops'] / 1e9:.3f}",
              f"{-100 * (1 - a['flops'] / b['flops']):+.1f}%"),
-            ("CPU latency (ms, batch 1)", f"{b['latency_ms']:.1f}", f"{a['latency_ms']:.1f}",
+            ("CPU latency (ms, batch 1, interleaved)", f"{b['latency_ms']:.1f}", f"{a['latency_ms']:.1f}",
              f"{a['latency_ms'] / b['latency_ms']:.2f}x"),
         ]
         lines = ["| | unpruned | pruned | change |", "|:---|---:|---:|---:|"]
@@ -201,24 +202,31 @@ def train(
 
 
 @torch.no_grad()
-def latency_ms(model: nn.Module, size: tuple[int, int], repeats: int = 20) -> float:
-    """Median CPU forward time of one image, in milliseconds (eval mode)."""
-    was_training = model.training
-    model.eval()
+def latency_ms(models: list[nn.Module], size: tuple[int, int], repeats: int = 20) -> list[float]:
+    """Median CPU forward time of one image per model, in milliseconds (eval mode).
+
+    The models run interleaved (one call of each per round), so they see the same
+    machine conditions and their ratio is meaningful on a noisy machine.
+    """
+    modes = [m.training for m in models]
     x = torch.randn(1, 3, *size)
-    for _ in range(3):
-        model(x)
-    times = []
+    for m in models:
+        m.eval()
+        for _ in range(3):
+            m(x)
+    times: list[list[float]] = [[] for _ in models]
     for _ in range(repeats):
-        t = time.perf_counter()
-        model(x)
-        times.append(time.perf_counter() - t)
-    model.train(was_training)
-    return 1000 * float(np.median(times))
+        for m, t in zip(models, times, strict=True):
+            start = time.perf_counter()
+            m(x)
+            t.append(time.perf_counter() - start)
+    for m, mode in zip(models, modes, strict=True):
+        m.train(mode)
+    return [1000 * float(np.median(t)) for t in times]
 
 
 def measure(model: nn.Module, val_loader: Any, cfg: Config) -> dict[str, Any]:
-    """mIoU, pixel accuracy, parameters, FLOPs of one image, CPU latency."""
+    """mIoU, pixel accuracy, parameters and FLOPs of one image (latency: `latency_ms`)."""
     metrics = evaluate(model, val_loader, cfg.n_classes)
     one = torch.randn(1, 3, *cfg.size)
     return {
@@ -226,7 +234,6 @@ def measure(model: nn.Module, val_loader: Any, cfg: Config) -> dict[str, Any]:
         "pixel_accuracy": float(metrics["pixel_accuracy"]),
         "params": count_params(model),
         "flops": count_flops(model, one),
-        "latency_ms": latency_ms(model, cfg.size, cfg.latency_repeats),
     }
 
 
@@ -324,6 +331,10 @@ def run(
           desc="fine-tune (pruned)" if prune else "train on", progress=progress)
     times["finetune"] = time.perf_counter() - t0
     after = measure(model, val_loader, cfg)
+    unpruned = DeepLabLite(cfg.n_classes, cfg.widths, aspp_channels=cfg.aspp_channels)
+    unpruned.load_state_dict(state)
+    before = dict(before)
+    before["latency_ms"], after["latency_ms"] = latency_ms([unpruned, model], cfg.size, cfg.latency_repeats)
     times["total"] = time.perf_counter() - started
     widths_after = _widths(model)
     result = Result(
