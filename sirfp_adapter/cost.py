@@ -128,9 +128,10 @@ class CostModel:
         self.sizes = np.array([g.size for g in groups], dtype=np.int64)
         self.flops_measured = count_flops(model, example_inputs)
         self.params_measured = count_params(model)
-        zero = np.zeros(n_groups)
-        self._flops_rest = self.flops_measured - self._layer_flops(zero)
-        self._params_rest = self.params_measured - self._layer_params(zero)
+        self._flops_rest = self._params_rest = 0.0
+        flops0, params0 = self._from_counts(np.zeros(n_groups))
+        self._flops_rest = self.flops_measured - float(flops0)
+        self._params_rest = self.params_measured - float(params0)
         self.positions = positions
 
     @property
@@ -143,21 +144,19 @@ class CostModel:
         """Parameters of the model as built."""
         return float(self.params_measured)
 
-    def _dims(self, removed: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        c_out = self._c_out - self._out @ removed
-        c_in = self._c_in - self._in @ removed
+    def _costs(self, c_out: np.ndarray, c_in: np.ndarray, norm_lost: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """FLOPs and parameters from every layer's remaining output / input channels
+        (arrays (..., layers)) and the norm parameters lost (...)."""
         # depthwise: Torch-Pruning shrinks in, out and groups together, one input per group stays
         in_per_group = np.where(self._depthwise, self._c_in / self._groups_per_layer, c_in / self._groups_per_layer)
-        return c_out, c_in, in_per_group
+        flops = self._flops_rest + (c_out * in_per_group) @ self._coef
+        params = self._params_rest + (c_out * in_per_group) @ self._pairs + c_out @ self._bias - norm_lost
+        return flops, params
 
-    def _layer_flops(self, removed: np.ndarray) -> float:
-        c_out, _, in_per_group = self._dims(removed)
-        return float(np.sum(self._coef * c_out * in_per_group))
-
-    def _layer_params(self, removed: np.ndarray) -> float:
-        c_out, _, in_per_group = self._dims(removed)
-        weights = np.sum(self._pairs * c_out * in_per_group + self._bias * c_out)
-        return float(weights - self._norm_params @ removed)
+    def _from_counts(self, removed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        removed = np.asarray(removed, dtype=np.float64)
+        return self._costs(self._c_out - removed @ self._out.T, self._c_in - removed @ self._in.T,
+                           removed @ self._norm_params)
 
     def _removed(self, removed: np.ndarray | Any) -> np.ndarray:
         removed = np.asarray(removed, dtype=np.float64)
@@ -167,11 +166,19 @@ class CostModel:
 
     def flops(self, removed: np.ndarray | Any) -> float:
         """Predicted FLOPs after removing ``removed[g]`` channels from each group ``g``."""
-        return self._flops_rest + self._layer_flops(self._removed(removed))
+        return float(self._from_counts(self._removed(removed))[0])
 
     def params(self, removed: np.ndarray | Any) -> float:
         """Predicted parameter count after removing ``removed[g]`` channels per group."""
-        return self._params_rest + self._layer_params(self._removed(removed))
+        return float(self._from_counts(self._removed(removed))[1])
+
+    def flops_many(self, removed: np.ndarray) -> np.ndarray:
+        """:meth:`flops` for a batch of candidate ``removed`` vectors, shape (n, groups)."""
+        return self._from_counts(removed)[0]
+
+    def params_many(self, removed: np.ndarray) -> np.ndarray:
+        """:meth:`params` for a batch of candidate ``removed`` vectors, shape (n, groups)."""
+        return self._from_counts(removed)[1]
 
     @property
     def exact_counts(self) -> bool:
@@ -187,7 +194,7 @@ class CostModel:
         counts = np.array([s.size for s in sets], dtype=np.float64)
         c_out = self._c_out - self._out @ counts
         c_in = self._c_in - self._in @ counts
-        norm = self._norm_params @ counts
+        norm = float(self._norm_params @ counts)
         for kind, row, g, carried, share in self._partial:
             error = np.count_nonzero(carried[sets[g]]) - share * counts[g]
             if kind == "out":
@@ -196,27 +203,8 @@ class CostModel:
                 c_in[row] -= error
             else:
                 norm += 2 * error
-        in_per_group = np.where(self._depthwise, self._c_in / self._groups_per_layer, c_in / self._groups_per_layer)
-        flops = self._flops_rest + float(np.sum(self._coef * c_out * in_per_group))
-        params = self._params_rest + float(np.sum(self._pairs * c_out * in_per_group + self._bias * c_out)) - norm
-        return flops, params
-
-    def flops_many(self, removed: np.ndarray) -> np.ndarray:
-        """:meth:`flops` for a batch of candidate ``removed`` vectors, shape (n, groups)."""
-        removed = np.asarray(removed, dtype=np.float64)
-        c_out = self._c_out[None, :] - removed @ self._out.T
-        c_in = self._c_in[None, :] - removed @ self._in.T
-        in_per_group = np.where(self._depthwise, self._c_in / self._groups_per_layer, c_in / self._groups_per_layer)
-        return self._flops_rest + (c_out * in_per_group) @ self._coef
-
-    def params_many(self, removed: np.ndarray) -> np.ndarray:
-        """:meth:`params` for a batch of candidate ``removed`` vectors, shape (n, groups)."""
-        removed = np.asarray(removed, dtype=np.float64)
-        c_out = self._c_out[None, :] - removed @ self._out.T
-        c_in = self._c_in[None, :] - removed @ self._in.T
-        in_per_group = np.where(self._depthwise, self._c_in / self._groups_per_layer, c_in / self._groups_per_layer)
-        weights = (c_out * in_per_group) @ self._pairs + c_out @ self._bias
-        return self._params_rest + weights - removed @ self._norm_params
+        flops, params = self._costs(c_out, c_in, np.float64(norm))
+        return float(flops), float(params)
 
 
 def _trace_layers(model: nn.Module, example_inputs: Any) -> tuple[list[_Layer], dict[str, int]]:
