@@ -22,6 +22,7 @@ _HELP = {
     "normalize": "how js / hellinger turn a channel map into a distribution: softmax over positions or relu_l1",
     "method": "mewcp method choosing each group's kept channels (ehgp: the paper; tabu, memetic, ...)",
     "mode": "global: one threshold across layers (the paper); uniform: the same ratio in every layer",
+    "normalization": "how sirfp scores compare across layers: mean (divide by the layer's mean weight) or range",
     "min_keep": "per-layer floor, a fraction of the layer's width",
     "round_to": "keep a multiple of this many channels per layer",
     "data": "folder with train/ and val/, each holding images/ and labels/ (default: built-in synthetic data)",

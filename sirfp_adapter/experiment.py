@@ -54,6 +54,7 @@ class Config:
     normalize: str = "softmax"
     method: str = "ehgp"
     mode: str = "global"
+    normalization: str = "mean"
     min_keep: float = 0.1
     round_to: int = 1
     data: str | None = None  # folder with images/ and labels/ (train/ and val/ inside); None: built-in
@@ -93,6 +94,8 @@ class Config:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")
         if self.measure not in MEASURES:
             raise ValueError(f"measure must be one of {tuple(MEASURES)}, got {self.measure!r}")
+        if self.normalization not in ("mean", "range"):
+            raise ValueError(f"normalization must be 'mean' or 'range', got {self.normalization!r}")
         if self.normalize not in ("softmax", "relu_l1"):
             raise ValueError(f"normalize must be 'softmax' or 'relu_l1', got {self.normalize!r}")
         check_plan_options(self.flops_reduction, "flops", self.mode, self.min_keep, self.round_to, self.method)
@@ -309,7 +312,7 @@ def run(
             model, example, flops_reduction=cfg.flops_reduction, steps=cfg.prune_steps,
             interval=cfg.prune_interval, criterion=cfg.criterion, measure=cfg.measure, decay=cfg.decay,
             every=cfg.every, max_samples=cfg.max_samples, method=cfg.method, mode=cfg.mode,  # type: ignore[arg-type]
-            min_keep=cfg.min_keep, round_to=cfg.round_to, seed=cfg.seed,
+            min_keep=cfg.min_keep, round_to=cfg.round_to, seed=cfg.seed, normalization=cfg.normalization,
             measure_options={"normalize": cfg.normalize} if cfg.measure in ("js", "hellinger") else None,
         )
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.finetune_lr, weight_decay=cfg.weight_decay)

@@ -55,7 +55,7 @@ import mewcp
 from sirfp_adapter.cost import CostModel
 from sirfp_adapter.groups import ChannelGroup, ChannelGroups
 
-__all__ = ["PruningPlan", "Ranking", "check_plan_options", "group_matrix", "make_plan", "rank_importance", "rank_redundancy"]
+__all__ = ["NORMALIZATIONS", "PruningPlan", "Ranking", "check_plan_options", "group_matrix", "make_plan", "rank_importance", "rank_redundancy"]
 
 Mode = Literal["global", "uniform"]
 
@@ -179,7 +179,12 @@ def group_matrix(group: ChannelGroup, matrices: Mapping[str, np.ndarray]) -> np.
     return matrix
 
 
-def rank_redundancy(matrix: np.ndarray, active: np.ndarray | None = None) -> Ranking:
+NORMALIZATIONS = ("mean", "range")
+
+
+def rank_redundancy(
+    matrix: np.ndarray, active: np.ndarray | None = None, normalization: str = "mean"
+) -> Ranking:
     """Rank a group's channels by EHGP on its redundancy graph (the paper's criterion).
 
     Parameters
@@ -188,7 +193,14 @@ def rank_redundancy(matrix: np.ndarray, active: np.ndarray | None = None) -> Ran
         Edge weights ``a_ij`` (the collector's EMA of ``1 - r``).
     active : ndarray of bool, optional
         Channels still present (default all); the others are left out of the graph.
+    normalization : {"mean", "range"}
+        How removal scores are made comparable across groups: the mean weight to the
+        remaining channels divided by the group's mean edge weight (``"mean"``), or
+        placed between the group's smallest and mean edge weight (``"range"``:
+        ``(w - min) / (mean - min)``, which also removes a measure's additive offset).
     """
+    if normalization not in NORMALIZATIONS:
+        raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got {normalization!r}")
     size = matrix.shape[0]
     channels = np.arange(size) if active is None else np.flatnonzero(active)
     sub = matrix[np.ix_(channels, channels)]
@@ -197,10 +209,17 @@ def rank_redundancy(matrix: np.ndarray, active: np.ndarray | None = None) -> Ran
         return Ranking(channels.copy(), np.array([np.inf]), sub)
     peel = mewcp.ehgp_order(sub)
     remaining = np.arange(m, 0, -1) - 1  # channels summed over when each is removed
-    mean_weight = (sub.sum() - np.trace(sub)) / (m * (m - 1))
-    scale = mean_weight if abs(mean_weight) > 1e-12 else 1.0
+    off = sub[~np.eye(m, dtype=bool)]
+    mean_weight = float(off.mean())
+    floor = float(off.min()) if normalization == "range" else 0.0
+    scale = mean_weight - floor
     with np.errstate(divide="ignore", invalid="ignore"):
-        scores = np.where(remaining > 0, np.asarray(peel.scores) / np.maximum(remaining, 1) / scale, np.inf)
+        weights = np.asarray(peel.scores) / np.maximum(remaining, 1)
+        if abs(scale) > 1e-12:
+            scores = (weights - floor) / scale
+        else:  # every edge equal: nothing tells the channels apart, score them as average
+            scores = np.ones(m)
+        scores = np.where(remaining > 0, scores, np.inf)
     return Ranking(channels[np.asarray(peel.order)], np.maximum.accumulate(scores), sub)
 
 

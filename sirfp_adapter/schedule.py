@@ -34,6 +34,7 @@ from sirfp_adapter.cost import CostModel, count_flops, count_params
 from sirfp_adapter.groups import ChannelGroups
 from sirfp_adapter.importance import BASELINES, TaylorAccumulator, group_importance
 from sirfp_adapter.plan import (
+    NORMALIZATIONS,
     PruningPlan,
     Ranking,
     check_plan_options,
@@ -77,6 +78,8 @@ class SIRFPPruner:
         ``mewcp`` method choosing each group's survivors (``"ehgp"``: the paper).
     mode : {"global", "uniform"}
         One global threshold, or the same ratio per group.
+    normalization : {"mean", "range"}
+        How SIRFP scores are compared across groups (see :func:`rank_redundancy`).
     min_keep, round_to :
         Per-group floor and rounding (see :func:`make_plan`).
     ignored_layers : sequence of modules or names
@@ -103,6 +106,7 @@ class SIRFPPruner:
         max_samples: int | None = None,
         method: str = "ehgp",
         mode: Literal["global", "uniform"] = "global",
+        normalization: str = "mean",
         min_keep: float | int = 0.1,
         round_to: int = 1,
         ignored_layers: Sequence[nn.Module | str] = (),
@@ -133,6 +137,9 @@ class SIRFPPruner:
         self.round_to = round_to
         self.method_options = {"seed": seed, **(method_options or {})} if method != "ehgp" else {}
         check_plan_options(self.target, self.metric, mode, min_keep, round_to, method)
+        if normalization not in NORMALIZATIONS:
+            raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got {normalization!r}")
+        self.normalization = normalization
         self._rng = np.random.default_rng(seed)
         self.groups = ChannelGroups.build(model, example_inputs, ignored_layers=ignored_layers)
         self.cost = CostModel(model, example_inputs, self.groups)
@@ -204,7 +211,7 @@ class SIRFPPruner:
         for g in self.groups:
             active = self.masks.active[g.name]
             if self.criterion == "sirfp":
-                out.append(rank_redundancy(group_matrix(g, matrices), active))
+                out.append(rank_redundancy(group_matrix(g, matrices), active, self.normalization))
             else:
                 out.append(rank_importance(group_importance(self.criterion, self.model, g, rng=self._rng,
                                                             taylor=taylor), active))

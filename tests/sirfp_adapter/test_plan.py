@@ -423,3 +423,19 @@ def test_exact_cost_counts_the_channels_each_branch_of_a_concatenation_loses():
     predicted = cost.exact(removed)
     prune_channels(groups, {g.name: r for g, r in zip(groups, removed) if r.size})
     assert predicted == (count_flops(model, x), count_params(model))
+
+
+def test_range_normalisation_ignores_a_measure_offset_and_mean_does_not():
+    from sirfp_adapter.plan import rank_redundancy
+
+    rng = np.random.default_rng(3)
+    w = rng.uniform(0.0, 0.5, (9, 9))
+    w = np.triu(w, 1) + np.triu(w, 1).T
+    low, high = rank_redundancy(w + 0.1, normalization="range"), rank_redundancy(w + 5.0, normalization="range")
+    assert np.array_equal(low.order[:-2], high.order[:-2])  # the last two always tie
+    np.testing.assert_allclose(low.scores, high.scores, rtol=1e-9)
+    assert not np.allclose(rank_redundancy(w + 0.1).scores[:-1], rank_redundancy(w + 5.0).scores[:-1])
+    flat = rank_redundancy(np.full((4, 4), 0.3), normalization="range")  # nothing tells channels apart
+    assert np.all(flat.scores[:-1] == 1.0) and np.isinf(flat.scores[-1])
+    with pytest.raises(ValueError, match=r"normalization must be one of \('mean', 'range'\), got 'z'"):
+        rank_redundancy(w, normalization="z")
