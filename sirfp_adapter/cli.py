@@ -103,6 +103,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     result, _, _ = run(cfg, out_dir=args.out, progress=not args.no_progress)
     print()
     print(result.table())
+    print(f"\n{result.caveat()}")
     print(f"\nreport: {args.out}/report.md   pruned model: {args.out}/pruned.pt")
     return 0
 

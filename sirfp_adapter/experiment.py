@@ -120,6 +120,12 @@ class Result:
     widths: dict[str, tuple[int, int]]
     times: dict[str, float] = field(default_factory=dict)
 
+    def caveat(self) -> str:
+        """What the comparison does not control for."""
+        extra = self.phases["prune"] + self.phases["finetune"]
+        return (f"The pruned model trained {extra} iterations more than the unpruned one (pruning steps and "
+                "fine-tuning); benchmarks/pruning.py compares with an unpruned model trained equally long.")
+
     def table(self) -> str:
         """The before/after table as Markdown."""
         b, a = self.before, self.after
@@ -379,6 +385,8 @@ def write_report(result: Result, model: nn.Module, out: Path) -> None:
         + f", {cfg['size'][0]}×{cfg['size'][1]}, {cfg['n_classes']} classes, seed {cfg['seed']}.",
         "",
         result.table(),
+        "",
+        result.caveat(),
         "",
         "Pruning steps: " + "; ".join(f"target {p['target']:.1%} → FLOPs −{p['flops_reduction']:.2%} "
                                       f"(planned in {p['planning_time']:.2f} s)" for p in result.plans),
