@@ -1,12 +1,17 @@
-"""Pieces every benchmark script shares: the machine description for report headers."""
+"""Pieces every benchmark script shares: the machine description for report headers, a timer."""
 
 from __future__ import annotations
 
+import gc
 import importlib
 import os
 import platform
+import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 
 def cpu_name() -> str:
@@ -59,3 +64,16 @@ def fmt_x(ratio: float) -> str:
     if ratio >= 10:
         return f"{ratio:.1f}x"
     return f"{ratio:.2f}x"
+
+
+def timed(fn: Callable[[], T]) -> tuple[float, T]:
+    """Wall time of one call, garbage collector off during it."""
+    gc.collect()
+    gc.disable()
+    try:
+        t0 = time.perf_counter()
+        out = fn()
+        elapsed = time.perf_counter() - t0
+    finally:
+        gc.enable()
+    return elapsed, out

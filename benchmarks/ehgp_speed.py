@@ -57,7 +57,7 @@ import time
 import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 import scipy
@@ -73,7 +73,6 @@ import mewcp  # noqa: E402
 from benchmarks import common  # noqa: E402
 from mewcp import kernels  # noqa: E402
 
-T = TypeVar("T")
 
 #: Targets from the issue, checked at this n.
 TARGET_N = 4096
@@ -206,17 +205,7 @@ def kept_from_removed(n: int, removed: np.ndarray) -> np.ndarray:
 # ---------------------------------------------------------------------------
 
 
-def timed(fn: Callable[[], T]) -> tuple[float, T]:
-    """Wall time of one call, garbage collector off during it."""
-    gc.collect()
-    gc.disable()
-    try:
-        t0 = time.perf_counter()
-        out = fn()
-        elapsed = time.perf_counter() - t0
-    finally:
-        gc.enable()
-    return elapsed, out
+timed = common.timed
 
 
 def sum_sq(m_from: int, m_to: int) -> float:

@@ -62,7 +62,6 @@ import json
 import math
 import multiprocessing as mp
 import os
-import platform
 import resource
 import subprocess
 import sys
@@ -76,6 +75,8 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # run as a script: make the local package importable
     sys.path.insert(0, str(REPO))
+
+from benchmarks import common  # noqa: E402
 
 INSTANCES = REPO / "instances"
 DEFAULT_OUT = REPO / "benchmarks" / "results"
@@ -370,16 +371,7 @@ def now() -> str:
 
 
 def machine_info(versions: dict[str, Any]) -> dict[str, Any]:
-    cpu = platform.processor() or ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"platform": platform.platform(), "machine": platform.machine(), "cpu": cpu,
-            "cpu_count": os.cpu_count(), "python": platform.python_version(), **versions}
+    return {**common.machine_info(), **versions}
 
 
 # ---------------------------------------------------------------------------

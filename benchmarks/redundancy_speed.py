@@ -84,6 +84,7 @@ if str(REPO) not in sys.path:  # run as a script: make the local package importa
 import sirfp_adapter  # noqa: E402
 from sirfp_adapter import measures  # noqa: E402
 from sirfp_adapter.collector import RedundancyCollector  # noqa: E402
+from sirfp_adapter.models import BasicBlock, conv_bn_relu  # noqa: E402
 
 from benchmarks import common  # noqa: E402
 
@@ -180,17 +181,7 @@ def make_input(b: int, c: int, h: int, w: int, seed: int, device: str = "cpu") -
 # ---------------------------------------------------------------------------
 
 
-def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
-    """Wall time of one call, garbage collector off during it."""
-    gc.collect()
-    gc.disable()
-    try:
-        t0 = time.perf_counter()
-        out = fn()
-        elapsed = time.perf_counter() - t0
-    finally:
-        gc.enable()
-    return elapsed, out
+timed = common.timed
 
 
 def _status_kib(field: str) -> int | None:
@@ -308,34 +299,6 @@ def bench_measures_size(c: int, hw: tuple[int, int], args: argparse.Namespace, s
 # ---------------------------------------------------------------------------
 # Part 2: a small segmentation network and the collector overhead
 # ---------------------------------------------------------------------------
-
-
-def conv_bn_relu(cin: int, cout: int, k: int, stride: int = 1, dilation: int = 1) -> nn.Sequential:
-    pad = dilation * (k // 2)
-    return nn.Sequential(
-        nn.Conv2d(cin, cout, k, stride=stride, padding=pad, dilation=dilation, bias=False),
-        nn.BatchNorm2d(cout),
-        nn.ReLU(inplace=True),
-    )
-
-
-class BasicBlock(nn.Module):
-    """ResNet basic block: two 3x3 conv-bn, identity or 1x1 conv-bn shortcut, ReLU."""
-
-    def __init__(self, cin: int, cout: int, stride: int = 1, dilation: int = 1) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv2d(cin, cout, 3, stride=stride, padding=dilation, dilation=dilation, bias=False)
-        self.bn1 = nn.BatchNorm2d(cout)
-        self.conv2 = nn.Conv2d(cout, cout, 3, padding=dilation, dilation=dilation, bias=False)
-        self.bn2 = nn.BatchNorm2d(cout)
-        self.shortcut: nn.Module = nn.Identity()
-        if stride != 1 or cin != cout:
-            self.shortcut = nn.Sequential(nn.Conv2d(cin, cout, 1, stride=stride, bias=False), nn.BatchNorm2d(cout))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = F.relu(self.bn1(self.conv1(x)), inplace=True)
-        y = self.bn2(self.conv2(y))
-        return F.relu(y + self.shortcut(x), inplace=True)
 
 
 class ASPPHead(nn.Module):
