@@ -31,7 +31,7 @@ from sirfp_adapter.apply import prune_channels  # noqa: E402
 from sirfp_adapter.collector import RedundancyCollector  # noqa: E402
 from sirfp_adapter.cost import CostModel, count_flops  # noqa: E402
 from sirfp_adapter.groups import ChannelGroups  # noqa: E402
-from sirfp_adapter.models import DeepLabLite, DeepLabResNet  # noqa: E402
+from sirfp_adapter.demo.models import DeepLabLite, DeepLabResNet  # noqa: E402
 from sirfp_adapter.plan import group_matrix, make_plan, rank_redundancy  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"

@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.common import machine_info  # noqa: E402
-from sirfp_adapter.experiment import Config, run  # noqa: E402
+from sirfp_adapter.demo.experiment import Config, run  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 CACHE = Path("/tmp/sirfp_pruning_cache")  # trained unpruned models per seed, so a rerun resumes quickly

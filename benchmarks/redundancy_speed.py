@@ -84,7 +84,7 @@ if str(REPO) not in sys.path:  # run as a script: make the local package importa
 import sirfp_adapter  # noqa: E402
 from sirfp_adapter import measures  # noqa: E402
 from sirfp_adapter.collector import RedundancyCollector  # noqa: E402
-from sirfp_adapter.models import BasicBlock, conv_bn_relu  # noqa: E402
+from sirfp_adapter.demo.models import BasicBlock, conv_bn_relu  # noqa: E402
 
 from benchmarks import common  # noqa: E402
 

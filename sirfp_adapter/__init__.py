@@ -41,12 +41,8 @@ _MEMBERS = {
     "save_pruned": "sirfp_adapter.apply",
     "load_pruned": "sirfp_adapter.apply",
     "SIRFPPruner": "sirfp_adapter.schedule",
-    "SyntheticSegmentation": "sirfp_adapter.data",
-    "FolderSegmentation": "sirfp_adapter.data",
-    "ConfusionMatrix": "sirfp_adapter.metrics",
-    "evaluate": "sirfp_adapter.metrics",
 }
-_MODULES = ("measures", "models", "importance", "experiment")
+_MODULES = ("measures", "importance", "demo")
 
 __all__ = sorted([*_MEMBERS, *_MODULES])
 

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sirfp_adapter.models import DeepLabLite, DeepLabResNet
+from sirfp_adapter.demo.models import DeepLabLite, DeepLabResNet
 from sirfp_adapter.plan import Ranking, _keep_floor
 
 

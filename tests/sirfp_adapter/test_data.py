@@ -14,7 +14,7 @@ Image = pytest.importorskip("PIL.Image")
 from scipy import ndimage  # noqa: E402
 from torch.utils.data import DataLoader  # noqa: E402
 
-from sirfp_adapter.data import (  # noqa: E402
+from sirfp_adapter.demo.data import (  # noqa: E402
     CATALOGUE,
     IMAGENET_MEAN,
     IMAGENET_STD,

@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from sirfp_adapter.apply import load_pruned
-from sirfp_adapter.cli import main
+from sirfp_adapter.demo.cli import main
 from sirfp_adapter.cost import count_flops
-from sirfp_adapter.models import DeepLabLite
+from sirfp_adapter.demo.models import DeepLabLite
 
 TOY = ["--size", "32", "32", "--widths", "4", "8", "8", "8", "--aspp-channels", "4", "--train-iters", "3",
        "--prune-steps", "2", "--prune-interval", "2", "--finetune-iters", "2", "--val-samples", "4",

@@ -11,7 +11,7 @@ import pytest
 torch = pytest.importorskip("torch")
 from torch import nn  # noqa: E402
 
-from sirfp_adapter.metrics import ConfusionMatrix, evaluate  # noqa: E402
+from sirfp_adapter.demo.metrics import ConfusionMatrix, evaluate  # noqa: E402
 
 
 def reference(targets: list[np.ndarray], preds: list[np.ndarray], k: int, ignore: int | None) -> dict:

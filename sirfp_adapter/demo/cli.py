@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import fields
 
-from sirfp_adapter.experiment import Config
+from sirfp_adapter.demo.experiment import Config
 
 _HELP = {
     "flops_reduction": "fraction of the FLOPs to remove (0.6 keeps 40%%)",
@@ -98,7 +98,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:
         print(f"sirfp prune: error: {exc}", file=sys.stderr)
         return 2
-    from sirfp_adapter.experiment import run
+    from sirfp_adapter.demo.experiment import run
 
     result, _, _ = run(cfg, out_dir=args.out, progress=not args.no_progress)
     print()

@@ -34,10 +34,10 @@ from torch import nn
 
 from sirfp_adapter.apply import save_pruned
 from sirfp_adapter.cost import count_flops, count_params
-from sirfp_adapter.data import FolderSegmentation, SyntheticSegmentation, make_loaders
+from sirfp_adapter.demo.data import FolderSegmentation, SyntheticSegmentation, make_loaders
 from sirfp_adapter.measures import MEASURES
-from sirfp_adapter.metrics import evaluate
-from sirfp_adapter.models import DeepLabLite
+from sirfp_adapter.demo.metrics import evaluate
+from sirfp_adapter.demo.models import DeepLabLite
 from sirfp_adapter.plan import check_plan_options
 from sirfp_adapter.schedule import CRITERIA, SIRFPPruner
 
@@ -397,7 +397,7 @@ def write_report(result: Result, model: nn.Module, out: Path) -> None:
     lines += [f"![{name}]({name})" for name in plots]
     lines += ["", "Load the pruned model with:", "", "```python",
               "from sirfp_adapter import load_pruned",
-              "from sirfp_adapter.models import DeepLabLite",
+              "from sirfp_adapter.demo.models import DeepLabLite",
               f"model = DeepLabLite({cfg['n_classes']}, {tuple(cfg['widths'])}, aspp_channels={cfg['aspp_channels']})",
               f"load_pruned(model, {str(out / 'pruned.pt')!r})", "```", ""]
     (out / "report.md").write_text("\n".join(lines))

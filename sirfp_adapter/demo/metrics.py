@@ -243,7 +243,7 @@ def evaluate(
         ``"out"``).
     loader : iterable
         Yields ``(images, labels)`` batches (e.g. a DataLoader of a dataset in
-        `sirfp_adapter.data`).
+        `sirfp_adapter.demo.data`).
     n_classes : int
         K.
     device : torch.device or str, optional
