@@ -16,7 +16,8 @@ All measures:
   autograd graph (the input is detached);
 * average the per-sample matrices over the batch;
 * return finite values for finite inputs, including dead (all-zero or
-  all-negative) channels.
+  all-negative) channels and values up to the dtype's largest: sums and squares
+  are taken of maps first divided by their largest magnitude.
 
 The measures
 ------------
@@ -55,10 +56,10 @@ squared Hellinger distance. It is one matrix product of square roots, so it is
 as cheap as ``gram`` while still being a divergence between distributions.
 
 ``dice`` -- the soft Dice similarity of the ReLU maps ``a_bi = relu(x_bi)``,
-``D_bij = 2 <a_bi, a_bj> / (|a_bi|^2 + |a_bj|^2 + eps)`` in ``[0, 1]`` (the
-paper's Table 9 lists Dice among the measures that work), with ``eps`` the
-smallest normal float32 number so that a dead channel gives 0 off the diagonal;
-the diagonal is set to 1 for every channel, dead ones included.
+``D_bij = 2 <a_bi, a_bj> / (|a_bi|^2 + |a_bj|^2)`` in ``[0, 1]`` (the
+paper's Table 9 lists Dice among the measures that work); a dead channel gives 0
+off the diagonal, and the diagonal is set to 1 for every channel, dead ones
+included.
 
 Cost: ``gram``, ``hellinger`` and ``dice`` are one batched matrix product,
 ``O(B C^2 N)`` multiply-adds. ``js`` is exact but has no matrix-product form: it
@@ -179,8 +180,24 @@ def _prepare(x: Tensor, downsample: tuple[int, int] | None) -> Tensor:
     work_dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
     x = x.detach().to(work_dtype)
     if downsample is not None:
-        x = F.adaptive_avg_pool2d(x, downsample)
+        # pool maps scaled to at most 2 in magnitude (the sums of huge finite values would
+        # overflow), then scale back: an average is never larger than the map's maximum, and
+        # a power-of-two scale changes no bit of the result
+        scale = _power_of_two_scale(x.abs().amax(dim=(-2, -1), keepdim=True))
+        x = F.adaptive_avg_pool2d(x / scale, downsample) * scale
     return x
+
+
+def _scale_exponent(peak: Tensor) -> Tensor:
+    """``e`` with ``peak / 2**e`` in ``[1, 2)`` (``e = 0`` for ``peak == 0``)."""
+    _, exponent = torch.frexp(peak)  # peak = mantissa * 2**exponent, mantissa in [0.5, 1)
+    return torch.where(peak > 0, exponent - 1, torch.zeros_like(exponent))
+
+
+def _power_of_two_scale(peak: Tensor) -> Tensor:
+    """``2**e`` with ``peak / 2**e`` in ``[1, 2)`` (1 for ``peak == 0``): dividing by it is
+    exact, and ``2**e <= peak`` cannot overflow."""
+    return torch.exp2(_scale_exponent(peak).to(peak.dtype))
 
 
 def _probabilities(x: Tensor, normalize: str) -> Tensor:
@@ -189,6 +206,7 @@ def _probabilities(x: Tensor, normalize: str) -> Tensor:
     if normalize == "softmax":
         return torch.softmax(flat, dim=-1)
     a = torch.relu(flat)
+    a = a / _power_of_two_scale(a.amax(dim=-1, keepdim=True))  # scale first: the sum cannot overflow
     total = a.sum(dim=-1, keepdim=True)
     alive = total > 0
     p = a / torch.where(alive, total, torch.ones_like(total))
@@ -470,8 +488,12 @@ def gram(x: Tensor) -> Tensor:
     """
     x = _check_x(x)
     with _exact_math(x):
-        f = _prepare(x, None).flatten(-2)  # (B, C, N)
-        f = f / (f.abs().sum(dim=-1, keepdim=True) + GRAM_EPS)
+        x = _prepare(x, None)
+        f = x.flatten(-2)  # (B, C, N)
+        scale = _power_of_two_scale(f.abs().amax(dim=-1, keepdim=True))  # (B, C, 1)
+        f = f / scale  # |f| < 2: the L1 norm cannot overflow
+        # x / (|x|_1 + eps) == f / (|f|_1 + eps / scale)
+        f = f / (f.abs().sum(dim=-1, keepdim=True) + GRAM_EPS / scale)
         g = torch.bmm(f, f.transpose(1, 2)).mean(dim=0)
         return _finish(g, diagonal=None)
 
@@ -547,12 +569,15 @@ def dice(x: Tensor, *, downsample: Downsample = None) -> Tensor:
     Notes
     -----
     With ``a_bi = relu(x_bi)`` flattened,
-    ``D_ij = mean_b 2 <a_bi, a_bj> / (|a_bi|^2 + |a_bj|^2 + eps)``, ``eps`` the
-    smallest normal float32 (``1.2e-38``), present only so that two dead
-    channels give ``0 / eps = 0``. A dead channel (all zero after ReLU) has
-    similarity 0 with every other channel; the diagonal is set to 1 for every
-    channel, dead or not. ``D = 1`` iff the maps are equal, and it is invariant
-    to scaling both maps by the same factor. The paper's Table 9 (Wu et al.,
+    ``D_ij = mean_b 2 <a_bi, a_bj> / (|a_bi|^2 + |a_bj|^2)``. A dead channel
+    (all zero after ReLU) has similarity 0 with every other channel; the
+    diagonal is set to 1 for every channel, dead or not. ``D = 1`` iff the maps
+    are equal, and it is invariant to scaling both maps by the same factor.
+    Squaring is never done on the raw values, which overflows for large finite
+    inputs (float32 from about ``1e19``): each map is divided by the power of two
+    ``2**e_i`` just below its peak, ``u_i = a_i / 2**e_i`` (exact), and
+    ``D_ij = 2 <u_i, u_j> / (t |u_i|^2 + |u_j|^2 / t)`` with
+    ``t = 2**(e_i - e_j)``, the same value, finite for any finite input. The paper's Table 9 (Wu et al.,
     AAAI 2025) reports Dice among the measures that work; the exact form used
     there is not given, this is the standard soft Dice. One batched matrix
     product.
@@ -561,10 +586,17 @@ def dice(x: Tensor, *, downsample: Downsample = None) -> Tensor:
     size = _check_downsample(downsample)
     with _exact_math(x):
         a = torch.relu(_prepare(x, size).flatten(-2))  # (B, C, N)
-        inner = torch.bmm(a, a.transpose(1, 2))  # (B, C, C)
-        sq = torch.diagonal(inner, dim1=1, dim2=2)  # (B, C): |a_bi|^2
-        eps = torch.finfo(torch.float32).tiny
-        d = (2.0 * inner / (sq[:, :, None] + sq[:, None, :] + eps)).mean(dim=0).clamp_(0.0, 1.0)
+        peak = a.amax(dim=-1)  # (B, C)
+        alive = peak > 0
+        e = _scale_exponent(peak)  # a_i = 2**e_i u_i with max u_i in [1, 2)
+        u = a / torch.exp2(e.to(a.dtype))[..., None]
+        inner = torch.bmm(u, u.transpose(1, 2))  # (B, C, C), entries < 4 N: no overflow
+        sq = torch.diagonal(inner, dim1=1, dim2=2)  # (B, C): |u_bi|^2 >= 1 for a live channel
+        # D_ij = 2 <u_i, u_j> / (t |u_i|^2 + |u_j|^2 / t), t = 2**(e_i - e_j) (inf or 0: D = 0)
+        t = torch.exp2((e[:, :, None] - e[:, None, :]).to(a.dtype))
+        d = 2.0 * inner / (t * sq[:, :, None] + sq[:, None, :] / t)
+        both = alive[:, :, None] & alive[:, None, :]
+        d = torch.where(both, d, torch.zeros_like(d)).mean(dim=0).clamp_(0.0, 1.0)
         return _finish(d, diagonal=1.0)
 
 
