@@ -25,7 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from mewcp.io import read
+from mewcp import __version__
+from mewcp.io import FORMATS, read
 from mewcp.problem import Problem
 from mewcp.solution import Solution
 from mewcp.solve import methods, solve
@@ -35,21 +36,62 @@ __all__ = ["main"]
 EXIT_OK, EXIT_NO_SOLUTION, EXIT_USAGE, EXIT_MISSING_DEPENDENCY = 0, 1, 2, 3
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive integer; got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer; got {text!r}")
+    return value
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a non-negative integer; got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a non-negative integer; got {text!r}")
+    return value
+
+
+def _finite(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a finite number; got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number; got {text!r}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a positive, finite number of seconds; got {text!r}")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mewcp",
         description="Maximum Edge Weight Clique solvers (cardinality-constrained).",
         epilog="Exit codes: 0 solved, 1 no clique found, 2 invalid input, 3 missing optional dependency.",
     )
+    parser.add_argument("--version", action="version", version=f"mewcp {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     def common(p: argparse.ArgumentParser) -> None:
         p.add_argument("file", type=Path, help="MDPLIB .txt, DIMACS .clq/.wclq, edge list or .npy")
-        p.add_argument("-k", type=int, default=None, help="clique size (default: the file's own m)")
+        p.add_argument("-k", type=_positive_int, default=None, help="clique size (default: the file's own m)")
         p.add_argument("--size", choices=("exact", "at_most"), default="exact", help="|C| == k or |C| <= k")
-        p.add_argument("--time-limit", type=float, default=None, metavar="S", help="seconds per method")
-        p.add_argument("--seed", type=int, default=None, help="random seed")
-        p.add_argument("--format", choices=("mdplib", "dimacs", "edgelist", "npy"), default=None,
+        p.add_argument("--time-limit", type=_seconds, default=None, metavar="S", help="seconds per method")
+        p.add_argument("--seed", type=_seed, default=None, help="random seed (a non-negative integer)")
+        p.add_argument("--format", choices=FORMATS, default=None,
                        help="file format (default: detected from the content)")
         p.add_argument("--weighting", choices=("mod200",), default=None,
                        help="DIMACS: weight every edge ((u+v) mod 200)+1 (the standard MEWC benchmark)")
@@ -57,14 +99,15 @@ def _parser() -> argparse.ArgumentParser:
 
     p_solve = sub.add_parser("solve", help="solve one instance with one method")
     common(p_solve)
-    p_solve.add_argument("--method", default="ehgp", help="see `mewcp methods` (default: ehgp)")
+    p_solve.add_argument("--method", default="ehgp", choices=[m.name for m in methods()],
+                         help="see `mewcp methods` (default: ehgp)")
     p_solve.add_argument("-O", "--option", action="append", default=[], metavar="NAME=VALUE",
                          help="a method option, e.g. -O patience=50 -O start=random (repeatable)")
 
     p_cmp = sub.add_parser("compare", help="solve one instance with every available method")
     common(p_cmp)
     p_cmp.set_defaults(time_limit=10.0)
-    p_cmp.add_argument("--best-known", type=float, default=None, metavar="V",
+    p_cmp.add_argument("--best-known", type=_finite, default=None, metavar="V",
                        help="best-known value: report each method's gap to it, and stop the "
                             "methods that take a target as soon as they reach it")
 
@@ -129,7 +172,7 @@ def _cmd_solve(args: argparse.Namespace, problem: Problem) -> int:
                 **_parse_options(args.option))
     if args.json:
         print(json.dumps({"instance": problem.name, "n": problem.n, "k": args.k or problem.default_k,
-                          "size_mode": args.size, **sol.to_dict()}))
+                          "size_mode": args.size, **sol.to_dict()}, allow_nan=False))
     else:
         _print_solution(problem, sol, args.k or problem.default_k, args.size)
     return EXIT_OK if sol.found else EXIT_NO_SOLUTION
@@ -137,6 +180,10 @@ def _cmd_solve(args: argparse.Namespace, problem: Problem) -> int:
 
 def _cmd_compare(args: argparse.Namespace, problem: Problem) -> int:
     k = args.k or problem.default_k
+    if k is None:
+        raise ValueError("k is required: the data carries no default subset size")
+    if not 1 <= k <= problem.n:  # checked once here, not refused by every method in turn
+        raise ValueError(f"k must be in [1, n] = [1, {problem.n}]; got {k}")
     results = []
     for m in methods():
         if not m.available:
@@ -157,7 +204,7 @@ def _cmd_compare(args: argparse.Namespace, problem: Problem) -> int:
         results.append(row)
     if args.json:
         print(json.dumps({"instance": problem.name, "n": problem.n, "k": k, "size_mode": args.size,
-                          "best_known": args.best_known, "results": results}))
+                          "best_known": args.best_known, "results": results}, allow_nan=False))
         return EXIT_OK
     print(_describe(problem, k, args.size))
     if args.best_known is not None:
@@ -182,7 +229,7 @@ def _cmd_methods(args: argparse.Namespace) -> int:
         for m in methods()
     ]
     if args.json:
-        print(json.dumps(rows))
+        print(json.dumps(rows, allow_nan=False))
         return EXIT_OK
     for r in rows:
         avail = "yes" if r["available"] else f"no (pip install \"mewcp[{r['extra']}]\")"
@@ -193,19 +240,28 @@ def _cmd_methods(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _read(args: argparse.Namespace) -> Problem:
+    """The input file; every way it can fail is a ValueError with one line to print."""
+    try:
+        return read(args.file, format=args.format, weighting=args.weighting)
+    except FileNotFoundError as exc:
+        raise ValueError(f"no such file: {exc.filename}") from None
+    except OSError as exc:  # a directory, a permission, a device: one line, not a traceback
+        raise ValueError(f"cannot read {args.file}: {exc.strerror or exc}") from None
+    except MemoryError:
+        raise ValueError(f"not enough memory to read {args.file}") from None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code (see the module docstring)."""
     args = _parser().parse_args(argv)
     if args.command == "methods":
         return _cmd_methods(args)
     try:
-        problem = read(args.file, format=args.format, weighting=args.weighting)
+        problem = _read(args)
         if args.command == "solve":
             return _cmd_solve(args, problem)
         return _cmd_compare(args, problem)
-    except FileNotFoundError as exc:
-        print(f"mewcp: error: no such file: {exc.filename}", file=sys.stderr)
-        return EXIT_USAGE
     except ImportError as exc:
         print(f"mewcp: error: {exc}", file=sys.stderr)
         return EXIT_MISSING_DEPENDENCY

@@ -6,6 +6,7 @@ numpy array-likes; every solver sees a `Problem`.
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -15,10 +16,13 @@ import scipy.sparse as sp
 
 from mewcp import kernels
 
-__all__ = ["Problem", "as_problem", "SYMMETRY_RTOL"]
+__all__ = ["Problem", "as_problem", "MAX_TOTAL_WEIGHT", "SYMMETRY_RTOL"]
 
 #: Largest accepted ``|W - W.T|`` relative to ``max(1, max|W|)`` for dense input.
 SYMMETRY_RTOL = 1e-8
+#: Largest accepted ``max|w| * (number of edges)``: every sum a solver forms (a clique's
+#: weight, a gain, a peeling score, their differences) then stays far from float64 overflow.
+MAX_TOTAL_WEIGHT = 1e300
 
 
 def _read_only(a: np.ndarray) -> np.ndarray:
@@ -194,12 +198,13 @@ def as_problem(
             f"or a mewcp.Problem; got {type(data).__name__}"
         )
     try:
-        arr = np.asarray(data, dtype=np.float64)
+        arr = np.asarray(data)
     except (TypeError, ValueError) as exc:
         raise TypeError(
             f"data must be a square array of real numbers; converting it failed: {exc}"
         ) from None
-    return _from_dense(arr, default_k=default_k, name=name)
+    _check_real_dtype(arr.dtype)
+    return _from_dense(arr.astype(np.float64, copy=False), default_k=default_k, name=name)
 
 
 def _is_networkx_graph(data: Any) -> bool:
@@ -213,6 +218,23 @@ def _is_networkx_graph(data: Any) -> bool:
 def _check_n(n: int) -> None:
     if n == 0:
         raise ValueError("data must have at least one vertex; got an empty graph")
+
+
+def _check_real_dtype(dtype: np.dtype) -> None:
+    """Refuse complex, object, string and other non-real dtypes (never cast silently)."""
+    if dtype.kind not in "biuf":
+        raise TypeError(
+            f"data must be a square array of real numbers (bool, integer or float); got dtype {dtype}"
+        )
+
+
+def _check_total(amax: float, n_edges: int) -> None:
+    if amax * max(n_edges, 1) > MAX_TOTAL_WEIGHT:
+        raise ValueError(
+            f"data has weights too large to add up safely in float64: max |w| = {amax!r} over "
+            f"{n_edges} edges; max |w| times the number of edges must be at most "
+            f"{MAX_TOTAL_WEIGHT:g} (divide the weights by a constant)"
+        )
 
 
 def _check_finite(values: np.ndarray, what: str) -> None:
@@ -232,6 +254,8 @@ def _from_dense(arr: np.ndarray, *, default_k: int | None, name: str | None) -> 
     _check_finite(arr, "entry")
     w = np.array(arr, dtype=np.float64, order="C", copy=True)
     np.fill_diagonal(w, 0.0)
+    if n > 1:
+        _check_total(max(float(w.max()), -float(w.min())), n * (n - 1) // 2)
     diff, i, j = kernels.max_asymmetry(w)
     if diff > 0.0:
         scale = max(1.0, float(np.abs(w).max()))
@@ -255,6 +279,7 @@ def _from_sparse(
         raise ValueError(f"data must be a square matrix; got shape {mat.shape}")
     n = mat.shape[0]
     _check_n(n)
+    _check_real_dtype(mat.dtype)
     # Canonical CSR (sorted, duplicates summed as scipy defines them); explicit zeros stay.
     csr = sp.csr_array(mat, dtype=np.float64, copy=True)
     csr.sum_duplicates()
@@ -293,6 +318,8 @@ def _from_sparse(
                 f"A[{c}, {r}] = {float(csrt.data[p])!r} (pass (A + A.T) / 2 to symmetrise)"
             )
         csr = sp.csr_array(((csr.data + csrt.data) / 2.0, csr.indices, csr.indptr), shape=(n, n))
+    if csr.nnz:
+        _check_total(max(float(csr.data.max()), -float(csr.data.min())), csr.nnz // 2)
     if csr.nnz == n * (n - 1):
         return Problem(
             n=n, dense=_read_only(csr.toarray()), labels=labels, default_k=default_k, name=name
@@ -337,10 +364,12 @@ def _from_networkx(
                 "set it on every edge, or pass weight=None for unit weights"
             )
         if any(have):
-            try:
-                vals = np.array([d[weight] for _, _, d in edges], dtype=np.float64)
-            except (TypeError, ValueError):
-                raise ValueError(f"weight: every edge's {weight!r} attribute must be a real number") from None
+            for u, v, d in edges:
+                x = d[weight]
+                if not isinstance(x, numbers.Real):
+                    raise ValueError(f"weight: every edge's {weight!r} attribute must be a real number; "
+                                     f"edge ({u!r}, {v!r}) has {x!r}")
+            vals = np.array([d[weight] for _, _, d in edges], dtype=np.float64)
         else:
             vals = np.ones(len(edges))
     if not np.isfinite(vals).all():

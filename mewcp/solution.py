@@ -88,7 +88,7 @@ class Solution:
         return self.status in (Status.OPTIMAL, Status.FEASIBLE)
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict (``nan`` and infinities become None)."""
+        """A JSON-ready dict: strict JSON (``nan`` and infinities become None, everywhere)."""
 
         def num(x: float | None) -> float | None:
             return None if x is None or not math.isfinite(x) else float(x)
@@ -106,7 +106,7 @@ class Solution:
             "bound": num(self.bound),
             "gap": num(self.gap),
             "n_iter": self.n_iter,
-            "runtime": self.runtime,
-            "trace": [[t, v] for t, v in self.trace],
+            "runtime": num(self.runtime),
+            "trace": [[num(t), num(v)] for t, v in self.trace],
             "message": self.message,
         }

@@ -38,6 +38,8 @@ References
 
 from __future__ import annotations
 
+import math
+import numbers
 import time
 from typing import Any
 
@@ -280,11 +282,19 @@ def _patience(patience: int | None, max_iters: int | None, target: Any, deadline
     """Validate the shared stopping options; None patience means DEFAULT_PATIENCE only for
     runs that nothing else would stop (no time limit, no iteration cap)."""
     _check_positive(max_iters=max_iters, patience=patience)
-    if target is not None and (isinstance(target, bool) or not isinstance(target, (int, float, np.number))):
-        raise TypeError(f"target must be a number or None; got {type(target).__name__}")
+    _check_target(target)
     if patience is None and deadline.limit is None and max_iters is None:
         return DEFAULT_PATIENCE
     return patience
+
+
+def _check_target(target: Any) -> None:
+    if target is None:
+        return
+    if isinstance(target, bool) or not isinstance(target, numbers.Real):
+        raise TypeError(f"target must be a finite number or None; got {type(target).__name__}")
+    if not math.isfinite(target):
+        raise ValueError(f"target must be a finite number or None; got {target!r}")
 
 
 def _check_positive(**values: Any) -> None:
@@ -300,6 +310,7 @@ def solve_local_search(problem: Problem, k: int, *, exact: bool, deadline: Deadl
     if strategy not in ("best", "first"):
         raise ValueError(f"strategy must be 'best' or 'first'; got {strategy!r}")
     _check_positive(max_iters=max_iters)
+    _check_target(target)
     if (out := _trivial(problem, k, exact)) is not None:
         return out
     engine = _engine(problem, k, exact, seed)

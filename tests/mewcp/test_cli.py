@@ -66,11 +66,62 @@ def test_bad_input_exits_2(tmp_path, capsys):
     assert "no such file" in capsys.readouterr().err
     assert main(["solve", str(GKD), "-k", "99"]) == 2
     assert "k must be in [1, n] = [1, 25]; got 99" in capsys.readouterr().err
-    assert main(["solve", str(GKD), "--method", "magic"]) == 2
-    assert "method must be one of" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        main(["solve", str(GKD), "--method", "magic"])
+    assert exc.value.code == 2
+    names = ", ".join(repr(m.name) for m in mewcp.methods())
+    assert f"argument --method: invalid choice: 'magic' (choose from {names})" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exc:
         main(["solve", str(GKD), "--size", "huge"])
     assert exc.value.code == 2
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["solve", str(GKD), "-k", "0"], "argument -k: must be a positive integer; got '0'"),
+        (["solve", str(GKD), "-k", "two"], "argument -k: must be a positive integer; got 'two'"),
+        (["solve", str(GKD), "--time-limit", "nan"],
+         "argument --time-limit: must be a positive, finite number of seconds; got 'nan'"),
+        (["compare", str(GKD), "--time-limit", "inf"],
+         "argument --time-limit: must be a positive, finite number of seconds; got 'inf'"),
+        (["solve", str(GKD), "--time-limit", "-1"],
+         "argument --time-limit: must be a positive, finite number of seconds; got '-1'"),
+        (["solve", str(GKD), "--seed", "-2"], "argument --seed: must be a non-negative integer; got '-2'"),
+        (["compare", str(GKD), "--best-known", "nan"], "argument --best-known: must be a finite number; got 'nan'"),
+        (["compare", str(GKD), "--best-known=-inf"],
+         "argument --best-known: must be a finite number; got '-inf'"),
+    ],
+)
+def test_bad_numbers_are_refused_by_the_parser(capsys, argv, message):
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_bad_values_exit_2_with_one_line(tmp_path, capsys):
+    assert main(["compare", str(GKD), "-k", "26"]) == 2  # once, not refused by every method in turn
+    assert capsys.readouterr().err == "mewcp: error: k must be in [1, n] = [1, 25]; got 26\n"
+    assert main(["solve", str(GKD), "--method", "tabu", "-O", "target=NaN"]) == 2
+    assert capsys.readouterr().err == "mewcp: error: target must be a finite number or None; got nan\n"
+    assert main(["solve", str(tmp_path)]) == 2
+    assert capsys.readouterr().err == f"mewcp: error: cannot read {tmp_path}: Is a directory\n"
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["--version"])
+    assert exc.value.code == 0
+    assert capsys.readouterr().out == f"mewcp {mewcp.__version__}\n"
+
+
+def test_help_lists_the_choices(capsys):
+    with pytest.raises(SystemExit):
+        main(["solve", "--help"])
+    out = capsys.readouterr().out
+    assert "{" + ",".join(m.name for m in mewcp.methods()) + "}" in out
+    assert "{mdplib,dimacs,edgelist,npy}" in out and "{exact,at_most}" in out
 
 
 def test_methods_lists_availability(capsys):

@@ -164,7 +164,7 @@ def test_start_option_validation():
         mewcp.solve(w, 3, "tabu", tenure=0)
     with pytest.raises(ValueError, match="pop_size must be at least 2; got 1"):
         mewcp.solve(w, 3, "memetic", pop_size=1)
-    with pytest.raises(TypeError, match="target must be a number or None; got str"):
+    with pytest.raises(TypeError, match="target must be a finite number or None; got str"):
         mewcp.solve(w, 3, "tabu", target="high")
     sol = mewcp.solve(w, 3, "tabu", start=[5, 6, 7], max_iters=1)
     assert sol.trace[0][1] == pytest.approx(mewcp.objective(w, [5, 6, 7]))

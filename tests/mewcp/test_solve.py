@@ -37,11 +37,38 @@ W3 = np.array([[0, 1, 5], [1, 0, 4], [5, 4, 0.0]])
         ("graph.txt", TypeError, "data must be a networkx.Graph, a scipy sparse matrix, a square array-like or a mewcp.Problem; got str"),
         (None, TypeError, "got NoneType"),
         ([[0, "a"], ["a", 0]], TypeError, "data must be a square array of real numbers"),
+        (np.zeros((2, 2), dtype=complex), TypeError,
+         r"data must be a square array of real numbers \(bool, integer or float\); got dtype complex128"),
+        (np.array([[0, 1], [1, 0]], dtype=object), TypeError,
+         "data must be a square array of real numbers \\(bool, integer or float\\); got dtype object"),
+        ([[0, "1"], ["1", 0]], TypeError, "got dtype <U21"),
+        (sp.csr_array(np.array([[0, 1j], [1j, 0]])), TypeError, "got dtype complex128"),
+        (np.array([[0, 1e308], [1e308, 0]]), ValueError,
+         r"data has weights too large to add up safely in float64: max \|w\| = 1e\+308 over 1 edges; max "
+         r"\|w\| times the number of edges must be at most 1e\+300 \(divide the weights by a constant\)"),
+        (sp.csr_array(np.array([[0, -1e300, 0], [-1e300, 0, 1], [0, 1, 0]])), ValueError,
+         r"max \|w\| = 1e\+300 over 2 edges"),
     ],
 )
 def test_bad_data_is_refused_with_a_message(data, exc, match):
     with pytest.raises(exc, match=match):
         mewcp.solve(data, 1)
+
+
+def test_large_weights_that_sum_safely_are_accepted():
+    w = np.full((4, 4), 1e299)
+    np.fill_diagonal(w, 0.0)
+    for method in ("brute", "ehgp", "tabu"):
+        sol = mewcp.solve(w, 3, method, seed=0)
+        assert math.isfinite(sol.weight) and sol.weight == pytest.approx(3e299)
+
+
+def test_solution_json_is_strict():
+    sol = mewcp.solve(W3, 2, "tabu", seed=0, max_iters=5)
+    text = json.dumps(sol.to_dict(), allow_nan=False)  # raises on nan / inf anywhere
+    assert json.loads(text)["weight"] == 5.0
+    empty = mewcp.solve(nx.path_graph(4), 3, "tabu", seed=0, max_iters=50)
+    assert json.loads(json.dumps(empty.to_dict(), allow_nan=False))["weight"] is None
 
 
 def test_symmetric_within_tolerance_is_accepted_and_averaged():
@@ -66,6 +93,12 @@ def test_networkx_weights():
     g[0][1]["weight"] = "heavy"
     with pytest.raises(ValueError, match="weight: every edge's 'weight' attribute must be a real number"):
         mewcp.solve(g, 2)
+    g[0][1]["weight"] = "1.5"  # a string is not silently parsed
+    with pytest.raises(ValueError, match=r"must be a real number; edge \(0, 1\) has '1.5'"):
+        mewcp.solve(g, 2)
+    g[0][1]["weight"] = 1 + 0j
+    with pytest.raises(ValueError, match=r"must be a real number; edge \(0, 1\) has \(1\+0j\)"):
+        mewcp.solve(g, 2)
     unweighted = nx.complete_graph(4)
     assert mewcp.solve(unweighted, 3).weight == 3.0  # networkx convention: weight 1
 
@@ -87,6 +120,12 @@ def test_networkx_weights():
         ({"k": 2, "seed": -3}, ValueError, "seed must be a non-negative integer or None; got -3"),
         ({"k": 2, "seed": 1.5}, TypeError, "seed must be a non-negative integer or None; got float"),
         ({"k": 2, "tenure": 5}, TypeError, "unknown option 'tenure' for method 'ehgp'; its options are: none"),
+        ({"k": 2, "time_limit": float("inf")}, ValueError,
+         "time_limit must be a positive, finite number of seconds; got inf"),
+        *[({"k": 2, "method": m, "target": t}, ValueError, f"target must be a finite number or None; got {t!r}")
+          for m in ("local_search", "tabu", "memetic") for t in (float("nan"), float("inf"), -float("inf"))],
+        *[({"k": 2, "method": m, "target": "10"}, TypeError, "target must be a finite number or None; got str")
+          for m in ("local_search", "tabu", "memetic")],
     ],
 )
 def test_bad_arguments_are_refused_with_a_message(kwargs, exc, match):

@@ -1,4 +1,4 @@
-"""Exact methods. `brute`: exhaustive clique enumeration for tiny instances.
+"""The `brute` method: exhaustive clique enumeration for tiny instances (the test oracle).
 
 Notes
 -----
