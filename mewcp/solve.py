@@ -29,6 +29,7 @@ from mewcp import kernels
 from mewcp.problem import Problem, as_problem
 from mewcp.solution import Solution, Status
 from mewcp.solvers.base import Deadline, SolverOutput
+from mewcp.solvers.bnb import solve_bnb
 from mewcp.solvers.brute import solve_brute
 from mewcp.solvers.greedy import solve_ehgp
 from mewcp.solvers.ilp import solve_ilp
@@ -111,6 +112,13 @@ _REGISTRY: Mapping[str, Method] = MappingProxyType(
                 {"start": "tabu", "backend": "highs", "formulation": "strong"},
                 requires=("pulp", "highspy"),
                 extra="ilp",
+            ),
+            Method(
+                "bnb",
+                "exact",
+                "branch and bound with a cardinality-aware independent-set bound (MEWCat, WLMC); proves optima",
+                solve_bnb,
+                {"start": "tabu"},
             ),
             Method(
                 "brute",

@@ -1,0 +1,339 @@
+"""Branch and bound for the cardinality-constrained maximum edge weight clique.
+
+The search state lives in arrays owned by the caller (`new_state`), so a search can
+stop after a node budget and resume where it stopped: the driver checks the clock
+between calls.
+
+Notation at a search node: ``C`` is the clique built so far (``|C| = d``), ``W(C)``
+its weight, ``P`` the candidates (every vertex of ``P`` is adjacent to all of
+``C``), ``sigma(v) = sum_{u in C} w_uv`` for ``v in P`` (MEWCat's pseudo vertex
+weight), and ``r = k - d`` the slots left. A clique ``S`` of ``P`` completes ``C``
+to weight ``W(C) + sigma(S) + W(S)``.
+
+Bound (`expand`). ``P`` is scanned into independent sets ``I_1, I_2, ...`` built
+one after another, each greedily from the unplaced vertices of highest degree in
+``P`` (MEWCat, Liu, Xiao & Zhou, AAAI-24). Order the members of ``S`` by the index
+of their set; every member x has at most ``|S| - 1 <= r - 1`` earlier members, one
+per earlier set, so
+
+* ``wt(x) = sigma(x) + (sum of the positive values among the r - 2 largest of
+  max_{y in I_c, y ~ x} w_xy over the earlier sets c)`` bounds x's part (its sigma
+  and its edges to earlier members; x is not the latest, so it has at most r - 2);
+* ``up(v) = sigma(v) + (sum of the r - 1 largest of max_{u in I_c, u ~ v} (wt(u) +
+  w_uv) over the earlier sets c)`` bounds ``sigma(S) + W(S)`` for every clique S of
+  placed vertices whose latest member is v. With ``size="exact"`` exactly ``r - 1``
+  values are summed (and ``up = -inf`` when fewer sets reach v: v cannot be the
+  latest of an r-clique); with ``size="at_most"`` only the positive ones.
+
+The ``r - 1`` / ``r - 2`` limits are where the cardinality bound enters; without
+them (``r`` unlimited, weights positive) the bound is MEWCat's. A vertex whose
+``up`` exceeds the target ``best - W(C)`` is not placed: it goes to the branching
+set B. Every clique of P either lies in the placed set, whose bound cannot beat
+the incumbent, or contains a vertex of B; branching on ``b_1, b_2, ...`` (lowest
+degree first) with candidates ``N(b_i) ∩ (P minus b_1..b_{i-1})`` covers them
+all (the branching-set scheme of WLMC, Jiang, Li & Manyà 2016, and MEWCat).
+With ``size="exact"`` a vertex with fewer than ``r - 1`` neighbours in P is
+removed first, repeatedly (a vertex of an r-clique has r - 1 neighbours in it).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+__all__ = ["expand", "new_state", "open_bound", "search"]
+
+_NEG = -np.inf
+
+
+def new_state(n: int, k: int) -> tuple[np.ndarray, ...]:
+    """Arrays for a search over ``n`` candidates and cliques of at most ``k`` vertices.
+
+    Returns ``(S, sig, rem, bl, lv, fw, best, scratch_i, scratch_f, heaps)``; the root
+    (level 0) holds every vertex with ``sigma = 0``.
+    """
+    levels = k + 1
+    s = np.zeros((levels, n), dtype=np.int64)
+    s[0] = np.arange(n)
+    sig = np.zeros((levels, n), dtype=np.float64)
+    rem = np.zeros((levels, n), dtype=np.uint8)
+    bl = np.zeros((levels, n), dtype=np.int64)
+    # per level: size, number of branches, next branch, vertex added, needs expanding
+    lv = np.zeros((levels, 5), dtype=np.int64)
+    lv[0, 0] = n
+    lv[0, 4] = 1
+    # per level: W(C); then [best weight, depth, best size] in the last row
+    fw = np.zeros(levels + 1, dtype=np.float64)
+    fw[levels] = _NEG
+    best = np.full(k + 2, -1, dtype=np.int64)  # best clique, then [size, depth]
+    best[k] = 0
+    best[k + 1] = 0
+    scratch_i = np.zeros((7, n), dtype=np.int64)
+    scratch_f = np.zeros((5, n), dtype=np.float64)
+    cap = max(k - 1, 1)
+    heaps = np.zeros((2, n, cap), dtype=np.float64)
+    return s, sig, rem, bl, lv, fw, best, scratch_i, scratch_f, heaps
+
+
+@njit(cache=True, inline="always")
+def _sift_down(heap, row, c, i, x):  # pragma: no cover - compiled
+    """Place ``x`` at slot ``i`` of the min-heap ``heap[row, :c]`` and sift it down."""
+    while True:
+        a = 2 * i + 1
+        if a >= c:
+            break
+        b = a + 1
+        if b < c and heap[row, b] < heap[row, a]:
+            a = b
+        ha = heap[row, a]
+        if x <= ha:
+            break
+        heap[row, i] = ha
+        i = a
+    heap[row, i] = x
+
+
+@njit(cache=True, inline="always")
+def _push(heap, cnt, tot, row, cap, x):  # pragma: no cover - compiled
+    """Keep the ``cap`` largest values pushed to row ``row``; ``tot[row]`` is their sum.
+
+    Values are appended until ``cap`` are held, then heapified once; after that a
+    value replaces the smallest when larger.
+    """
+    c = cnt[row]
+    if c < cap:
+        heap[row, c] = x
+        tot[row] += x
+        c += 1
+        cnt[row] = c
+        if c == cap:
+            for i in range(c // 2 - 1, -1, -1):
+                _sift_down(heap, row, c, i, heap[row, i])
+    elif x > heap[row, 0]:
+        tot[row] += x - heap[row, 0]
+        _sift_down(heap, row, c, 0, x)
+
+
+@njit(cache=True)
+def expand(w, adj, verts, sig, m, r, exact, target, out_rem, out_branch, scratch_i, scratch_f, heaps):  # pragma: no cover
+    """Split candidates ``verts[:m]`` into placed vertices and a branching set.
+
+    ``sig[:m]`` are their sigma values, ``r`` the slots left, ``target`` the most
+    the placed vertices may add (``best - W(C)``). Writes ``out_rem[i] = 1`` for
+    candidates removed by the degree rule (``exact`` only) and the branching set's
+    positions into ``out_branch`` (lowest degree first). Returns the size of the
+    branching set and the largest ``up`` over placed vertices (a bound on what any
+    clique of placed vertices adds to ``W(C)``; ``-inf`` when none can).
+    """
+    deg = scratch_i[0]
+    proc = scratch_i[1]
+    cand = scratch_i[2]
+    order = scratch_i[3]
+    rest = scratch_i[6]
+    wt = scratch_f[0]
+    wadd = scratch_f[1]
+    uadd = scratch_f[2]
+    hw = heaps[0]
+    hu = heaps[1]
+    hwc = scratch_i[4]
+    huc = scratch_i[5]
+    hws = scratch_f[3]
+    hus = scratch_f[4]
+    for i in range(m):
+        hwc[i] = 0
+        huc[i] = 0
+        hws[i] = 0.0
+        hus[i] = 0.0
+        deg[i] = 0
+        proc[i] = 0
+        out_rem[i] = 0
+        wadd[i] = _NEG
+        uadd[i] = _NEG
+    for i in range(m):
+        ai = adj[verts[i]]
+        for j in range(i + 1, m):
+            if ai[verts[j]]:
+                deg[i] += 1
+                deg[j] += 1
+    if exact and r > 1:
+        changed = True
+        while changed:
+            changed = False
+            for i in range(m):
+                if proc[i] == 0 and deg[i] < r - 1:
+                    proc[i] = 1
+                    out_rem[i] = 1
+                    changed = True
+                    ai = adj[verts[i]]
+                    for j in range(m):
+                        if proc[j] == 0 and ai[verts[j]]:
+                            deg[j] -= 1
+    capw = r - 2 if r > 2 else 0
+    capu = r - 1
+    # rest[:nr]: unplaced positions; cand[:nc]: those still allowed in the current set
+    nr = 0
+    for i in range(m):
+        if proc[i] == 0:
+            rest[nr] = i
+            proc[i] = nr  # from here on: the position of i in rest
+            nr += 1
+    nb = 0
+    best_up = _NEG
+    while nr > 0:
+        nc = nr
+        for t in range(nr):
+            cand[t] = rest[t]
+        while nc > 0:
+            tv = 0
+            for t in range(1, nc):
+                if deg[cand[t]] > deg[cand[tv]]:
+                    tv = t
+            v = cand[tv]
+            nc -= 1
+            cand[tv] = cand[nc]
+            nr -= 1
+            t = proc[v]
+            rest[t] = rest[nr]
+            proc[rest[t]] = t
+            if exact and huc[v] < capu:
+                up = _NEG
+            else:
+                up = sig[v] + hus[v]
+            if up > target:
+                order[nb] = v
+                nb += 1
+                continue
+            if up > best_up:
+                best_up = up
+            wv = sig[v] + hws[v]
+            av = adj[verts[v]]
+            wrow = w[verts[v]]
+            for t in range(nr):
+                j = rest[t]
+                u = verts[j]
+                if av[u]:
+                    x = wrow[u]
+                    if x > wadd[j]:
+                        wadd[j] = x
+                    if wv + x > uadd[j]:
+                        uadd[j] = wv + x
+            t = 0
+            while t < nc:
+                if av[verts[cand[t]]]:
+                    nc -= 1
+                    cand[t] = cand[nc]
+                else:
+                    t += 1
+        for t in range(nr):
+            j = rest[t]
+            if wadd[j] != _NEG:
+                if capw > 0 and wadd[j] > 0.0:
+                    _push(hw, hwc, hws, j, capw, wadd[j])
+                if capu > 0 and (exact or uadd[j] > 0.0):
+                    _push(hu, huc, hus, j, capu, uadd[j])
+                wadd[j] = _NEG
+                uadd[j] = _NEG
+    # lowest degree in P first (MEWCat); insertion sort, stable, so runs are reproducible
+    for t in range(nb):
+        v = order[t]
+        q = t
+        while q > 0 and deg[out_branch[q - 1]] > deg[v]:
+            out_branch[q] = out_branch[q - 1]
+            q -= 1
+        out_branch[q] = v
+    return nb, best_up
+
+
+@njit(cache=True)
+def search(w, adj, k, exact, s, sig, rem, bl, lv, fw, best, scratch_i, scratch_f, heaps, budget, rtol):  # pragma: no cover
+    """Run the depth-first search for at most ``budget`` nodes; returns nodes visited.
+
+    ``fw[k + 1]`` holds the incumbent weight (``-inf`` without one), ``best[:best[k]]``
+    its vertices; ``best[k + 1]`` the current depth, -1 once the search is exhausted.
+    A node is pruned when its bound is at most ``best + rtol * max(1, |best|)``.
+    """
+    nodes = 0
+    depth = best[k + 1]
+    while depth >= 0 and nodes < budget:
+        d = depth
+        if lv[d, 4]:
+            lv[d, 4] = 0
+            nodes += 1
+            m = lv[d, 0]
+            cw = fw[d]
+            if d >= 1 and (d == k or not exact) and cw > fw[k + 1]:
+                fw[k + 1] = cw
+                for t in range(d):
+                    best[t] = lv[t + 1, 3]
+                best[k] = d
+            r = k - d
+            if r == 0 or m == 0 or (exact and m < r):
+                depth -= 1
+                continue
+            inc = fw[k + 1]
+            target = inc - cw + rtol * max(1.0, abs(inc)) if inc != _NEG else _NEG
+            nb, _ = expand(w, adj, s[d], sig[d], m, r, exact, target, rem[d], bl[d], scratch_i, scratch_f, heaps)
+            lv[d, 1] = nb
+            lv[d, 2] = 0
+        if lv[d, 2] < lv[d, 1]:
+            p = bl[d, lv[d, 2]]
+            lv[d, 2] += 1
+            v = s[d, p]
+            av = adj[v]
+            wrow = w[v]
+            m = lv[d, 0]
+            m2 = 0
+            for j in range(m):
+                if rem[d, j] == 0 and j != p:
+                    u = s[d, j]
+                    if av[u]:
+                        s[d + 1, m2] = u
+                        sig[d + 1, m2] = sig[d, j] + wrow[u]
+                        m2 += 1
+            rem[d, p] = 1
+            lv[d + 1, 0] = m2
+            lv[d + 1, 3] = v
+            lv[d + 1, 4] = 1
+            fw[d + 1] = fw[d] + sig[d, p]
+            depth = d + 1
+        else:
+            depth -= 1
+    best[k + 1] = depth
+    return nodes
+
+
+@njit(cache=True)
+def open_bound(w, adj, k, exact, s, sig, rem, lv, fw, best, scratch_i, scratch_f, heaps):  # pragma: no cover
+    """An upper bound on every clique the stopped search has not yet ruled out.
+
+    For each level on the stack, the bound of `expand` with nothing pruned (every
+    candidate placed) over the candidates not yet branched on, plus ``W(C)``; the
+    largest of these and the incumbent. ``-inf`` when nothing is open and there is
+    no incumbent.
+    """
+    depth = best[k + 1]
+    out = fw[k + 1]
+    n = s.shape[1]
+    verts = np.empty(n, dtype=np.int64)
+    sg = np.empty(n, dtype=np.float64)
+    junk_rem = np.empty(n, dtype=np.uint8)
+    junk_branch = np.empty(n, dtype=np.int64)
+    for d in range(depth + 1):
+        r = k - d
+        if r == 0:
+            continue
+        m = 0
+        fresh = lv[d, 4] == 1
+        if not fresh and lv[d, 2] >= lv[d, 1]:
+            continue  # only placed vertices left: bounded by the incumbent when expanded
+        for j in range(lv[d, 0]):
+            if fresh or rem[d, j] == 0:
+                verts[m] = s[d, j]
+                sg[m] = sig[d, j]
+                m += 1
+        if m == 0 or (exact and m < r):
+            continue
+        _, up = expand(w, adj, verts, sg, m, r, exact, np.inf, junk_rem, junk_branch, scratch_i, scratch_f, heaps)
+        if up != _NEG and fw[d] + up > out:
+            out = fw[d] + up
+    return out

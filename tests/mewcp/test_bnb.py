@@ -1,0 +1,124 @@
+"""The `bnb` method: agreement with brute force, valid bounds, planted optima, statuses."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import mewcp
+from mewcp.kernels import bnb as kernel
+from mewcp.solvers.bnb import BNB_MAX_N, RTOL, _dense_sub, core_vertices
+from tests.mewcp.helpers import best_clique_reference, random_graph
+from tests.mewcp.test_properties import instances
+
+
+@settings(max_examples=60)
+@given(inst=instances(max_n=12), start=st.sampled_from(["random", "tabu", "ehgp"]))
+def test_agrees_with_brute_force(inst, start):
+    data, k, size = inst
+    best = mewcp.solve(data, k, "brute", size=size)
+    sol = mewcp.solve(data, k, "bnb", size=size, start=start, seed=0)
+    if best.status is mewcp.Status.INFEASIBLE:
+        assert sol.status is mewcp.Status.INFEASIBLE and sol.nodes == ()
+        return
+    assert sol.status is mewcp.Status.OPTIMAL
+    assert sol.weight == pytest.approx(best.weight, abs=1e-9)
+    assert sol.bound == sol.weight and sol.gap == 0.0
+    assert mewcp.is_clique(data, sol.nodes)
+    assert (sol.size == k) if size == "exact" else (1 <= sol.size <= k)
+
+
+@pytest.mark.parametrize("exact", [True, False])
+@pytest.mark.parametrize("seed", range(6))
+def test_the_bound_of_a_stopped_search_is_never_below_the_optimum(exact, seed):
+    """Stop the kernel after every node budget; the open bound must cover the optimum."""
+    rng = np.random.default_rng(seed)
+    n, k = 12, int(rng.integers(2, 7))
+    w, mask = random_graph(n, 0.7, rng, negative=seed % 2 == 1)
+    opt = best_clique_reference(w, mask, k, exact)
+    problem = mewcp.as_problem(sp.csr_array(w * mask))
+    keep = core_vertices(problem, k) if exact else np.arange(n)
+    wd, adj = _dense_sub(problem, keep)
+    for budget in (1, 2, 3, 5, 8, 13):
+        s, sig, rem, bl, lv, fw, best, si, sf, hp = kernel.new_state(keep.size, k)
+        kernel.search(wd, adj, k, exact, s, sig, rem, bl, lv, fw, best, si, sf, hp, budget, RTOL)
+        bound = kernel.open_bound(wd, adj, k, exact, s, sig, rem, lv, fw, best, si, sf, hp)
+        assert bound >= opt - 1e-9
+        if best[k] > 0:  # the incumbent is a real clique of the right size with the stated weight
+            idx = best[: best[k]]
+            assert adj[np.ix_(idx, idx)].sum() == idx.size * (idx.size - 1)
+            assert (idx.size == k) if exact else (idx.size <= k)
+            assert wd[np.ix_(idx, idx)].sum() / 2 == pytest.approx(fw[k + 1])
+        if best[k + 1] < 0:  # exhausted: the incumbent is the optimum
+            assert fw[k + 1] == pytest.approx(opt)
+
+
+@pytest.mark.parametrize("size", ["exact", "at_most"])
+def test_finds_a_planted_clique(size):
+    rng = np.random.default_rng(7)
+    n, k = 60, 8
+    w, mask = random_graph(n, 0.3, rng)
+    planted = rng.choice(n, k, replace=False)
+    mask[np.ix_(planted, planted)] = True
+    np.fill_diagonal(mask, False)
+    w = np.where(mask, w, 0.0)
+    w[np.ix_(planted, planted)] = 50.0
+    np.fill_diagonal(w, 0.0)
+    sol = mewcp.solve(sp.csr_array(w), k, "bnb", size=size, start="random")
+    assert sol.status is mewcp.Status.OPTIMAL
+    assert sorted(sol.nodes) == sorted(planted.tolist())
+    assert sol.weight == pytest.approx(50.0 * k * (k - 1) / 2)
+
+
+def test_proves_a_dimacs_optimum():
+    p = mewcp.read("instances/dimacs/johnson8-4-4.wclq")
+    sol = mewcp.solve(p, 14, "bnb", seed=0)
+    assert sol.status is mewcp.Status.OPTIMAL and sol.weight == 6552
+
+
+def test_complete_graph_matches_brute_force():
+    w = np.random.default_rng(3).uniform(0, 10, size=(16, 16))
+    w = np.triu(w, 1) + np.triu(w, 1).T
+    for k in (3, 6):
+        best = mewcp.solve(w, k, "brute")
+        sol = mewcp.solve(w, k, "bnb", start="random")
+        assert sol.status is mewcp.Status.OPTIMAL and sol.weight == pytest.approx(best.weight)
+
+
+def test_a_time_limited_run_is_feasible_with_a_valid_bound():
+    p = mewcp.read("instances/dimacs/DSJC500.5.wclq")  # optimum 9626 at k = 13
+    start = mewcp.solve(p, 13, "tabu", seed=0).nodes
+    sol = mewcp.solve(p, 13, "bnb", time_limit=0.5, start=start)
+    assert sol.status is mewcp.Status.FEASIBLE
+    assert sol.bound >= 9626 >= sol.weight and sol.gap > 0
+    assert "time limit" in sol.message
+    assert sol.runtime < 0.5 + 2.0  # generous: the machine may be shared
+
+
+def test_infeasible_when_no_clique_of_size_k():
+    cycle = sp.csr_array(np.roll(np.eye(7), 1, axis=1) + np.roll(np.eye(7), -1, axis=1))
+    sol = mewcp.solve(cycle, 3, "bnb", start="random")
+    assert sol.status is mewcp.Status.INFEASIBLE and "no clique of size 3" in sol.message
+    assert mewcp.solve(cycle, 3, "bnb", size="at_most").weight == 1.0
+
+
+def test_reproducible():
+    p = mewcp.read("instances/dimacs/hamming6-4.wclq")
+    a = mewcp.solve(p, 3, "bnb", seed=5)
+    b = mewcp.solve(p, 3, "bnb", seed=5)
+    assert a.nodes == b.nodes and a.n_iter == b.n_iter and a.weight == b.weight
+
+
+def test_refuses_graphs_beyond_its_dense_limit():
+    n = BNB_MAX_N + 1
+    path = sp.diags([np.ones(n - 1), np.ones(n - 1)], [-1, 1], format="csr")
+    with pytest.raises(ValueError, match=f"method='bnb' stores dense arrays of the graph: n={n} vertices"):
+        mewcp.solve(path, 2, "bnb", size="at_most", start="random")
+
+
+def test_listed_as_exact():
+    bnb = next(m for m in mewcp.methods() if m.name == "bnb")
+    assert bnb.available and bnb.kind == "exact" and bnb.options == {"start": "tabu"}
