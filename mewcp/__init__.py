@@ -6,6 +6,7 @@ Maximum Diversity Problem. Start with `solve`; `methods` lists the solvers.
 """
 
 from mewcp.io import read, write
+from mewcp.points import from_points
 from mewcp.problem import Problem, as_problem
 from mewcp.solution import Solution, Status
 from mewcp.solve import Method, is_clique, methods, objective, solve
@@ -19,6 +20,7 @@ __all__ = [
     "Status",
     "as_problem",
     "ehgp_order",
+    "from_points",
     "is_clique",
     "methods",
     "objective",

@@ -31,6 +31,7 @@ from mewcp.solution import Solution, Status
 from mewcp.solvers.base import Deadline, SolverOutput
 from mewcp.solvers.bnb import solve_bnb
 from mewcp.solvers.brute import solve_brute
+from mewcp.solvers.cutting_plane import solve_cutting_plane
 from mewcp.solvers.greedy import solve_ehgp
 from mewcp.solvers.ilp import solve_ilp
 from mewcp.solvers.local_search import DEFAULT_PATIENCE, solve_local_search, solve_memetic, solve_tabu
@@ -119,6 +120,15 @@ _REGISTRY: Mapping[str, Method] = MappingProxyType(
                 "branch and bound with a cardinality-aware independent-set bound (MEWCat, WLMC); proves optima",
                 solve_bnb,
                 {"start": "tabu"},
+            ),
+            Method(
+                "cutting_plane",
+                "exact",
+                "concave outer approximation on HiGHS for negative-type (e.g. Euclidean) weights; proves optima",
+                solve_cutting_plane,
+                {"tol": 1e-6, "gap": 1e-6, "starts": 8, "lp_rounds": 200, "batch": 10, "progress": None},
+                requires=("highspy",),
+                extra="ilp",
             ),
             Method(
                 "brute",

@@ -1,0 +1,158 @@
+"""The `cutting_plane` method: proven optima for negative-type weights, refusals, statuses."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import networkx as nx
+import numpy as np
+import pytest
+
+import mewcp
+from mewcp.solvers.cutting_plane import negative_type
+
+pytest.importorskip("highspy")
+
+INSTANCES = Path(__file__).resolve().parents[2] / "instances" / "mdplib"
+
+
+def _points(seed: int, n: int, d: int) -> np.ndarray:
+    return np.random.default_rng(seed).uniform(0, 10, size=(n, d))
+
+
+@pytest.mark.parametrize("metric", ["euclidean", "sqeuclidean", "cityblock"])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_agrees_with_brute_force(metric: str, seed: int) -> None:
+    problem = mewcp.from_points(_points(seed, 11, 2 + seed), metric)
+    for k in (2, 4, 6):
+        for size in ("exact", "at_most"):
+            truth = mewcp.solve(problem, k, "brute", size=size)
+            sol = mewcp.solve(problem, k, "cutting_plane", size=size, seed=seed)
+            assert sol.status is mewcp.Status.OPTIMAL, sol.message
+            assert sol.weight == pytest.approx(truth.weight, rel=1e-9)
+            assert sol.size == k  # no negative weight: the best set has k vertices
+            assert sol.bound >= sol.weight and sol.gap <= 1e-6
+
+
+def test_agrees_with_ilp_and_published_optimum() -> None:
+    problem = mewcp.read(INSTANCES / "GKD-a" / "GKD-a_25_n10_m8.txt")
+    sol = mewcp.solve(problem, 8, "cutting_plane", seed=0)
+    ilp = mewcp.solve(problem, 8, "ilp", seed=0)
+    assert sol.status is ilp.status is mewcp.Status.OPTIMAL
+    assert sol.weight == pytest.approx(ilp.weight, rel=1e-9)
+    assert sol.weight == pytest.approx(3612.46857, rel=1e-9)  # MDPLIB, proven by enumeration
+
+
+def test_trivial_sizes_are_optimal() -> None:
+    problem = mewcp.from_points(_points(3, 6, 2))
+    assert mewcp.solve(problem, 1, "cutting_plane").status is mewcp.Status.OPTIMAL
+    full = mewcp.solve(problem, 6, "cutting_plane")
+    assert full.status is mewcp.Status.OPTIMAL and full.size == 6
+
+
+def test_negative_type_check() -> None:
+    euclid = mewcp.from_points(_points(4, 30, 3)).dense
+    good = negative_type(euclid)
+    assert good.ok and good.smallest > 0
+    # Squared distances of points in 3 dimensions: B has rank 3, the rest is rounding noise.
+    sq = mewcp.from_points(_points(4, 30, 3), "sqeuclidean").dense
+    flat = negative_type(sq)
+    assert flat.ok and abs(flat.smallest) < 1e-9 * flat.largest
+    # |a - b|^3 on the line: v = (1, -2, 1) gives v^T W v = 8 > 0 with sum(v) = 0.
+    cubed = np.array([[0, 1, 8], [1, 0, 1], [8, 1, 0.0]])
+    assert not negative_type(cubed).ok
+
+
+def test_refuses_weights_that_are_not_negative_type() -> None:
+    cubed = np.abs(np.subtract.outer(np.arange(6.0), np.arange(6.0))) ** 3
+    with pytest.raises(ValueError) as info:
+        mewcp.solve(cubed, 3, "cutting_plane")
+    text = str(info.value)
+    assert "negative-type weights" in text
+    assert "-1/2 J W J (J = I - 11^T/n) is positive semidefinite up to tol = 1e-06" in text
+    assert "smallest eigenvalue is -" in text
+    assert "method='ilp'" in text
+    random = np.random.default_rng(0).uniform(0, 10, size=(12, 12))
+    with pytest.raises(ValueError, match="needs negative-type weights"):
+        mewcp.solve((random + random.T) / 2, 4, "cutting_plane")
+
+
+def test_refuses_incomplete_graphs() -> None:
+    graph = nx.path_graph(5)
+    with pytest.raises(ValueError, match=r"needs a complete graph .* this graph has 4 of 10 edges"):
+        mewcp.solve(graph, 2, "cutting_plane")
+
+
+def test_tolerance_option() -> None:
+    # A planted negative eigenvalue: W' = W + 2t (qq^T - (m1^T + 1m^T)/2), m = q*q, keeps a zero
+    # diagonal and gives B' = B - t qq^T; q = B's eigenvector of its smallest eigenvalue on 1-perp.
+    w = mewcp.from_points(_points(5, 12, 2)).dense
+    j = np.eye(12) - 1 / 12
+    eig, vec = np.linalg.eigh(-0.5 * j @ w @ j)
+    order = np.argsort(np.abs(vec.sum(axis=0)))  # the ones direction last
+    keep = np.sort(order[:-1])
+    lam, q = eig[keep[0]], vec[:, keep[0]]
+    eps = 1e-3 * eig.max()
+    m = q * q
+    bent = w + 2 * (lam + eps) * (np.outer(q, q) - 0.5 * (m[:, None] + m[None, :]))
+    check = negative_type(bent)
+    assert check.smallest == pytest.approx(-eps, rel=1e-6)
+    loose = 2 * eps / check.largest
+    sol = mewcp.solve(bent, 4, "cutting_plane", tol=loose)  # accepted: cuts lifted to stay valid
+    truth = mewcp.solve(bent, 4, "brute")
+    # The bound stays valid; the allowance 2 k eps in every cut may leave a gap of that size.
+    assert sol.bound >= truth.weight >= sol.weight
+    if sol.status is mewcp.Status.FEASIBLE:
+        assert sol.bound - sol.weight <= 2 * 4 * eps * 1.01
+        assert "allowance for negative curvature (2 k eps = " in sol.message
+    with pytest.raises(ValueError, match="needs negative-type weights"):
+        mewcp.solve(bent, 4, "cutting_plane", tol=loose / 4)
+
+
+def test_time_limit_statuses_and_progress() -> None:
+    problem = mewcp.read(INSTANCES / "GKD-c" / "GKD-c_1_n500_m50.txt")
+    events: list[dict] = []
+    sol = mewcp.solve(problem, 50, "cutting_plane", time_limit=3.0, seed=0, progress=events.append)
+    assert sol.status is mewcp.Status.FEASIBLE  # not provable in 3 s: the published gap is open
+    assert sol.runtime < 3.0 + 1.5
+    assert sol.bound > sol.weight and sol.gap == pytest.approx((sol.bound - sol.weight) / sol.weight)
+    assert sol.weight <= 19485.18697 * (1 + 1e-9)  # best known value
+    assert "stopped: time limit" in sol.message
+    bounds = [e["bound"] for e in events]
+    assert bounds == sorted(bounds, reverse=True) and bounds[-1] == pytest.approx(sol.bound)
+    assert [e["time"] for e in events] == sorted(e["time"] for e in events)
+    quick = mewcp.solve(problem, 50, "cutting_plane", time_limit=1e-3)
+    assert quick.status in (mewcp.Status.NO_SOLUTION, mewcp.Status.FEASIBLE)
+    assert quick.runtime < 1.0
+
+
+@pytest.mark.parametrize(
+    ("options", "error", "match"),
+    [
+        ({"tol": -1}, ValueError, r"tol must be a number in \[0, 1\); got -1"),
+        ({"gap": 2.0}, ValueError, r"gap must be a number in \[0, 1\); got 2.0"),
+        ({"starts": -1}, ValueError, "starts must be an integer >= 0; got -1"),
+        ({"batch": 1.5}, ValueError, "batch must be an integer >= 0; got 1.5"),
+        ({"progress": 3}, TypeError, "progress must be a callable taking one dict, or None; got int"),
+    ],
+)
+def test_bad_options(options: dict, error: type, match: str) -> None:
+    with pytest.raises(error, match=match):
+        mewcp.solve(mewcp.from_points(_points(0, 5, 2)), 2, "cutting_plane", **options)
+
+
+def test_from_points() -> None:
+    p = mewcp.from_points([[0, 0], [3, 4], [6, 8]], labels=["a", "b", "c"], default_k=2)
+    sol = mewcp.solve(p, method="cutting_plane")
+    assert sol.nodes == ("a", "c") and sol.weight == 10.0
+    assert mewcp.from_points([[0, 0], [1, 1]], "cityblock").dense[0, 1] == 2.0
+    with pytest.raises(ValueError, match="metric must be one of 'euclidean', 'sqeuclidean', 'cityblock', "
+                                         "'chebyshev'; got 'cosine'"):
+        mewcp.from_points([[0, 0]], "cosine")
+    with pytest.raises(ValueError, match=r"points must be an \(n, d\) array with n >= 1 and d >= 1; got shape \(3,\)"):
+        mewcp.from_points([1, 2, 3])
+    with pytest.raises(ValueError, match=r"points must have finite coordinates; row 1 is \[nan, 0.0\]"):
+        mewcp.from_points([[0, 0], [np.nan, 0]])
+    with pytest.raises(ValueError, match="labels must be 2 distinct vertex labels, one per point; got 2 "
+                                         r"\(1 distinct\)"):
+        mewcp.from_points([[0, 0], [1, 1]], labels=["a", "a"])
