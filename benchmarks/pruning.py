@@ -57,7 +57,7 @@ METHODS: list[tuple[str, dict[str, Any]]] = [
     ("Taylor", {"criterion": "taylor"}),
     ("SIRFP (gram)", {"criterion": "sirfp", "measure": "gram"}),
     ("SIRFP (js, ReLU+L1)", {"criterion": "sirfp", "measure": "js", "normalize": "relu_l1"}),
-    ("SIRFP (js, range-normalised)", {"criterion": "sirfp", "measure": "js", "normalization": "range"}),
+    ("SIRFP (js, range-normalised)", {"criterion": "sirfp", "measure": "js", "calibration": "range"}),
     ("SIRFP (js)", {"criterion": "sirfp", "measure": "js"}),
 ]
 SOLVERS = ["ehgp", "tabu", "memetic"]

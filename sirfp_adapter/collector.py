@@ -10,8 +10,13 @@ For every watched layer l with C channels the collector keeps a C x C matrix
 where ``r`` is the batch's redundancy from `sirfp_adapter.measures` (large when two
 channels' maps are alike), so ``a_ij`` is large for channels that carry distinct
 information: the edge weights of the paper's maximum edge weight clique problem
-(Wu et al., AAAI 2025, Eq. 4; the paper uses decay 0.99). The first observation
-initialises ``a`` (no bias towards zero, unlike the released code's zero start).
+(Wu et al., AAAI 2025, Eq. 4; the paper uses decay 0.99). How the average starts
+(``start``): ``"mean"`` weighs the ``n``-th observation by
+``max(1 - decay, 1 / n)`` — a plain running mean until the EMA's horizon
+``1 / (1 - decay)`` is reached, so a short collection is not dominated by its first
+batch; ``"first"`` (default) initialises ``a`` with the first observation (then the first of
+``n`` batches keeps weight ``decay ** (n - 1)``); ``"zero"`` starts from zero, as the
+released code does (scaled by ``1 - decay ** n``).
 
 Everything stays on the activation's device: one measure evaluation and one
 in-place update per layer and step, no host transfer until `matrices()`. Under
@@ -31,7 +36,9 @@ from torch import nn
 
 from sirfp_adapter.measures import get_measure
 
-__all__ = ["RedundancyCollector", "default_layers"]
+__all__ = ["STARTS", "RedundancyCollector", "default_layers"]
+
+STARTS = ("mean", "first", "zero")
 
 _NORMS = (nn.BatchNorm2d, nn.SyncBatchNorm)
 
@@ -61,6 +68,8 @@ class RedundancyCollector:
         Use at most this many samples of each batch.
     training_only : bool
         Ignore forward passes made in eval mode.
+    start : {"mean", "first", "zero"}
+        How the EMA starts (see the module notes).
     **measure_options
         Passed to the measure (e.g. ``normalize="relu_l1"``, ``downsample=32``).
 
@@ -82,6 +91,7 @@ class RedundancyCollector:
         every: int = 1,
         max_samples: int | None = None,
         training_only: bool = True,
+        start: str = "first",
         **measure_options: Any,
     ) -> None:
         if not isinstance(model, nn.Module):
@@ -100,6 +110,9 @@ class RedundancyCollector:
         if max_samples is not None and (isinstance(max_samples, bool) or not isinstance(max_samples, int)
                                         or max_samples < 1):
             raise ValueError(f"max_samples must be a positive integer or None; got {max_samples!r}")
+        if start not in STARTS:
+            raise ValueError(f"start must be one of {STARTS}; got {start!r}")
+        self.start = start
         self.measure_name = measure
         self._measure = get_measure(measure)
         self.measure_options = measure_options
@@ -111,6 +124,7 @@ class RedundancyCollector:
         self._ema: dict[str, torch.Tensor] = {}
         self._calls: dict[str, int] = {n: 0 for n in names}
         self._updates: dict[str, int] = {n: 0 for n in names}
+        self._positions: dict[str, int] = {}
         self._handles: list[torch.utils.hooks.RemovableHandle] = []
 
     # ------------------------------------------------------------------ hooks
@@ -161,16 +175,27 @@ class RedundancyCollector:
             torch.distributed.all_reduce(r, op=torch.distributed.ReduceOp.SUM)
             r /= torch.distributed.get_world_size()
         fresh = 1.0 - r
+        self._positions[name] = int(x[0, 0].numel()) if x.dim() > 2 else 1
+        n = self._updates[name] + 1
         ema = self._ema.get(name)
         if ema is None or ema.shape != fresh.shape:
-            self._ema[name] = fresh
-        else:
-            ema.mul_(self.decay).add_(fresh, alpha=1.0 - self.decay)
-        self._updates[name] += 1
+            ema = self._ema[name] = torch.zeros_like(fresh) if self.start == "zero" else fresh
+            if self.start != "zero":
+                self._updates[name] = n
+                return
+        rate = max(1.0 - self.decay, 1.0 / n) if self.start == "mean" else 1.0 - self.decay
+        ema.mul_(1.0 - rate).add_(fresh, alpha=rate)
+        self._updates[name] = n
 
-    def matrices(self) -> dict[str, np.ndarray]:
-        """Each layer's current edge-weight matrix as float64 numpy (layers seen so far)."""
-        return {n: self._ema[n].double().cpu().numpy() for n in self._modules if n in self._ema}
+    def matrices(self, layers: Iterable[str] | None = None) -> dict[str, np.ndarray]:
+        """Each layer's current edge-weight matrix as float64 numpy (layers seen so far;
+        only ``layers`` when given)."""
+        names = self._modules if layers is None else layers
+        return {n: self._ema[n].double().cpu().numpy() for n in names if n in self._ema}
+
+    def positions(self) -> dict[str, int]:
+        """Spatial positions (``H * W``) of each layer's last measured maps."""
+        return dict(self._positions)
 
     def updates(self) -> dict[str, int]:
         """How many batches each layer's EMA has absorbed."""
@@ -185,6 +210,7 @@ class RedundancyCollector:
             "ema": {n: t.clone() for n, t in self._ema.items()},
             "calls": dict(self._calls),
             "updates": dict(self._updates),
+            "positions": dict(self._positions),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -201,6 +227,7 @@ class RedundancyCollector:
             self._ema[n] = t.detach().clone().to(device)
         self._calls.update(state["calls"])
         self._updates.update(state["updates"])
+        self._positions.update(state.get("positions", {}))
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._modules)

@@ -9,7 +9,7 @@ outputs costs ``2 · positions · k_h · k_w · c_out · c_in / groups`` FLOPs (
 recorded once from a forward pass; everything the model does not predict (other matmuls,
 layers outside every group) is a constant measured alongside. Where a layer carries only
 part of a group (a branch of a concatenation that feeds a depthwise convolution), the
-count model assumes the removed channels fall evenly; :meth:`CostModel.exact` counts
+count model assumes the removed channels fall evenly; :meth:`CostModel.for_channels` counts
 them, and the plan checks its final choice with it.
 """
 
@@ -100,7 +100,7 @@ class CostModel:
         norm_rows: list[np.ndarray] = []
         modules = dict(model.named_modules())
         # members carrying only part of a group (a concatenation's branches): the count
-        # model assumes an even share; `exact` counts the removed channels they carry
+        # model assumes an even share; `for_channels` counts the removed channels they carry
         self._partial: list[tuple[str, int, int, np.ndarray, float]] = []
         for g, group in enumerate(groups):
             norm_row = np.zeros(n_groups)
@@ -181,13 +181,13 @@ class CostModel:
         return self._from_counts(removed)[1]
 
     @property
-    def exact_counts(self) -> bool:
+    def counts_determine_cost(self) -> bool:
         """Whether channel counts alone determine the cost (no partial members)."""
         return not self._partial
 
-    def exact(self, removed: Sequence[np.ndarray]) -> tuple[float, float]:
+    def for_channels(self, removed: Sequence[np.ndarray]) -> tuple[float, float]:
         """FLOPs and parameters after removing the given group-local channels of each
-        group — exact also where a member carries only part of a group."""
+        group — also where a member carries only part of a group."""
         if len(removed) != self.sizes.size:
             raise ValueError(f"removed must hold one channel array per group ({self.sizes.size}), got {len(removed)}")
         sets = [np.asarray(r, dtype=np.int64) for r in removed]

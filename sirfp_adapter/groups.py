@@ -184,6 +184,14 @@ class ChannelGroups(Sequence[ChannelGroup]):
             seen.update(dict.fromkeys(g.feature_layers))
         return list(seen)
 
+    def tp_group(self, group: int) -> Any:
+        """Torch-Pruning's ``Group`` of group ``group`` over all its channels (for
+        Torch-Pruning importance classes)."""
+        g = self._groups[group]
+        module = dict(self.model.named_modules())[g.name]
+        handler = self.graph.get_pruner_of_module(module).prune_out_channels
+        return self.graph.get_pruning_group(module, handler, list(range(g.size)))
+
     def prune(self, group: int, channels: Sequence[int] | np.ndarray) -> None:
         """Physically remove ``channels`` (group-local indices) of group ``group``.
 

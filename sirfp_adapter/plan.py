@@ -4,26 +4,23 @@ The plan is the decision step between statistics and mechanics:
 
 1. **Rank** every group's channels: :func:`rank_redundancy` runs EHGP (``mewcp``) on
    the group's redundancy graph and records each channel's removal order and score
-   ``s_k`` (SIRFP appendix D); criteria without a graph (``importance.py``) rank by
-   ascending importance.
-2. **Normalise** the scores so that groups compare: a removal score is divided by the
+   ``s_k`` (SIRFP appendix D); criteria without a graph (`sirfp_adapter.criteria`) rank
+   by ascending importance (:func:`rank_importance`).
+2. **Calibrate** the scores so that groups compare: a removal score is divided by the
    number of channels it was summed over and by the group's mean edge weight (for
    importances: by the group's mean importance); then made non-decreasing along the
    removal order (a running maximum), so a threshold always removes a prefix.
 3. **Threshold**: one global value ``tau`` removes, in every group, the prefix whose
    scores are ``<= tau``, subject to a per-group minimum keep and an optional
-   ``round_to``. :func:`make_plan` bisects over the candidate values using the cached
-   cost model (``cost.py``) for the largest reduction that does not exceed the target
-   (equal scores are split across groups in proportion to their width), then fills the
-   remaining gap with the next channels in score order that still fit — on small
-   networks one more channel of a costly layer can otherwise overshoot by more than 1%.
+   ``round_to``: the search over the cached cost model (``cost.py``) lives in
+   `sirfp_adapter.threshold`.
 4. **Choose** the channels: by default EHGP's survivors; with ``method=`` any other
    ``mewcp`` method re-solves each group's MEWCP at the chosen size, started from
-   EHGP's answer (never worse).
+   EHGP's answer (never worse). This module is the adapter's only caller of ``mewcp``.
 
 Notes
 -----
-Normalisation rule: with ``a`` the group's redundancy-graph weights (``1 - r``, large for
+Calibration rule (``calibration="mean"``): with ``a`` the group's redundancy-graph weights (``1 - r``, large for
 distinct channels), EHGP removes channel ``i`` when its summed weight to the ``m - 1``
 channels still present, ``s_k``, is the smallest. The normalised score
 ``s_k / (m - 1) / mean(a)`` is the mean distinctiveness of the channel relative to its
@@ -43,7 +40,6 @@ Segmentation", AAAI 2025, Eq. 2, Algorithm 1 and appendix D.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -54,8 +50,10 @@ import numpy as np
 import mewcp
 from sirfp_adapter.cost import CostModel
 from sirfp_adapter.groups import ChannelGroup, ChannelGroups
+from sirfp_adapter.threshold import Budget, give_back, global_counts, protect_partial_producers, uniform_counts
 
-__all__ = ["NORMALIZATIONS", "PruningPlan", "Ranking", "check_plan_options", "group_matrix", "make_plan", "rank_importance", "rank_redundancy"]
+__all__ = ["CALIBRATIONS", "PlanOptions", "PruningPlan", "Ranking", "check_target", "group_matrix", "make_plan",
+           "rank_importance", "rank_redundancy"]
 
 Mode = Literal["global", "uniform"]
 
@@ -179,11 +177,11 @@ def group_matrix(group: ChannelGroup, matrices: Mapping[str, np.ndarray]) -> np.
     return matrix
 
 
-NORMALIZATIONS = ("mean", "range")
+CALIBRATIONS = ("mean", "range", "none")
 
 
 def rank_redundancy(
-    matrix: np.ndarray, active: np.ndarray | None = None, normalization: str = "mean"
+    matrix: np.ndarray, active: np.ndarray | None = None, calibration: str = "mean"
 ) -> Ranking:
     """Rank a group's channels by EHGP on its redundancy graph (the paper's criterion).
 
@@ -193,14 +191,23 @@ def rank_redundancy(
         Edge weights ``a_ij`` (the collector's EMA of ``1 - r``).
     active : ndarray of bool, optional
         Channels still present (default all); the others are left out of the graph.
-    normalization : {"mean", "range"}
+    calibration : {"mean", "range", "none"}
         How removal scores are made comparable across groups: the mean weight to the
         remaining channels divided by the group's mean edge weight (``"mean"``), or
         placed between the group's smallest and mean edge weight (``"range"``:
-        ``(w - min) / (mean - min)``, which also removes a measure's additive offset).
+        ``(w - min) / (mean - min)``, which also removes a measure's additive offset),
+        or EHGP's raw ``s_k`` (``"none"``: the released code, not comparable across
+        groups of different widths).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> w = np.array([[0, .9, .8, .1], [.9, 0, .7, .2], [.8, .7, 0, .1], [.1, .2, .1, 0]])
+    >>> rank_redundancy(w).order  # channel 3 is the least distinct: removed first
+    array([3, 2, 1, 0])
     """
-    if normalization not in NORMALIZATIONS:
-        raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got {normalization!r}")
+    if calibration not in CALIBRATIONS:
+        raise ValueError(f"calibration must be one of {CALIBRATIONS}, got {calibration!r}")
     size = matrix.shape[0]
     channels = np.arange(size) if active is None else np.flatnonzero(active)
     sub = matrix[np.ix_(channels, channels)]
@@ -209,17 +216,18 @@ def rank_redundancy(
         return Ranking(channels.copy(), np.array([np.inf]), sub)
     peel = mewcp.ehgp_order(sub)
     remaining = np.arange(m, 0, -1) - 1  # channels summed over when each is removed
-    off = sub[~np.eye(m, dtype=bool)]
-    mean_weight = float(off.mean())
-    floor = float(off.min()) if normalization == "range" else 0.0
-    scale = mean_weight - floor
-    with np.errstate(divide="ignore", invalid="ignore"):
-        weights = np.asarray(peel.scores) / np.maximum(remaining, 1)
-        if abs(scale) > 1e-12:
-            scores = (weights - floor) / scale
-        else:  # every edge equal: nothing tells the channels apart, score them as average
-            scores = np.ones(m)
-        scores = np.where(remaining > 0, scores, np.inf)
+    raw = np.asarray(peel.scores, dtype=np.float64)
+    if calibration == "none":
+        scores = raw
+    else:
+        off = sub[~np.eye(m, dtype=bool)]
+        floor = float(off.min()) if calibration == "range" else 0.0
+        scale = float(off.mean()) - floor
+        with np.errstate(divide="ignore", invalid="ignore"):
+            weights = raw / np.maximum(remaining, 1)
+            # every edge equal: nothing tells the channels apart, score them as average
+            scores = (weights - floor) / scale if abs(scale) > 1e-12 else np.ones(m)
+    scores = np.where(remaining > 0, scores, np.inf)
     return Ranking(channels[np.asarray(peel.order)], np.maximum.accumulate(scores), sub)
 
 
@@ -238,35 +246,58 @@ def rank_importance(importance: np.ndarray, active: np.ndarray | None = None) ->
 
 
 # ---------------------------------------------------------------------------
-# Threshold search
+# Options and the plan
 # ---------------------------------------------------------------------------
 
 
-def _keep_floor(size: int, min_keep: float | int) -> int:
-    if isinstance(min_keep, float):
-        return max(1, math.ceil(min_keep * size))
-    return max(1, min(size, min_keep))
+@dataclass(frozen=True)
+class PlanOptions:
+    """How a target becomes a plan (validated on construction).
+
+    Attributes
+    ----------
+    mode : {"global", "uniform"}
+        One score threshold across groups (the paper), or the same removal ratio in every group.
+    min_keep : float or int
+        Per-group floor: a fraction of the group's full width (rounded up) or a count.
+    round_to : int
+        Keep a multiple of ``round_to`` channels per group (rounded up, capped at the width).
+    method : str
+        ``mewcp`` method that picks each group's kept channels at the chosen size
+        (``"ehgp"``: EHGP's own survivors). Needs rankings with a redundancy matrix.
+    method_options : mapping, optional
+        Extra keywords for ``mewcp.solve`` (e.g. ``time_limit``, ``seed``).
+    """
+
+    mode: Mode = "global"
+    min_keep: float | int = 0.1
+    round_to: int = 1
+    method: str = "ehgp"
+    method_options: Mapping[str, object] | None = None
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("global", "uniform"):
+            raise ValueError(f"mode must be 'global' or 'uniform', got {self.mode!r}")
+        min_keep = self.min_keep
+        if isinstance(min_keep, bool) or not (
+            (isinstance(min_keep, float) and 0.0 <= min_keep <= 1.0) or (isinstance(min_keep, int) and min_keep >= 1)
+        ):
+            raise ValueError(f"min_keep must be a fraction in [0, 1] or a channel count >= 1, got {min_keep!r}")
+        if isinstance(self.round_to, bool) or not isinstance(self.round_to, int) or self.round_to < 1:
+            raise ValueError(f"round_to must be an integer >= 1, got {self.round_to!r}")
+        names = [m.name for m in mewcp.methods()]
+        if self.method not in names:
+            raise ValueError(f"method must be one of {names}, got {self.method!r}")
+        if self.method_options is not None and not isinstance(self.method_options, Mapping):
+            raise TypeError(f"method_options must be a mapping or None, got {type(self.method_options).__name__}")
 
 
-def check_plan_options(
-    target: object, metric: object, mode: object, min_keep: object, round_to: object, method: object = "ehgp"
-) -> None:
-    """Validate :func:`make_plan`'s options (also used by ``SIRFPPruner`` up front)."""
+def check_target(target: object, metric: object) -> None:
+    """Validate a reduction target and its metric."""
     if isinstance(target, bool) or not isinstance(target, (int, float)) or not 0.0 <= float(target) < 1.0:
         raise ValueError(f"the reduction target must be a number in [0, 1), got {target!r}")
     if metric not in ("flops", "params"):
         raise ValueError(f"metric must be 'flops' or 'params', got {metric!r}")
-    if mode not in ("global", "uniform"):
-        raise ValueError(f"mode must be 'global' or 'uniform', got {mode!r}")
-    if isinstance(min_keep, bool) or not (
-        (isinstance(min_keep, float) and 0.0 <= min_keep <= 1.0) or (isinstance(min_keep, int) and min_keep >= 1)
-    ):
-        raise ValueError(f"min_keep must be a fraction in [0, 1] or a channel count >= 1, got {min_keep!r}")
-    if isinstance(round_to, bool) or not isinstance(round_to, int) or round_to < 1:
-        raise ValueError(f"round_to must be an integer >= 1, got {round_to!r}")
-    names = [m.name for m in mewcp.methods()]
-    if method not in names:
-        raise ValueError(f"method must be one of {names}, got {method!r}")
 
 
 def make_plan(
@@ -276,12 +307,9 @@ def make_plan(
     target: float,
     *,
     metric: Literal["flops", "params"] = "flops",
-    mode: Mode = "global",
-    min_keep: float | int = 0.1,
-    round_to: int = 1,
     removed: Sequence[int] | np.ndarray | None = None,
-    method: str = "ehgp",
-    method_options: Mapping[str, object] | None = None,
+    options: PlanOptions | None = None,
+    **option_values: object,
 ) -> PruningPlan:
     """Choose the channels to remove so the network meets a reduction target.
 
@@ -297,151 +325,47 @@ def make_plan(
         plan never exceeds it; it falls short only where ``min_keep`` or granularity
         stop it (``plan.notes`` says so).
     metric : {"flops", "params"}
-    mode : {"global", "uniform"}
-        One threshold across groups (the paper), or the same removal ratio in every group.
-    min_keep : float or int
-        Per-group floor: a fraction of the group's full width (rounded up) or a count.
-    round_to : int
-        Keep a multiple of ``round_to`` channels per group (rounded up, capped at the width).
     removed : sequence of int, optional
         Channels already removed per group (masks from an earlier step); the plan
         removes more on top, chosen among each ranking's channels.
-    method : str
-        ``mewcp`` method that picks each group's kept channels at the chosen size
-        (``"ehgp"``: EHGP's own survivors). Needs rankings from :func:`rank_redundancy`.
-    method_options : mapping, optional
-        Extra keywords for ``mewcp.solve`` (e.g. ``time_limit``, ``seed``).
+    options : PlanOptions, optional
+        Mode, floors, rounding and per-group solver; or give its fields as keywords
+        (``make_plan(..., mode="uniform", min_keep=0.25)``).
     """
     started = time.perf_counter()
-    check_plan_options(target, metric, mode, min_keep, round_to, method)
+    check_target(target, metric)
+    if options is not None and option_values:
+        raise TypeError("give either options= or its fields as keywords, not both")
+    opts = options if options is not None else PlanOptions(**option_values)  # type: ignore[arg-type]
     if len(rankings) != len(groups):
         raise ValueError(f"rankings must hold one Ranking per group ({len(groups)}), got {len(rankings)}")
-    sizes = np.array([g.size for g in groups])
+    sizes = np.array([g.size for g in groups], dtype=np.int64)
     before = np.zeros(len(groups), dtype=np.int64) if removed is None else np.asarray(removed, dtype=np.int64)
-    floors = np.array([_keep_floor(int(s), min_keep) for s in sizes])
-    active = sizes - before
-    if np.any(active != [r.order.size for r in rankings]):
+    if np.any(sizes - before != [r.order.size for r in rankings]):
         raise ValueError("each ranking must cover exactly the channels its group still has")
-    rankings = [_protect_partial_producers(g, r, min_keep) for g, r in zip(groups, rankings, strict=True)]
-    # most channels each group may still lose
-    room = np.maximum(active - np.maximum(floors, 0), 0)
-
-    def rounded(n_remove: np.ndarray) -> np.ndarray:
-        n_remove = np.minimum(n_remove, room)
-        if round_to > 1:
-            keep = active - n_remove
-            keep = np.minimum(np.ceil(keep / round_to) * round_to, active).astype(np.int64)
-            n_remove = active - keep
-        return n_remove
-
+    rankings = [_protected(g, r, opts.min_keep) for g, r in zip(groups, rankings, strict=True)]
+    budget = Budget.of(sizes, before, opts.min_keep, opts.round_to)
     evaluate = cost.flops_many if metric == "flops" else cost.params_many
     base = cost.flops_base if metric == "flops" else cost.params_base
 
     def reductions(candidates: np.ndarray) -> np.ndarray:
         return 1.0 - evaluate(before[None, :] + candidates) / base
 
-    if mode == "global":
-        # every removable channel in one sequence: by score, ties spread across groups by
-        # the fraction of the group already removed; per group this is its own order
-        group_of = np.concatenate([np.full(int(room[g]), g) for g in range(len(groups))] + [np.zeros(0, int)])
-        step = np.concatenate([np.arange(int(room[g])) for g in range(len(groups))] + [np.zeros(0, int)])
-        score = np.concatenate([r.scores[: int(room[g])] for g, r in enumerate(rankings)] + [np.zeros(0)])
-        finite = np.isfinite(score)
-        group_of, step, score = group_of[finite], step[finite], score[finite]
-        sequence = np.lexsort((group_of, (step + 1) / active[group_of], score))
-        group_of, score = group_of[sequence], score[sequence]
-        n_groups = len(groups)
-
-        def counts(t: int) -> np.ndarray:
-            return rounded(np.bincount(group_of[:t], minlength=n_groups))
-
-        lo, hi = 0, group_of.size  # invariant: reduction(counts(lo)) <= target < reduction(counts(hi + 1))
-        if reductions(counts(hi)[None, :])[0] <= target:
-            lo = hi
-        else:
-            while hi - lo > 1:
-                mid = (lo + hi) // 2
-                if reductions(counts(mid)[None, :])[0] <= target:
-                    lo = mid
-                else:
-                    hi = mid
-        threshold = float(score[lo - 1]) if lo > 0 else float("-inf")
-        # fill: the threshold's next channel overshoots; later channels of other groups
-        # may still fit (a group whose next channel does not fit is closed)
-        raw = np.bincount(group_of[:lo], minlength=n_groups)
-        closed = np.zeros(n_groups, dtype=bool)
-        current = reductions(rounded(raw)[None, :])[0]
-        for g in group_of[lo:]:
-            if current >= target - 1e-4 or closed.all():
-                break
-            if closed[g]:
-                continue
-            trial = raw.copy()
-            trial[g] += 1
-            value = reductions(rounded(trial)[None, :])[0]
-            if value <= target:
-                raw, current = trial, value
-            else:
-                closed[g] = True
-        n_remove = rounded(raw)
+    if opts.mode == "global":
+        n_remove, threshold = global_counts([r.scores for r in rankings], budget, reductions, target)
     else:
-        def at_ratio(ratio: float) -> np.ndarray:
-            return rounded(np.maximum(np.floor(ratio * sizes) - before, 0).astype(np.int64))
-
-        lo_r, hi_r = 0.0, 1.0
-        for _ in range(60):
-            mid_r = (lo_r + hi_r) / 2
-            if reductions(at_ratio(mid_r)[None, :])[0] <= target:
-                lo_r = mid_r
-            else:
-                hi_r = mid_r
-        n_remove = at_ratio(lo_r)
-        threshold = float("nan")
-
-    plan_remove: dict[str, np.ndarray] = {}
-    weights: dict[str, float] = {}
-    options = dict(method_options or {})
-    gone = [np.setdiff1d(np.arange(g.size), r.order) for g, r in zip(groups, rankings, strict=True)]
-    while True:
-        for g, (group, ranking, n) in enumerate(zip(groups, rankings, n_remove, strict=True)):
-            if n == 0:
-                plan_remove.pop(group.name, None)
-                continue
-            if method == "ehgp" or ranking.matrix is None:
-                chosen = ranking.order[: int(n)]
-            else:
-                chosen = _resolve(ranking, int(active[g] - n), method, options)
-                if np.isin(chosen, ranking.order[~np.isfinite(ranking.scores)]).any():
-                    chosen = ranking.order[: int(n)]  # the solver emptied a partial producer: keep EHGP's choice
-            plan_remove[group.name] = np.sort(chosen)
-        flops, params = cost.exact([np.concatenate([gone[g], plan_remove.get(group.name, np.zeros(0, int))])
-                                    for g, group in enumerate(groups)])
-        value = flops if metric == "flops" else params
-        if 1.0 - value / base <= target + 1e-12 or not n_remove.any():
-            break
-        # partial members took more than their even share: give a channel back to the
-        # group with partial members that lost most, and check again
-        partial = np.array([any(np.any(m.index < 0) for m in g.producers + g.consumers) for g in groups])
-        candidates = np.where((n_remove > 0) & partial, n_remove, -1)
-        if candidates.max() < 0:
-            candidates = np.where(n_remove > 0, n_remove, -1)
-        n_remove = n_remove.copy()
-        n_remove[int(np.argmax(candidates))] -= 1
-        n_remove = rounded(n_remove)
-    for g, (group, ranking) in enumerate(zip(groups, rankings, strict=True)):
-        if ranking.matrix is not None and group.name in plan_remove:
-            kept = ~np.isin(np.sort(ranking.order), plan_remove[group.name])
-            weights[group.name] = float(np.triu(ranking.matrix[np.ix_(kept, kept)], 1).sum())
+        n_remove, threshold = uniform_counts(budget, reductions, target), float("nan")
+    remove, (flops, params), n_remove = _choose(groups, cost, rankings, n_remove, budget, metric, target, opts)
     achieved = 1.0 - (flops if metric == "flops" else params) / base
     notes: list[str] = []
     if achieved < target - 0.01:
         notes.append(
-            f"target not reached: {achieved:.2%} < {target:.1%} — the per-group floor (min_keep={min_keep!r}) "
-            f"or round_to={round_to} stops further removal"
+            f"target not reached: {achieved:.2%} < {target:.1%} — the per-group floor (min_keep={opts.min_keep!r}) "
+            f"or round_to={opts.round_to} stops further removal"
         )
     return PruningPlan(
-        remove=plan_remove,
-        keep={g.name: int(a - n) for g, a, n in zip(groups, active, n_remove, strict=True)},
+        remove=remove,
+        keep={g.name: int(a - n) for g, a, n in zip(groups, budget.active, n_remove, strict=True)},
         flops=flops,
         params=params,
         flops_reduction=1.0 - flops / cost.flops_base,
@@ -451,35 +375,59 @@ def make_plan(
         threshold=threshold,
         planning_time=time.perf_counter() - started,
         notes=tuple(notes),
-        clique_weights=weights,
+        clique_weights=_clique_weights(groups, rankings, remove),
     )
 
 
-def _protect_partial_producers(group: ChannelGroup, ranking: Ranking, min_keep: float | int) -> Ranking:
-    """Move each partial producer's last ``min_keep`` channels to the end, never removed.
+def _protected(group: ChannelGroup, ranking: Ranking, min_keep: float | int) -> Ranking:
+    order, scores = protect_partial_producers(group, ranking.order, ranking.scores, min_keep)
+    return ranking if order is ranking.order else Ranking(order, scores, ranking.matrix)
 
-    A producer carrying only part of a group (a branch of a concatenation feeding a
-    depthwise convolution) would otherwise lose all its channels when the group's
-    order happens to list them first, leaving a layer with no output channels.
+
+def _choose(
+    groups: ChannelGroups, cost: CostModel, rankings: Sequence[Ranking], n_remove: np.ndarray, budget: Budget,
+    metric: str, target: float, opts: PlanOptions,
+) -> tuple[dict[str, np.ndarray], tuple[float, float], np.ndarray]:
+    """The channels behind the counts, their exact cost, and the final counts.
+
+    Counts are exact costs unless a member carries only part of a group; then the
+    chosen channels may cost more than their even share, and a channel goes back to the
+    group with partial members that lost most until the exact cost meets the target.
     """
-    partial = [m for m in group.producers if np.any(m.index < 0)]
-    if not partial:
-        return ranking
-    protected = np.zeros(group.size, dtype=bool)
-    position = np.full(group.size, -1)
-    position[ranking.order] = np.arange(ranking.order.size)
-    for member in partial:
-        channels = np.flatnonzero((member.index >= 0) & (position >= 0))
-        if channels.size == 0:
-            continue
-        floor = min(_keep_floor(int(np.count_nonzero(member.index >= 0)), min_keep), channels.size)
-        protected[channels[np.argsort(position[channels])][-floor:]] = True
-    if not protected[ranking.order].any():
-        return ranking
-    keep_last = protected[ranking.order]
-    order = np.concatenate([ranking.order[~keep_last], ranking.order[keep_last]])
-    scores = np.concatenate([ranking.scores[~keep_last], np.full(int(keep_last.sum()), np.inf)])
-    return Ranking(order, scores, ranking.matrix)
+    base = cost.flops_base if metric == "flops" else cost.params_base
+    options = dict(opts.method_options or {})
+    gone = [np.setdiff1d(np.arange(g.size), r.order) for g, r in zip(groups, rankings, strict=True)]
+    partial = np.array([any(np.any(m.index < 0) for m in g.producers + g.consumers) for g in groups])
+    while True:
+        remove = {group.name: np.sort(_channels(ranking, int(n), opts.method, options))
+                  for group, ranking, n in zip(groups, rankings, n_remove, strict=True) if n > 0}
+        flops, params = cost.for_channels([np.concatenate([gone[g], remove.get(group.name, np.zeros(0, int))])
+                                           for g, group in enumerate(groups)])
+        value = flops if metric == "flops" else params
+        if 1.0 - value / base <= target + 1e-12 or not n_remove.any():
+            return remove, (flops, params), n_remove
+        n_remove = give_back(n_remove, partial, budget)
+
+
+def _channels(ranking: Ranking, n: int, method: str, options: Mapping[str, object]) -> np.ndarray:
+    """The ``n`` channels a group loses: the ranking's first ``n``, or those left out by
+    ``method``'s clique of the remaining size (never a protected channel)."""
+    if method == "ehgp" or ranking.matrix is None:
+        return ranking.order[:n]
+    chosen = _resolve(ranking, ranking.order.size - n, method, options)
+    if np.isin(chosen, ranking.order[~np.isfinite(ranking.scores)]).any():
+        return ranking.order[:n]  # the solver emptied a partial producer: keep EHGP's choice
+    return chosen
+
+
+def _clique_weights(groups: ChannelGroups, rankings: Sequence[Ranking], remove: Mapping[str, np.ndarray]) -> dict[str, float]:
+    """The MEWCP objective of each pruned group's kept channels (redundancy rankings only)."""
+    weights: dict[str, float] = {}
+    for group, ranking in zip(groups, rankings, strict=True):
+        if ranking.matrix is not None and group.name in remove:
+            kept = ~np.isin(np.sort(ranking.order), remove[group.name])
+            weights[group.name] = float(np.triu(ranking.matrix[np.ix_(kept, kept)], 1).sum())
+    return weights
 
 
 def _resolve(ranking: Ranking, keep: int, method: str, options: Mapping[str, object]) -> np.ndarray:

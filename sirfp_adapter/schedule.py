@@ -1,7 +1,7 @@
 """Progressive pruning inside the user's own training loop (the paper's Algorithm 2).
 
-:class:`SIRFPPruner` owns the statistics (the redundancy collector, or the Taylor sums
-of the baselines), the groups, the cost model and the masks. The loop calls
+:class:`SIRFPPruner` owns a criterion (`sirfp_adapter.criteria`: what ranks the
+channels, and the statistics it gathers), the groups, the cost model and the masks. The loop calls
 :meth:`SIRFPPruner.step` once per iteration after ``loss.backward()``; every
 ``interval`` iterations the pruner removes one more slice — step ``t`` of ``steps``
 reaches ``t / steps`` of the target reduction — as masks, so the optimizer keeps
@@ -21,32 +21,39 @@ Example
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
-from collections.abc import Sequence
 from typing import Any, Literal
 
 import numpy as np
 from torch import nn
 
 from sirfp_adapter.apply import ChannelMasks
-from sirfp_adapter.collector import RedundancyCollector
 from sirfp_adapter.cost import CostModel, count_flops, count_params
+from sirfp_adapter.criteria import Criterion, get_criterion
 from sirfp_adapter.groups import ChannelGroups
-from sirfp_adapter.importance import BASELINES, TaylorAccumulator, group_importance
-from sirfp_adapter.plan import (
-    NORMALIZATIONS,
-    PruningPlan,
-    Ranking,
-    check_plan_options,
-    group_matrix,
-    make_plan,
-    rank_importance,
-    rank_redundancy,
-)
+from sirfp_adapter.plan import PlanOptions, PruningPlan, Ranking, make_plan
 
-__all__ = ["CRITERIA", "SIRFPPruner"]
+__all__ = ["SIRFPPruner", "check_reduction", "rank_groups"]
 
-CRITERIA = ("sirfp", *BASELINES)
+
+def check_reduction(flops_reduction: object, params_reduction: object) -> tuple[Literal["flops", "params"], float]:
+    """The metric and target of exactly one of the two reduction arguments."""
+    if (flops_reduction is None) == (params_reduction is None):
+        raise ValueError("give exactly one of flops_reduction and params_reduction")
+    metric: Literal["flops", "params"] = "flops" if flops_reduction is not None else "params"
+    target = flops_reduction if flops_reduction is not None else params_reduction
+    if isinstance(target, bool) or not isinstance(target, (int, float)) or not 0.0 < float(target) < 1.0:
+        raise ValueError(f"{metric}_reduction must be a number in (0, 1), got {target!r}")
+    return metric, float(target)
+
+
+def rank_groups(criterion: Criterion, groups: ChannelGroups,
+                active: Mapping[str, np.ndarray] | None = None) -> list[Ranking]:
+    """Every group's ranking under ``criterion`` (its active channels only; all when
+    ``active`` is None)."""
+    criterion.check_ready()
+    return [criterion.rank(g, None if active is None else active[g.name]) for g in groups]
 
 
 class SIRFPPruner:
@@ -57,6 +64,11 @@ class SIRFPPruner:
     model : torch.nn.Module
     example_inputs : Tensor or tuple
         A batch the model accepts, for tracing the groups and counting FLOPs.
+    criterion : str or Criterion
+        What ranks the channels: a name from `sirfp_adapter.criteria.CRITERIA`
+        (``"sirfp"``, ``"sirfp-paper"``, ``"sirfp-released"``, ``"random"``, ``"l1"``,
+        ``"bn_scale"``, ``"fpgm"``, ``"taylor"``, ``"dcfp"``, ``"group_norm"``) with its
+        default options, or an instance (``SIRFP("gram", decay=0.9)``).
     flops_reduction : float, optional
         Fraction of the FLOPs to remove (0.6 keeps 40%). Exactly one of this and
         ``params_reduction``.
@@ -67,27 +79,12 @@ class SIRFPPruner:
     interval : int
         Training iterations between steps (the first step comes after ``interval``
         iterations of collection).
-    criterion : {"sirfp", "random", "l1", "bn_scale", "fpgm", "taylor"}
-        SIRFP's redundancy graphs, or a baseline with the same mechanics.
-    measure : str
-        Redundancy measure for ``"sirfp"`` (``"js"``: the paper; ``"gram"``: the
-        released code).
-    decay, every, max_samples :
-        Collector settings (see :class:`RedundancyCollector`).
-    method : str
-        ``mewcp`` method choosing each group's survivors (``"ehgp"``: the paper).
-    mode : {"global", "uniform"}
-        One global threshold, or the same ratio per group.
-    normalization : {"mean", "range"}
-        How SIRFP scores are compared across groups (see :func:`rank_redundancy`).
-    min_keep, round_to :
-        Per-group floor and rounding (see :func:`make_plan`).
+    plan : PlanOptions, optional
+        Allocation mode, per-group floor and rounding, per-group MEWCP solver.
     ignored_layers : sequence of modules or names
         Layers never pruned, besides the output layers.
-    seed : int
-        Seed of the random baseline and of stochastic ``mewcp`` methods.
-    measure_options, method_options : dict, optional
-        Passed to the measure / to ``mewcp.solve``.
+    log : callable, optional
+        Called with one line per pruning step (e.g. ``print``, ``logging.info``).
     """
 
     def __init__(
@@ -95,67 +92,37 @@ class SIRFPPruner:
         model: nn.Module,
         example_inputs: Any,
         *,
+        criterion: str | Criterion = "sirfp",
         flops_reduction: float | None = None,
         params_reduction: float | None = None,
         steps: int = 1,
         interval: int = 100,
-        criterion: str = "sirfp",
-        measure: str = "js",
-        decay: float = 0.99,
-        every: int = 1,
-        max_samples: int | None = None,
-        method: str = "ehgp",
-        mode: Literal["global", "uniform"] = "global",
-        normalization: str = "mean",
-        min_keep: float | int = 0.1,
-        round_to: int = 1,
+        plan: PlanOptions | None = None,
         ignored_layers: Sequence[nn.Module | str] = (),
-        seed: int = 0,
-        measure_options: dict[str, Any] | None = None,
-        method_options: dict[str, Any] | None = None,
+        log: Callable[[str], None] | None = None,
     ) -> None:
-        if (flops_reduction is None) == (params_reduction is None):
-            raise ValueError("give exactly one of flops_reduction and params_reduction")
-        self.metric: Literal["flops", "params"] = "flops" if flops_reduction is not None else "params"
-        target = flops_reduction if flops_reduction is not None else params_reduction
-        if isinstance(target, bool) or not isinstance(target, (int, float)) or not 0.0 < float(target) < 1.0:
-            raise ValueError(f"{self.metric}_reduction must be a number in (0, 1), got {target!r}")
+        self.metric, self.target = check_reduction(flops_reduction, params_reduction)
         for name, value in (("steps", steps), ("interval", interval)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if criterion not in CRITERIA:
-            raise ValueError(f"criterion must be one of {CRITERIA}, got {criterion!r}")
+        if plan is not None and not isinstance(plan, PlanOptions):
+            raise TypeError(f"plan must be a PlanOptions or None, got {type(plan).__name__}")
+        self.criterion = get_criterion(criterion)
         self.model = model
         self.example_inputs = example_inputs
-        self.target = float(target)
         self.steps = steps
         self.interval = interval
-        self.criterion = criterion
-        self.method = method
-        self.mode = mode
-        self.min_keep = min_keep
-        self.round_to = round_to
-        self.method_options = {"seed": seed, **(method_options or {})} if method != "ehgp" else {}
-        check_plan_options(self.target, self.metric, mode, min_keep, round_to, method)
-        if normalization not in NORMALIZATIONS:
-            raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got {normalization!r}")
-        self.normalization = normalization
-        self._rng = np.random.default_rng(seed)
+        self.options = plan if plan is not None else PlanOptions()
+        self.log = log
         self.groups = ChannelGroups.build(model, example_inputs, ignored_layers=ignored_layers)
         self.cost = CostModel(model, example_inputs, self.groups)
-        self.collector: RedundancyCollector | None = None
-        self.taylor: TaylorAccumulator | None = None
-        if criterion == "sirfp":
-            self.collector = RedundancyCollector(
-                model, self.groups.feature_layers(), measure=measure, decay=decay, every=every,
-                max_samples=max_samples, **(measure_options or {}),
-            )
-        elif criterion == "taylor":
-            self.taylor = TaylorAccumulator(model, self.groups)
         # hooks last: nothing above can leave one behind when it raises
         self.masks = ChannelMasks(model, self.groups)
-        if self.collector is not None:
-            self.collector.open()
+        try:
+            self.criterion.attach(model, self.groups)
+        except BaseException:
+            self.masks.remove()
+            raise
         self.iteration = 0
         self.completed = 0
         self.history: list[PruningPlan] = []
@@ -171,14 +138,13 @@ class SIRFPPruner:
         """Advance one training iteration; prune when a step is due (returns its plan)."""
         if self.done:
             return None
-        if self.taylor is not None:
-            self.taylor.update()
+        self.criterion.observe()
         self.iteration += 1
         if self.iteration % self.interval:
             return None
         plan = self.prune_step()
-        if self.done and self.collector is not None:
-            self.collector.close()
+        if self.done:
+            self.criterion.close()
         return plan
 
     def prune_step(self) -> PruningPlan:
@@ -187,35 +153,20 @@ class SIRFPPruner:
             raise RuntimeError(f"all {self.steps} pruning steps have been taken")
         target = self.target * (self.completed + 1) / self.steps
         started = time.perf_counter()
-        rankings = self.rankings()
-        plan = make_plan(
-            self.groups, self.cost, rankings, target, metric=self.metric, mode=self.mode,
-            min_keep=self.min_keep, round_to=self.round_to, removed=self.masks.removed(),
-            method=self.method, method_options=self.method_options,
-        )
+        plan = make_plan(self.groups, self.cost, self.rankings(), target, metric=self.metric,
+                         removed=self.masks.removed(), options=self.options)
         self.masks.remove_channels(plan.remove)
-        elapsed = time.perf_counter() - started
-        self.planning_time += elapsed
-        plan = _with_time(plan, elapsed)
+        plan = replace(plan, planning_time=time.perf_counter() - started)
+        self.planning_time += plan.planning_time
         self.history.append(plan)
         self.completed += 1
+        if self.log is not None:
+            self.log(f"step {self.completed}/{self.steps} at iteration {self.iteration}: {plan.summary()}")
         return plan
 
     def rankings(self) -> list[Ranking]:
         """Each group's current ranking under the criterion (active channels only)."""
-        out = []
-        taylor = self.taylor.values() if self.taylor is not None else None
-        matrices = self.collector.matrices() if self.collector is not None else {}
-        if self.collector is not None and not matrices:
-            raise RuntimeError("no redundancy statistics yet: run training iterations before pruning")
-        for g in self.groups:
-            active = self.masks.active[g.name]
-            if self.criterion == "sirfp":
-                out.append(rank_redundancy(group_matrix(g, matrices), active, self.normalization))
-            else:
-                out.append(rank_importance(group_importance(self.criterion, self.model, g, rng=self._rng,
-                                                            taylor=taylor), active))
-        return out
+        return rank_groups(self.criterion, self.groups, self.masks.active)
 
     # ------------------------------------------------------------------ results
     def predicted(self) -> dict[str, float]:
@@ -229,8 +180,7 @@ class SIRFPPruner:
 
         Parameters change: build a new optimizer before training further.
         """
-        if self.collector is not None:
-            self.collector.close()
+        self.criterion.close()
         self.masks.prune()
         self.completed = self.steps
         return self.model
@@ -242,28 +192,25 @@ class SIRFPPruner:
             "iteration": self.iteration,
             "completed": self.completed,
             "masks": self.masks.state_dict(),
-            "collector": self.collector.state_dict() if self.collector is not None else None,
-            "taylor": self.taylor.state_dict() if self.taylor is not None else None,
+            "criterion": self.criterion.name,
+            "statistics": self.criterion.state_dict(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Resume from :meth:`state_dict` (same model, criterion and settings)."""
-        if (state["collector"] is None) != (self.collector is None) or (state["taylor"] is None) != (self.taylor is None):
-            raise ValueError(f"the state was saved by a pruner with another criterion than {self.criterion!r}")
+        if state.get("criterion") != self.criterion.name:
+            raise ValueError(f"the state was saved by a pruner with criterion {state.get('criterion')!r}, "
+                             f"this one uses {self.criterion.name!r}")
         self.masks.load_state_dict(state["masks"])
-        if self.collector is not None:
-            self.collector.load_state_dict(state["collector"])
-        if self.taylor is not None:
-            self.taylor.load_state_dict(state["taylor"])
+        self.criterion.load_state_dict(state["statistics"])
         self.iteration = int(state["iteration"])
         self.completed = int(state["completed"])
-        if self.done and self.collector is not None:
-            self.collector.close()
+        if self.done:
+            self.criterion.close()
 
     def close(self) -> None:
-        """Remove every hook (collector and masks) without pruning."""
-        if self.collector is not None:
-            self.collector.close()
+        """Remove every hook (criterion and masks) without pruning."""
+        self.criterion.close()
         self.masks.remove()
 
     def report(self) -> dict[str, float]:
@@ -273,7 +220,3 @@ class SIRFPPruner:
         measures the unpruned cost; use :meth:`predicted` for the masked model.
         """
         return {"flops": float(count_flops(self.model, self.example_inputs)), "params": float(count_params(self.model))}
-
-
-def _with_time(plan: PruningPlan, seconds: float) -> PruningPlan:
-    return replace(plan, planning_time=seconds)

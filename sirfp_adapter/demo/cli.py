@@ -17,12 +17,14 @@ from sirfp_adapter.demo.experiment import Config
 
 _HELP = {
     "flops_reduction": "fraction of the FLOPs to remove (0.6 keeps 40%%)",
-    "criterion": "channel criterion: sirfp (the paper) or a baseline (random, l1, bn_scale, fpgm, taylor)",
+    "criterion": "channel criterion: sirfp (recommended), sirfp-paper, sirfp-released, or a baseline "
+                 "(random, l1, bn_scale, fpgm, taylor, dcfp, group_norm)",
     "measure": "redundancy measure of sirfp: js (the paper), gram (the released code), hellinger, dice",
     "normalize": "how js / hellinger turn a channel map into a distribution: softmax over positions or relu_l1",
     "method": "mewcp method choosing each group's kept channels (ehgp: the paper; tabu, memetic, ...)",
     "mode": "global: one threshold across layers (the paper); uniform: the same ratio in every layer",
-    "normalization": "how sirfp scores compare across layers: mean (divide by the layer's mean weight) or range",
+    "calibration": "how sirfp scores compare across layers: mean (divide by the layer's mean weight), range, "
+                   "or none (raw EHGP scores)",
     "min_keep": "per-layer floor, a fraction of the layer's width",
     "round_to": "keep a multiple of this many channels per layer",
     "data": "folder with train/ and val/, each holding images/ and labels/ (default: built-in synthetic data)",

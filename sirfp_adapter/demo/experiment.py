@@ -19,6 +19,7 @@ finishes in a few minutes on two CPU cores.
 from __future__ import annotations
 
 import copy
+import inspect
 import json
 import math
 import time
@@ -38,8 +39,10 @@ from sirfp_adapter.demo.data import FolderSegmentation, SyntheticSegmentation, m
 from sirfp_adapter.measures import MEASURES
 from sirfp_adapter.demo.metrics import evaluate
 from sirfp_adapter.demo.models import DeepLabLite
-from sirfp_adapter.plan import check_plan_options
-from sirfp_adapter.schedule import CRITERIA, SIRFPPruner
+from sirfp_adapter.criteria import CRITERIA, Criterion
+from sirfp_adapter.measures import get_measure
+from sirfp_adapter.plan import PlanOptions
+from sirfp_adapter.schedule import SIRFPPruner
 
 __all__ = ["Config", "run", "write_report"]
 
@@ -54,7 +57,7 @@ class Config:
     normalize: str = "softmax"
     method: str = "ehgp"
     mode: str = "global"
-    normalization: str = "mean"
+    calibration: str = "mean"
     min_keep: float = 0.1
     round_to: int = 1
     data: str | None = None  # folder with images/ and labels/ (train/ and val/ inside); None: built-in
@@ -85,7 +88,7 @@ class Config:
         if not 0.0 < self.flops_reduction < 1.0:
             raise ValueError(f"flops_reduction must be in (0, 1), got {self.flops_reduction!r}")
         if self.criterion not in CRITERIA:
-            raise ValueError(f"criterion must be one of {CRITERIA}, got {self.criterion!r}")
+            raise ValueError(f"criterion must be one of {tuple(CRITERIA)}, got {self.criterion!r}")
         for name in ("train_samples", "val_samples", "batch_size", "prune_steps", "prune_interval"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)!r}")
@@ -94,17 +97,34 @@ class Config:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")
         if self.measure not in MEASURES:
             raise ValueError(f"measure must be one of {tuple(MEASURES)}, got {self.measure!r}")
-        if self.normalization not in ("mean", "range"):
-            raise ValueError(f"normalization must be 'mean' or 'range', got {self.normalization!r}")
+        if self.calibration not in ("mean", "range", "none"):
+            raise ValueError(f"calibration must be 'mean', 'range' or 'none', got {self.calibration!r}")
         if self.normalize not in ("softmax", "relu_l1"):
             raise ValueError(f"normalize must be 'softmax' or 'relu_l1', got {self.normalize!r}")
-        check_plan_options(self.flops_reduction, "flops", self.mode, self.min_keep, self.round_to, self.method)
+        self.plan_options()
         if self.every < 1:
             raise ValueError(f"every must be >= 1, got {self.every!r}")
         if self.max_samples is not None and self.max_samples < 1:
             raise ValueError(f"max_samples must be >= 1 or None, got {self.max_samples!r}")
         if not 0.0 <= self.decay < 1.0:
             raise ValueError(f"decay must be in [0, 1), got {self.decay!r}")
+
+    def plan_options(self) -> PlanOptions:
+        """The planning options (validated)."""
+        return PlanOptions(mode=self.mode, min_keep=self.min_keep, round_to=self.round_to,  # type: ignore[arg-type]
+                           method=self.method, method_options={"seed": self.seed} if self.method != "ehgp" else None)
+
+    def make_criterion(self) -> Criterion:
+        """The criterion with those of this config's options that its constructor takes."""
+        cls = CRITERIA[self.criterion]
+        offered: dict[str, Any] = {"measure": self.measure, "decay": self.decay, "every": self.every,
+                                   "max_samples": self.max_samples, "calibration": self.calibration,
+                                   "seed": self.seed}
+        accepted = inspect.signature(cls).parameters
+        options = {k: v for k, v in offered.items() if k in accepted}
+        if "measure" in accepted and "normalize" in inspect.signature(get_measure(self.measure)).parameters:
+            options["normalize"] = self.normalize
+        return cls(**options)
 
 
 @dataclass
@@ -314,13 +334,8 @@ def run(
     example = next(batches)[0][:2]
     pruner = None
     if prune:
-        pruner = SIRFPPruner(
-            model, example, flops_reduction=cfg.flops_reduction, steps=cfg.prune_steps,
-            interval=cfg.prune_interval, criterion=cfg.criterion, measure=cfg.measure, decay=cfg.decay,
-            every=cfg.every, max_samples=cfg.max_samples, method=cfg.method, mode=cfg.mode,  # type: ignore[arg-type]
-            min_keep=cfg.min_keep, round_to=cfg.round_to, seed=cfg.seed, normalization=cfg.normalization,
-            measure_options={"normalize": cfg.normalize} if cfg.measure in ("js", "hellinger") else None,
-        )
+        pruner = SIRFPPruner(model, example, criterion=cfg.make_criterion(), flops_reduction=cfg.flops_reduction,
+                             steps=cfg.prune_steps, interval=cfg.prune_interval, plan=cfg.plan_options())
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.finetune_lr, weight_decay=cfg.weight_decay)
     train(model, batches, cfg.prune_steps * cfg.prune_interval, optimizer,
           after_step=pruner.step if pruner is not None else None, losses=losses,
@@ -378,7 +393,8 @@ def write_report(result: Result, model: nn.Module, out: Path) -> None:
         "# SIRFP pruning report",
         "",
         f"Criterion `{cfg['criterion']}`" + (f" (measure `{cfg['measure']}`, per-group solver `{cfg['method']}`)"
-                                              if cfg["criterion"] == "sirfp" else "")
+                                              if "measure" in inspect.signature(CRITERIA[cfg["criterion"]]).parameters
+                                              else "")
         + f", FLOPs reduction target {cfg['flops_reduction']:.0%}, {cfg['prune_steps']} pruning step{'s' if cfg['prune_steps'] != 1 else ''} "
           f"{cfg['prune_interval']} iterations apart; data: "
         + ("built-in synthetic set" if cfg["data"] is None else f"`{cfg['data']}`")

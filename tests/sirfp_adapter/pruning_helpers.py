@@ -8,7 +8,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from sirfp_adapter.demo.models import DeepLabLite, DeepLabResNet
-from sirfp_adapter.plan import Ranking, _keep_floor
+from sirfp_adapter.criteria import Criterion, get_criterion
+from sirfp_adapter.groups import ChannelGroups
+from sirfp_adapter.plan import PlanOptions, Ranking
+from sirfp_adapter.schedule import SIRFPPruner
+from sirfp_adapter.threshold import keep_floor
 
 
 def lite(seed: int = 0) -> DeepLabLite:
@@ -78,7 +82,7 @@ def greedy_fill(cost, rankings: list[Ranking], target: float, sizes: np.ndarray,
     next channels, the lowest-scored one that still fits. A certificate that a target
     is reachable within a tolerance with the same rankings and floors."""
     n = np.zeros(len(rankings), dtype=np.int64)
-    room = np.array([s - _keep_floor(int(s), min_keep) for s in sizes])
+    room = np.array([s - keep_floor(int(s), min_keep) for s in sizes])
     while True:
         best = None
         for g, r in enumerate(rankings):
@@ -92,3 +96,51 @@ def greedy_fill(cost, rankings: list[Ranking], target: float, sizes: np.ndarray,
         if best is None:
             return n
         n[best[1]] += 1
+
+
+def train(model, pruner, iterations, *, lr=0.05, momentum=0.9, weight_decay=1e-2, seed=100):
+    """A few SGD steps on a regression to zero, ``pruner.step()`` after each; returns the plans."""
+    model.train()
+    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
+    plans = []
+    for i in range(iterations):
+        loss = model(inputs(seed + i)).square().mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if pruner is not None and (plan := pruner.step()) is not None:
+            plans.append(plan)
+    return plans
+
+
+def prune_with(model, target, *, criterion="sirfp", metric="flops", **plan_fields):
+    """One-step pruner, collection passes, the step; returns (pruner, plan)."""
+    x = inputs()
+    pruner = SIRFPPruner(model, x, **{f"{metric}_reduction": target}, interval=2, criterion=criterion,
+                         plan=PlanOptions(**plan_fields) if plan_fields else None)
+    if pruner.criterion.needs_gradients:
+        plans = train(model, pruner, 2)
+    else:
+        train_passes(model, 2)
+        plans = [p for p in (pruner.step(), pruner.step()) if p is not None]
+    assert len(plans) == 1 and pruner.done
+    return pruner, plans[0]
+
+
+def attached(criterion: str | Criterion, model: nn.Module, **options) -> Criterion:
+    """A criterion attached to ``model`` (groups traced on the test inputs)."""
+    return get_criterion(criterion, **options).attach(model, ChannelGroups.build(model, inputs()))
+
+
+class NoNormNet(nn.Module):
+    """conv → ReLU → conv → ReLU → classifier: groups without a normalisation layer."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = nn.Conv2d(3, 6, 3, padding=1)
+        self.b = nn.Conv2d(6, 6, 3, padding=1)
+        self.classifier = nn.Conv2d(6, 2, 1)
+
+    def forward(self, x):
+        y = self.classifier(F.relu(self.b(F.relu(self.a(x)))))
+        return F.interpolate(y, size=x.shape[2:], mode="bilinear", align_corners=False)

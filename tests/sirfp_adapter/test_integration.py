@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import torch
 
+from sirfp_adapter.criteria import SIRFP
 from sirfp_adapter.cost import count_flops
 from sirfp_adapter.schedule import SIRFPPruner
 
@@ -36,8 +37,8 @@ def _prune_and_check(model: torch.nn.Module, n_classes: int, criterion: str, tar
     model = model.to(DEVICE)
     x = torch.randn(2, 3, 64, 64, device=DEVICE)
     base = count_flops(model, x)
-    pruner = SIRFPPruner(model, x, flops_reduction=target, steps=2, interval=1, criterion=criterion,
-                         measure="js", max_samples=2)
+    chosen = SIRFP("js", max_samples=2) if criterion == "sirfp" else criterion
+    pruner = SIRFPPruner(model, x, flops_reduction=target, steps=2, interval=1, criterion=chosen)
     model.train()
     for _ in range(2):
         with torch.no_grad():

@@ -15,7 +15,6 @@ import mewcp  # noqa: E402
 from sirfp_adapter.collector import RedundancyCollector  # noqa: E402
 from sirfp_adapter.cost import CostModel  # noqa: E402
 from sirfp_adapter.groups import ChannelGroups  # noqa: E402
-from sirfp_adapter.importance import group_importance  # noqa: E402
 from sirfp_adapter.plan import (  # noqa: E402
     Ranking,
     group_matrix,
@@ -23,10 +22,12 @@ from sirfp_adapter.plan import (  # noqa: E402
     rank_importance,
     rank_redundancy,
 )
+from sirfp_adapter.criteria import SIRFP  # noqa: E402
 from sirfp_adapter.schedule import SIRFPPruner  # noqa: E402
 from tests.sirfp_adapter.pruning_helpers import (  # noqa: E402
     MODELS,
     depthwise,
+    attached,
     greedy_fill,
     inputs,
     lite,
@@ -55,7 +56,7 @@ def setup(model, x=None):
 
 
 def l1_rankings(model, groups):
-    return [rank_importance(group_importance("l1", model, g)) for g in groups]
+    return [rank_importance(attached("l1", model).importance(g)) for g in groups]
 
 
 def random_rankings(groups, seed=0):
@@ -139,7 +140,7 @@ def test_a_plan_for_four_channels_removes_four_planted_duplicates(measure):
     assert [g.name for g in probe] == ["backbone.1.0.conv1"]
     cost = CostModel(model, x, probe)
     target = 1.0 - cost.params([4]) / cost.params_base + 1e-9
-    pruner = SIRFPPruner(model, x, params_reduction=target, interval=3, measure=measure,
+    pruner = SIRFPPruner(model, x, params_reduction=target, interval=3, criterion=SIRFP(measure),
                          ignored_layers=others)
     before = model.backbone[1][0].conv1.weight.detach().clone()
     opt = torch.optim.SGD(model.parameters(), lr=0.0)  # statistics only: the copies stay copies
@@ -266,7 +267,7 @@ def test_removed_channels_are_counted_and_the_plan_adds_to_them():
     active = {g.name: np.ones(g.size, dtype=bool) for g in groups}
     for name, idx in first.remove.items():
         active[name][idx] = False
-    rankings = [rank_importance(group_importance("l1", model, g), active[g.name]) for g in groups]
+    rankings = [rank_importance(attached("l1", model).importance(g), active[g.name]) for g in groups]
     second = make_plan(groups, cost, rankings, 0.6, removed=before)
     assert first.flops_reduction < second.flops_reduction <= 0.6
     for g in groups:
@@ -417,10 +418,10 @@ def test_exact_cost_counts_the_channels_each_branch_of_a_concatenation_loses():
     model, x = _ConcatDepthwise(), torch.randn(2, 3, 16, 16)
     groups = ChannelGroups.build(model, x)
     cost = CostModel(model, x, groups)
-    assert not cost.exact_counts
+    assert not cost.counts_determine_cost
     # all three removed channels come from branch b (group channels 8..11), not evenly
     removed = [np.array([8, 9, 10]) if g.size == 12 else np.zeros(0, dtype=np.int64) for g in groups]
-    predicted = cost.exact(removed)
+    predicted = cost.for_channels(removed)
     prune_channels(groups, {g.name: r for g, r in zip(groups, removed) if r.size})
     assert predicted == (count_flops(model, x), count_params(model))
 
@@ -431,11 +432,11 @@ def test_range_normalisation_ignores_a_measure_offset_and_mean_does_not():
     rng = np.random.default_rng(3)
     w = rng.uniform(0.0, 0.5, (9, 9))
     w = np.triu(w, 1) + np.triu(w, 1).T
-    low, high = rank_redundancy(w + 0.1, normalization="range"), rank_redundancy(w + 5.0, normalization="range")
+    low, high = rank_redundancy(w + 0.1, calibration="range"), rank_redundancy(w + 5.0, calibration="range")
     assert np.array_equal(low.order[:-2], high.order[:-2])  # the last two always tie
     np.testing.assert_allclose(low.scores, high.scores, rtol=1e-9)
     assert not np.allclose(rank_redundancy(w + 0.1).scores[:-1], rank_redundancy(w + 5.0).scores[:-1])
-    flat = rank_redundancy(np.full((4, 4), 0.3), normalization="range")  # nothing tells channels apart
+    flat = rank_redundancy(np.full((4, 4), 0.3), calibration="range")  # nothing tells channels apart
     assert np.all(flat.scores[:-1] == 1.0) and np.isinf(flat.scores[-1])
-    with pytest.raises(ValueError, match=r"normalization must be one of \('mean', 'range'\), got 'z'"):
-        rank_redundancy(w, normalization="z")
+    with pytest.raises(ValueError, match=r"calibration must be one of \('mean', 'range', 'none'\), got 'z'"):
+        rank_redundancy(w, calibration="z")

@@ -1,0 +1,239 @@
+"""SIRFP's criteria: channels ranked by EHGP on a redundancy graph collected in training.
+
+* ``sirfp`` — :class:`SIRFP`, the recommended configuration (see docs "What makes SIRFP
+  work"); every ingredient is an option;
+* ``sirfp-paper`` — :class:`PaperSIRFP`, the paper as written: Jensen–Shannon between
+  softmax-normalised full-resolution maps, EMA decay 0.99, scores calibrated by the
+  group's mean edge weight (Wu et al., AAAI 2025, Eqs. 2-4, appendix D);
+* ``sirfp-released`` — :class:`ReleasedSIRFP`, what the released code scores: the Gram
+  of L1-normalised signed BatchNorm outputs, EMA decay 0.999 from zero, raw EHGP scores,
+  plus an additive prior ``0.4 * EMA(|dL/dgamma|)`` that the paper does not mention
+  (`../shared/sirfp-notes.md`).
+
+Notes
+-----
+A map with too few positions carries no spatial information: the softmax over a 1×1
+map is 1 for every channel, so every pair looks identical and the graph says nothing.
+Groups whose measured maps have fewer than ``min_positions`` positions (the image-pool
+branch of an ASPP, say) are ranked by the ``fallback`` criterion instead (default: the
+filters' L1 norm), with a warning naming them — never cut blindly.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import torch
+
+from sirfp_adapter.collector import RedundancyCollector
+from sirfp_adapter.criteria.base import Criterion
+from sirfp_adapter.criteria.importance import L1
+from sirfp_adapter.groups import ChannelGroup
+from sirfp_adapter.measures import get_measure
+from sirfp_adapter.plan import CALIBRATIONS, Ranking, group_matrix, rank_redundancy
+
+__all__ = ["PaperSIRFP", "ReleasedSIRFP", "SIRFP"]
+
+
+class SIRFP(Criterion):
+    """Spatial-aware information redundancy (Wu et al., AAAI 2025), configurable.
+
+    Parameters
+    ----------
+    measure : str
+        Redundancy measure (`sirfp_adapter.measures.MEASURES`): ``"js"`` (the paper),
+        ``"gram"`` (the released code), ``"hellinger"``, ``"dice"``.
+    decay : float
+        EMA decay of the collected graphs, in [0, 1).
+    every : int
+        Measure on every ``every``-th training forward pass.
+    max_samples : int, optional
+        Measure at most this many samples of each batch.
+    calibration : {"mean", "range", "none"}
+        How removal scores compare across groups (`sirfp_adapter.plan.rank_redundancy`).
+    start : {"mean", "first", "zero"}
+        How the EMA starts (`sirfp_adapter.collector`).
+    min_positions : int
+        Groups whose maps have fewer positions are ranked by ``fallback``.
+    fallback : Criterion, optional
+        Ranks those groups (default: a fresh ``L1()``).
+    **measure_options
+        Passed to the measure (e.g. ``normalize="relu_l1"``, ``downsample=32``).
+    """
+
+    name = "sirfp"
+    watches_activations = True
+
+    def __init__(
+        self,
+        measure: str = "js",
+        *,
+        decay: float = 0.99,
+        every: int = 1,
+        max_samples: int | None = None,
+        calibration: str = "mean",
+        start: str = "first",
+        min_positions: int = 1,
+        fallback: Criterion | None = None,
+        **measure_options: Any,
+    ) -> None:
+        get_measure(measure)  # raises, naming the valid ones
+        if calibration not in CALIBRATIONS:
+            raise ValueError(f"calibration must be one of {CALIBRATIONS}, got {calibration!r}")
+        if isinstance(min_positions, bool) or not isinstance(min_positions, int) or min_positions < 1:
+            raise ValueError(f"min_positions must be a positive integer, got {min_positions!r}")
+        if fallback is not None and (not isinstance(fallback, Criterion) or fallback.watches_activations):
+            raise ValueError(f"fallback must be a Criterion that does not watch activations, got {fallback!r}")
+        self.measure = measure
+        self.calibration = calibration
+        self.min_positions = min_positions
+        self.fallback = fallback if fallback is not None else L1()
+        self.collector_options: dict[str, Any] = {"decay": decay, "every": every, "max_samples": max_samples,
+                                                  "start": start, **measure_options}
+        # validate every collector option now, on a throwaway module
+        RedundancyCollector(torch.nn.BatchNorm2d(1), [""], measure=measure, **self.collector_options)
+        self.collector: RedundancyCollector | None = None
+        self.fallback_groups: list[str] = []
+
+    # ------------------------------------------------------------------ binding
+    def _attach(self, training_only: bool) -> None:
+        self.fallback.attach(self.model, self.groups)
+        self.collector = RedundancyCollector(self.model, self.groups.feature_layers(), measure=self.measure,
+                                             training_only=training_only, **self.collector_options)
+        self.collector.open()
+
+    def observe(self) -> None:
+        self.fallback.observe()
+
+    def check_ready(self) -> None:
+        assert self.collector is not None
+        if not self.collector.matrices():
+            what = ("training iterations before pruning (eval-mode passes are not collected)"
+                    if self.collector.training_only else "forward passes before pruning")
+            raise RuntimeError(f"{self.name}: no redundancy statistics yet: run {what}")
+
+    # ------------------------------------------------------------------ decision
+    def rank(self, group: ChannelGroup, active: np.ndarray | None = None) -> Ranking:
+        collector = self._collector()
+        positions = collector.positions()
+        if min((positions.get(n, 0) for n in group.feature_layers), default=0) < self.min_positions \
+                and any(n in positions for n in group.feature_layers):
+            if group.name not in self.fallback_groups:
+                self.fallback_groups.append(group.name)
+                warnings.warn(f"{self.name}: group {group.name!r} has maps of fewer than {self.min_positions} "
+                              f"positions, which carry no spatial information; ranked by {self.fallback!r}",
+                              stacklevel=2)
+            return self.fallback.rank(group, active)
+        matrix = group_matrix(group, collector.matrices(group.feature_layers))
+        return self._rank_matrix(group, matrix, active)
+
+    def _rank_matrix(self, group: ChannelGroup, matrix: np.ndarray, active: np.ndarray | None) -> Ranking:
+        return rank_redundancy(matrix, active, self.calibration)
+
+    def _collector(self) -> RedundancyCollector:
+        if self.collector is None:
+            raise RuntimeError(f"{self!r} is not attached to a model: call attach(model, groups) first")
+        return self.collector
+
+    # ------------------------------------------------------------------ checkpoints
+    def state_dict(self) -> dict[str, Any]:
+        return {"collector": self._collector().state_dict(), "fallback": self.fallback.state_dict()}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        if not isinstance(state, Mapping) or not {"collector", "fallback"} <= set(state):
+            raise ValueError(f"{self.name}: state must be a mapping with keys 'collector' and 'fallback' "
+                             f"(from state_dict())")
+        self._collector().load_state_dict(state["collector"])
+        self.fallback.load_state_dict(state["fallback"])
+
+    def close(self) -> None:
+        if self.collector is not None:
+            self.collector.close()
+        self.fallback.close()
+
+    def _options(self) -> dict[str, Any]:
+        return {"measure": self.measure, **self.collector_options, "calibration": self.calibration}
+
+
+class PaperSIRFP(SIRFP):
+    """The paper as written: ``js`` on softmax maps, decay 0.99, mean calibration.
+
+    Parameters
+    ----------
+    every, max_samples :
+        Collection cost only (see :class:`SIRFP`).
+    """
+
+    name = "sirfp-paper"
+
+    def __init__(self, *, every: int = 1, max_samples: int | None = None) -> None:
+        super().__init__("js", decay=0.99, every=every, max_samples=max_samples, calibration="mean",
+                         start="first", normalize="softmax")
+
+
+class ReleasedSIRFP(SIRFP):
+    """What the released code scores: Gram of L1-normalised signed BN outputs, EMA 0.999
+    from zero, raw EHGP scores, plus ``prior_weight * EMA(|dL/dgamma|)`` per channel.
+
+    Parameters
+    ----------
+    prior_weight : float
+        Weight of the gradient prior (0.4 in the released code; 0 drops it).
+    every, max_samples :
+        Collection cost only (see :class:`SIRFP`).
+
+    Notes
+    -----
+    The released code's gradient EMA is also multiplied by the AMP loss scale; with
+    plain float32 training there is none, so the prior is the unscaled gradient EMA.
+    One global threshold on these raw scores is used here (the released code uses two,
+    backbone and rest).
+    """
+
+    name = "sirfp-released"
+    needs_gradients = True
+
+    def __init__(self, prior_weight: float = 0.4, *, every: int = 1, max_samples: int | None = None) -> None:
+        if isinstance(prior_weight, bool) or not isinstance(prior_weight, (int, float)) or not np.isfinite(prior_weight):
+            raise ValueError(f"prior_weight must be a finite number, got {prior_weight!r}")
+        super().__init__("gram", decay=0.999, every=every, max_samples=max_samples, calibration="none",
+                         start="zero", min_positions=1)
+        self.prior_weight = float(prior_weight)
+        self._prior: dict[str, torch.Tensor] = {}
+
+    @torch.no_grad()
+    def observe(self) -> None:
+        modules = dict(self.model.named_modules())
+        for name in self._collector().layers:
+            weight = getattr(modules[name], "weight", None)
+            if weight is None or weight.grad is None:
+                continue
+            g = weight.grad.detach().abs().double()
+            self._prior[name] = 0.999 * self._prior[name] + 0.001 * g if name in self._prior else 0.001 * g
+
+    def _rank_matrix(self, group: ChannelGroup, matrix: np.ndarray, active: np.ndarray | None) -> Ranking:
+        ranking = rank_redundancy(matrix, active, "none")
+        prior = np.zeros(group.size)
+        for member in group.features:
+            if member.name in self._prior:
+                carried = member.index >= 0
+                prior[carried] += self._prior[member.name].cpu().numpy()[member.index[carried]]
+        scores = ranking.scores + self.prior_weight * prior[ranking.order]
+        return Ranking(ranking.order, np.maximum.accumulate(scores), ranking.matrix)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**super().state_dict(), "prior": {k: v.clone() for k, v in self._prior.items()}}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        super().load_state_dict(state)
+        prior = state.get("prior", {})
+        unknown = sorted(set(prior) - set(self._collector().layers))
+        if unknown:
+            raise ValueError(f"{self.name}: state holds layer {unknown[0]!r}, which this criterion does not watch")
+        self._prior = {k: torch.as_tensor(v).clone() for k, v in prior.items()}
+
+    def _options(self) -> dict[str, Any]:
+        return {"prior_weight": self.prior_weight}

@@ -1,0 +1,110 @@
+"""One-shot pruning: collect over a few batches, plan once, remove the channels.
+
+Example
+-------
+>>> plan = prune_once(model, example_inputs, batches, flops_reduction=0.6)          # doctest: +SKIP
+>>> plan = prune_once(model, x, batches, flops_reduction=0.6, criterion="taylor",    # doctest: +SKIP
+...                   loss_fn=torch.nn.functional.cross_entropy)
+
+Notes
+-----
+The model runs in eval mode during collection, so BatchNorm running statistics and
+dropout are untouched and what is measured is what the trained model computes; its
+mode is restored afterwards. Criteria that read gradients (``taylor``, ``dcfp``,
+``sirfp-released``) need ``loss_fn`` and batches of ``(inputs, targets)``: each batch
+runs one backward pass from cleared gradients, and the gradients are cleared again at
+the end (no optimizer step is taken). Fine-tune the returned model as usual.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from sirfp_adapter.apply import prune_channels
+from sirfp_adapter.cost import CostModel
+from sirfp_adapter.criteria import Criterion, get_criterion
+from sirfp_adapter.groups import ChannelGroups
+from sirfp_adapter.plan import PlanOptions, PruningPlan, make_plan
+from sirfp_adapter.schedule import check_reduction, rank_groups
+
+__all__ = ["prune_once"]
+
+
+def prune_once(
+    model: nn.Module,
+    example_inputs: Any,
+    batches: Iterable[Any],
+    *,
+    criterion: str | Criterion = "sirfp",
+    flops_reduction: float | None = None,
+    params_reduction: float | None = None,
+    plan: PlanOptions | None = None,
+    ignored_layers: Sequence[nn.Module | str] = (),
+    loss_fn: Callable[[Any, Any], torch.Tensor] | None = None,
+) -> PruningPlan:
+    """Prune ``model`` in place to a FLOPs (or parameter) reduction in one step.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+    example_inputs : Tensor or tuple
+        A batch the model accepts, for tracing the groups and counting FLOPs.
+    batches : iterable
+        Collection batches: input tensors, or ``(inputs, targets)`` pairs (needed with
+        ``loss_fn``). May be empty for criteria that only read weights (``l1``, ...).
+    criterion : str or Criterion
+        As for `SIRFPPruner`.
+    flops_reduction, params_reduction : float
+        Exactly one: the fraction to remove.
+    plan : PlanOptions, optional
+    ignored_layers : sequence of modules or names
+    loss_fn : callable, optional
+        ``loss_fn(model(inputs), targets)`` for criteria that read gradients.
+
+    Returns
+    -------
+    PruningPlan
+        What was removed, and the predicted FLOPs and parameters.
+    """
+    metric, target = check_reduction(flops_reduction, params_reduction)
+    if plan is not None and not isinstance(plan, PlanOptions):
+        raise TypeError(f"plan must be a PlanOptions or None, got {type(plan).__name__}")
+    chosen = get_criterion(criterion)
+    if chosen.needs_gradients and loss_fn is None:
+        raise ValueError(f"criterion {chosen.name!r} reads gradients: give loss_fn=(outputs, targets) -> loss "
+                         f"and batches of (inputs, targets)")
+    groups = ChannelGroups.build(model, example_inputs, ignored_layers=ignored_layers)
+    cost = CostModel(model, example_inputs, groups)
+    was_training = model.training
+    model.eval()
+    chosen.attach(model, groups, training_only=False)
+    try:
+        for batch in batches:
+            _observe(model, chosen, batch, loss_fn)
+        rankings = rank_groups(chosen, groups)
+    finally:
+        chosen.close()
+        model.zero_grad(set_to_none=True)
+        model.train(was_training)
+    result = make_plan(groups, cost, rankings, target, metric=metric, options=plan or PlanOptions())
+    prune_channels(groups, result.remove)
+    return result
+
+
+def _observe(model: nn.Module, criterion: Criterion, batch: Any, loss_fn: Callable[[Any, Any], Any] | None) -> None:
+    """One collection batch: a forward pass, and a backward pass when gradients are read."""
+    inputs, targets = (batch[0], batch[1]) if isinstance(batch, (tuple, list)) and len(batch) == 2 else (batch, None)
+    if not criterion.needs_gradients:
+        with torch.no_grad():
+            model(inputs)
+        return
+    if targets is None:
+        raise ValueError(f"criterion {criterion.name!r} reads gradients: batches must be (inputs, targets) pairs")
+    model.zero_grad(set_to_none=True)
+    assert loss_fn is not None
+    loss_fn(model(inputs), targets).backward()
+    criterion.observe()

@@ -1,0 +1,88 @@
+"""One-shot pruning (`prune_once`) and SIRFP inside Torch-Pruning's MetaPruner."""
+
+from __future__ import annotations
+
+import copy
+import re
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+tp = pytest.importorskip("torch_pruning")
+
+from sirfp_adapter.cost import count_flops  # noqa: E402
+from sirfp_adapter.criteria import SIRFP  # noqa: E402
+from sirfp_adapter.criteria.interop import SIRFPImportance  # noqa: E402
+from sirfp_adapter.groups import ChannelGroups  # noqa: E402
+from sirfp_adapter.oneshot import prune_once  # noqa: E402
+from tests.sirfp_adapter.pruning_helpers import inputs, lite, resnet  # noqa: E402
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def bn_stats(model):
+    return {k: v.clone() for k, v in model.state_dict().items() if "running" in k or "num_batches" in k}
+
+
+@pytest.mark.parametrize("criterion", ["sirfp", "l1", "taylor", "sirfp-released"])
+def test_prune_once_meets_the_target_and_leaves_batchnorm_statistics_alone(criterion):
+    model, x = resnet(), inputs()
+    model.train()
+    stats = bn_stats(model)
+    base = count_flops(model, x)
+    batches = [(inputs(10 + i), torch.zeros(2, dtype=torch.long)) for i in range(3)]
+
+    def loss_fn(out, y):
+        return out.square().mean()
+
+    plan = prune_once(model, x, batches, criterion=criterion, flops_reduction=0.5, loss_fn=loss_fn)
+    achieved = 1 - count_flops(model, x) / base
+    assert achieved == pytest.approx(plan.flops_reduction, abs=1e-12)
+    assert 0.49 <= achieved <= 0.5 + 1e-9
+    assert model.training  # mode restored
+    assert not any(m._forward_hooks for m in model.modules())
+    assert all(p.grad is None for p in model.parameters())
+    after = bn_stats(model)
+    for k, v in after.items():  # surviving channels keep their running statistics
+        if v.dim() == 0:
+            assert torch.equal(v, stats[k])
+    assert torch.isfinite(model(x)).all()
+
+
+def test_prune_once_refuses_gradient_criteria_without_a_loss_and_needs_batches_for_sirfp():
+    model, x = lite(), inputs()
+    with pytest.raises(ValueError, match=re.escape("criterion 'taylor' reads gradients: give loss_fn=")):
+        prune_once(model, x, [x], criterion="taylor", flops_reduction=0.5)
+    with pytest.raises(RuntimeError, match="sirfp: no redundancy statistics yet: run forward passes before pruning"):
+        prune_once(model, x, [], criterion="sirfp", flops_reduction=0.5)
+    assert not any(m._forward_hooks for m in model.modules())
+    plan = prune_once(model, x, [], criterion="l1", flops_reduction=0.3)  # weights only: no batches needed
+    assert 0.29 <= plan.flops_reduction <= 0.3
+
+
+def test_sirfp_importance_drives_metapruner_and_chooses_the_projects_channels():
+    model, x = lite(), inputs()
+    model.eval()
+    imp = SIRFPImportance(model, x, SIRFP("js"), training_only=False)
+    with torch.no_grad():
+        for i in range(3):
+            model(inputs(20 + i))
+    groups = imp.groups
+    ours = {g.name: imp.criterion.rank(g) for g in groups}
+    names = {m: n for n, m in model.named_modules()}
+    ignored = [dict(model.named_modules())[n] for n in groups.ignored]
+    pruner = tp.pruner.MetaPruner(model, x, importance=imp, pruning_ratio=0.4, global_pruning=True,
+                                  ignored_layers=ignored)
+    removed = {}
+    for group in pruner.step(interactive=True):
+        removed[names[group[0].dep.target.module]] = sorted(int(i) for i in group[0].idxs)
+        group.prune()
+    imp.close()
+    assert removed, "MetaPruner removed nothing"
+    for name, channels in removed.items():
+        expected = sorted(int(c) for c in ours[name].order[: len(channels)])
+        assert channels == expected, name
+    assert not any(m._forward_hooks for m in model.modules())
+    assert torch.isfinite(model(x)).all()
+    assert count_flops(model, x) < count_flops(lite(), x)

@@ -1,0 +1,243 @@
+"""The progressive pruner: targets, schedule, option errors, checkpoints."""
+
+from __future__ import annotations
+
+import math
+import re
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("torch_pruning")
+import torch.nn.functional as F  # noqa: E402
+from torch import nn  # noqa: E402
+
+from sirfp_adapter.cost import count_flops, count_params  # noqa: E402
+from sirfp_adapter.criteria import CRITERIA, SIRFP  # noqa: E402
+from sirfp_adapter.groups import ChannelGroups  # noqa: E402
+from sirfp_adapter.plan import PlanOptions  # noqa: E402
+from sirfp_adapter.schedule import SIRFPPruner  # noqa: E402
+from tests.sirfp_adapter.pruning_helpers import (  # noqa: E402
+    MODELS,
+    inputs,
+    lite,
+    prune_with,
+    resnet,
+    train,
+    train_passes,
+)
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+TARGETS = [0.3, 0.6, 0.8]
+
+@pytest.mark.parametrize("target", TARGETS)
+@pytest.mark.parametrize("criterion", ["sirfp", "l1"])
+@pytest.mark.parametrize("name", list(MODELS))
+def test_flops_target_is_met_within_one_percent(name, criterion, target):
+    model, x = MODELS[name](), inputs()
+    base = count_flops(model, x)
+    pruner, plan = prune_with(model, target, criterion=criterion)
+    pruner.finalize()
+    achieved = 1 - count_flops(model, x) / base
+    assert achieved == pytest.approx(plan.flops_reduction, abs=1e-12)
+    assert target - 0.01 <= achieved <= target + 1e-9
+    assert pruner.report() == {"flops": float(count_flops(model, x)), "params": float(count_params(model))}
+
+
+@pytest.mark.parametrize("target", TARGETS)
+@pytest.mark.parametrize("name", list(MODELS))
+def test_uniform_mode_never_exceeds_the_target(name, target):
+    model, x = MODELS[name](), inputs()
+    base = count_flops(model, x)
+    pruner, plan = prune_with(model, target, criterion="l1", mode="uniform")
+    pruner.finalize()
+    achieved = 1 - count_flops(model, x) / base
+    assert achieved == pytest.approx(plan.flops_reduction, abs=1e-12)
+    assert target - 0.05 <= achieved <= target + 1e-9
+
+
+@pytest.mark.parametrize("target", TARGETS)
+@pytest.mark.parametrize("name", list(MODELS))
+def test_params_target(name, target):
+    model, x = MODELS[name](), inputs()
+    base = count_params(model)
+    pruner, plan = prune_with(model, target, metric="params")
+    assert plan.metric == "params" and plan.achieved == plan.params_reduction
+    pruner.finalize()
+    achieved = 1 - count_params(model) / base
+    assert achieved == pytest.approx(plan.params_reduction, abs=1e-12)
+    assert target - 0.01 <= achieved <= target + 1e-9
+
+
+def test_min_keep_and_round_to_reach_the_pruned_model():
+    model, x = lite(), inputs()
+    sizes = {g.name: g.size for g in ChannelGroups.build(model, x)}
+    pruner, plan = prune_with(model, 0.8, min_keep=0.5, round_to=4)
+    pruner.finalize()
+    kept = {g.name: g.size for g in ChannelGroups.build(model, x)}
+    assert kept == plan.keep
+    for name, size in sizes.items():
+        assert kept[name] >= math.ceil(0.5 * size)
+        assert kept[name] % 4 == 0 or kept[name] == size
+
+
+@pytest.mark.parametrize("criterion", [c for c in CRITERIA if c not in ("sirfp", "l1")])
+def test_every_baseline_runs_through_the_pruner(criterion):
+    model, x = resnet(), inputs()
+    base = count_flops(model, x)
+    pruner = SIRFPPruner(model, x, flops_reduction=0.5, interval=2, criterion=criterion)
+    plans = train(model, pruner, 2)  # SGD moves the BatchNorm scales off their initial 1.0
+    assert len(plans) == 1
+    plan = plans[0]
+    pruner.finalize()
+    achieved = 1 - count_flops(model, x) / base
+    assert achieved == pytest.approx(plan.flops_reduction, abs=1e-12)
+    assert 0.45 <= achieved <= 0.5 + 1e-9
+    assert torch.isfinite(model(x)).all()
+
+
+
+# ---------------------------------------------------------------------------
+# the progressive schedule
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_schedule_prunes_progressively_and_never_overshoots(name):
+    model, x = MODELS[name](), inputs()
+    base = count_flops(model, x)
+    target, steps = 0.6, 3
+    pruner = SIRFPPruner(model, x, flops_reduction=target, steps=steps, interval=2)
+    counts = [pruner.masks.removed()]
+    plans = []
+    model.train()
+    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=1e-3)
+    for i in range(8):
+        loss = model(inputs(50 + i)).square().mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        plan = pruner.step()
+        if (i + 1) % 2 or i >= 6:
+            assert plan is None
+            continue
+        plans.append(plan)
+        t = len(plans)
+        assert plan.target == pytest.approx(target * t / steps)
+        assert plan.flops_reduction <= target * t / steps + 1e-9
+        counts.append(pruner.masks.removed())
+        assert np.all(counts[-1] >= counts[-2]) and counts[-1].sum() > counts[-2].sum()
+        predicted = pruner.predicted()
+        assert predicted["flops"] == plan.flops and predicted["flops_base"] == base
+    assert pruner.done and len(pruner.history) == steps and pruner.iteration == 6
+    assert [p.flops_reduction for p in plans] == sorted(p.flops_reduction for p in plans)
+    with pytest.raises(RuntimeError, match="all 3 pruning steps have been taken"):
+        pruner.prune_step()
+    pruner.finalize()
+    achieved = 1 - count_flops(model, x) / base
+    assert achieved == pytest.approx(plans[-1].flops_reduction, abs=1e-12) and achieved <= target + 1e-9
+    assert pruner.planning_time == pytest.approx(sum(p.planning_time for p in plans))
+
+
+def test_pruning_before_statistics_is_refused_and_close_removes_every_hook():
+    model, x = lite(), inputs()
+    pruner = SIRFPPruner(model, x, flops_reduction=0.5, interval=5)
+    message = "no redundancy statistics yet: run training iterations before pruning"
+    with pytest.raises(RuntimeError, match=message):
+        pruner.prune_step()
+    pruner.close()
+    assert not any(m._forward_hooks for m in model.modules())
+
+
+
+# option errors
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({}, ValueError, "give exactly one of flops_reduction and params_reduction"),
+        ({"flops_reduction": 0.5, "params_reduction": 0.5}, ValueError,
+         "give exactly one of flops_reduction and params_reduction"),
+        ({"flops_reduction": 1.0}, ValueError, r"flops_reduction must be a number in \(0, 1\), got 1.0"),
+        ({"flops_reduction": 0.0}, ValueError, r"flops_reduction must be a number in \(0, 1\), got 0.0"),
+        ({"flops_reduction": True}, ValueError, r"flops_reduction must be a number in \(0, 1\), got True"),
+        ({"params_reduction": 1.5}, ValueError, r"params_reduction must be a number in \(0, 1\), got 1.5"),
+        ({"flops_reduction": 0.5, "steps": 0}, ValueError, "steps must be a positive integer, got 0"),
+        ({"flops_reduction": 0.5, "steps": 2.0}, ValueError, "steps must be a positive integer, got 2.0"),
+        ({"flops_reduction": 0.5, "interval": 0}, ValueError, "interval must be a positive integer, got 0"),
+        ({"flops_reduction": 0.5, "criterion": "hrank"}, ValueError,
+         re.escape(f"criterion must be a Criterion or one of {tuple(CRITERIA)}, got 'hrank'")),
+        ({"flops_reduction": 0.5, "ignored_layers": ["nope"]}, ValueError,
+         "ignored_layers: 'nope' is not a module of the model"),
+    ],
+)
+def test_pruner_option_errors(kwargs, error, match):
+    model = lite()
+    with pytest.raises(error, match=match):
+        SIRFPPruner(model, inputs(), **kwargs)
+    assert not any(m._forward_hooks for m in model.modules())
+
+
+def test_sirfp_refuses_an_unknown_measure():
+    with pytest.raises(ValueError, match="unknown measure 'cosine'"):
+        SIRFP("cosine")
+
+
+def test_a_refused_measure_leaves_no_hooks():
+    model = lite()
+    with pytest.raises(ValueError, match="unknown measure 'cosine'"):
+        SIRFPPruner(model, inputs(), flops_reduction=0.5, criterion=SIRFP("cosine"))
+    assert not any(m._forward_hooks for m in model.modules())
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"min_keep": 0}, r"min_keep must be a fraction in \[0, 1\] or a channel count >= 1, got 0"),
+        ({"min_keep": 1.5}, r"min_keep must be a fraction in \[0, 1\] or a channel count >= 1, got 1.5"),
+        ({"round_to": 0}, "round_to must be an integer >= 1, got 0"),
+        ({"mode": "layerwise"}, "mode must be 'global' or 'uniform', got 'layerwise'"),
+        ({"method": "nope"}, "method must be one of"),
+    ],
+)
+def test_pruner_checks_planning_options_up_front(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        SIRFPPruner(lite(), inputs(), flops_reduction=0.5, criterion="l1", plan=PlanOptions(**kwargs))
+
+
+
+def test_tied_scores_still_reach_the_target():
+    model, x = resnet(), inputs()
+    pruner = SIRFPPruner(model, x, flops_reduction=0.5, interval=1, criterion="bn_scale")
+    plan = pruner.step()
+    assert 0.49 <= plan.flops_reduction <= 0.5
+
+
+@pytest.mark.parametrize("criterion", ["sirfp", "taylor"])
+def test_a_pruner_resumes_from_its_state_dict(criterion, tmp_path):
+    import copy
+
+    model, x = lite(), inputs()
+    first = SIRFPPruner(model, x, flops_reduction=0.6, steps=3, interval=2, criterion=criterion)
+    train(model, first, 3)
+    assert first.completed == 1
+    path = tmp_path / "ckpt.pt"
+    torch.save({"model": model.state_dict(), "pruner": first.state_dict()}, path)
+    twin = copy.deepcopy(model)
+    first.close()
+    saved = torch.load(path, weights_only=True)
+    twin.load_state_dict(saved["model"])
+    second = SIRFPPruner(twin, x, flops_reduction=0.6, steps=3, interval=2, criterion=criterion)
+    second.load_state_dict(saved["pruner"])
+    assert (second.iteration, second.completed) == (3, 1)
+    assert all(np.array_equal(second.masks.active[k], v) for k, v in first.masks.active.items())
+    if criterion == "sirfp":
+        a, b = first.criterion.collector.matrices(), second.criterion.collector.matrices()
+        assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+    other = SIRFPPruner(lite(), x, flops_reduction=0.6, criterion="l1")
+    with pytest.raises(ValueError, match=f"saved by a pruner with criterion '{criterion}', this one uses 'l1'"):
+        other.load_state_dict(saved["pruner"])
