@@ -25,35 +25,53 @@ Formats
 Text files may use LF or CRLF line ends and contain blank lines. With
 ``format=None``, `read` detects the format from the content, not the name: the
 ``.npy`` magic bytes; DIMACS if the first non-blank line's first token is ``c`` or
-``p``; MDPLIB if that line holds exactly two integers and the next non-blank line
-three tokens; an edge list otherwise.
+``p``, or a ``p edge`` / ``p col`` line appears among the first lines; MDPLIB if the
+first non-blank line holds exactly two numbers and the next one three tokens; an
+edge list otherwise.
+
+Numbers follow a strict syntax: integers are ASCII digits with an optional sign;
+weights are decimal or scientific notation (``1.5``, ``-2e-3``; ``nan`` and ``inf``
+are refused as not finite). Python's digit separators (``1_0``) are refused.
 
 Malformed files raise ``ValueError`` naming the file and, where a line is at
-fault, ``line N`` (1-based). Parsing is vectorised; headers are checked against
-the data before any ``n * n`` allocation.
+fault, ``line N`` (1-based). Reading streams the file in blocks of
+`CHUNK_BYTES` (each parsed vectorised) and stops at the first block with a bad
+line, so a large file of garbage costs one block; a line longer than
+`MAX_LINE_BYTES` is refused (``/dev/zero`` fails at once). The counts a header
+announces are checked against the file's size before anything is allocated for
+them, and the ``n * n`` matrix of an MDPLIB file only after every pair line has
+been read. A DIMACS graph without edges is built without touching ``O(N)`` memory.
 """
 
 from __future__ import annotations
 
-import io
+import itertools
 import math
 import numbers
 import os
 import re
-from collections.abc import Callable
+import stat
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 
 from mewcp.problem import Problem, as_problem, edges_to_problem
 
-__all__ = ["FORMATS", "MAX_DIMACS_N", "read", "write"]
+__all__ = ["CHUNK_BYTES", "FORMATS", "MAX_DIMACS_N", "MAX_LINE_BYTES", "read", "write"]
 
 #: The accepted ``format=`` values.
 FORMATS = ("mdplib", "dimacs", "edgelist", "npy")
 #: Largest ``N`` accepted in a DIMACS header.
 MAX_DIMACS_N = 50_000_000
+#: Bytes read and parsed at a time.
+CHUNK_BYTES = 1 << 20
+#: Longest accepted line of a text file.
+MAX_LINE_BYTES = 1 << 20
+#: Fewest bytes an MDPLIB pair line ``i j d`` or a DIMACS edge line ``e u v`` takes,
+#: its line end included (the last line may lack one).
+_MIN_LINE = 6
 
 _ONE_OF = "None or one of " + ", ".join(map(repr, FORMATS))
 _SUFFIXES = {".txt": "mdplib", ".clq": "dimacs", ".wclq": "dimacs", ".npy": "npy", ".edges": "edgelist",
@@ -61,7 +79,10 @@ _SUFFIXES = {".txt": "mdplib", ".clq": "dimacs", ".wclq": "dimacs", ".npy": "npy
 _WS = np.zeros(256, dtype=bool)
 _WS[[9, 10, 11, 12, 13, 32]] = True  # exactly the bytes that bytes.split() splits on
 _DIMACS_COMMENT = re.compile(rb"(?m)^[ \t\r\f\v]*c(?:[ \t\r\f\v][^\n]*)?$")
+_DIMACS_HEADER = re.compile(rb"(?m)^[ \t\f\v]*p[ \t\f\v]+(?:edge|col)[ \t\f\v]+\S+[ \t\f\v]+\S+[ \t\r\f\v]*$")
 _HASH_COMMENT = re.compile(rb"#[^\n]*")
+_NUMBERISH = re.compile(rb"[+-]?[0-9.][0-9_.eE+-]*")  # for detection only: '3.5 2' is a bad MDPLIB header
+_NPY_MAGIC = b"\x93NUMPY"
 
 
 def _show(tok: bytes) -> str:
@@ -69,16 +90,30 @@ def _show(tok: bytes) -> str:
     return "'" + (s if len(s) <= 30 else s[:27] + "...") + "'"
 
 
-class _Tokens:
-    """The whitespace tokens of a text, and the 1-based line number of each."""
+def _strict_int(tok: bytes) -> int:
+    """``int`` without Python's extras (digit separators): ``[+-]?[0-9]+``."""
+    if b"_" in tok:
+        raise ValueError(tok)
+    return int(tok)
 
-    def __init__(self, raw: bytes, where: str) -> None:
+
+def _strict_float(tok: bytes) -> float:
+    """``float`` without Python's extras (digit separators)."""
+    if b"_" in tok:
+        raise ValueError(tok)
+    return float(tok)
+
+
+class _Tokens:
+    """The whitespace tokens of a block of whole lines, and the 1-based line number of each."""
+
+    def __init__(self, raw: bytes, where: str, first_line: int = 1) -> None:
         words = raw.split()
         b = np.frombuffer(raw, dtype=np.uint8)
         ws = _WS[b]
         starts = np.flatnonzero(~ws & np.concatenate(([True], ws[:-1])))
         assert starts.size == len(words)
-        tok_line = np.searchsorted(np.flatnonzero(b == 10), starts, side="right") + 1
+        tok_line = np.searchsorted(np.flatnonzero(b == 10), starts, side="right") + first_line
         self.where = where
         self.words = np.empty(len(words), dtype=object)
         self.words[:] = words
@@ -100,15 +135,18 @@ class _Tokens:
             raise self.error(lines[rows[0]], msg(int(rows[0])))
 
     def numbers(self, cells: np.ndarray, lines: np.ndarray, kind: type, what: str) -> np.ndarray:
-        """``cells`` (rows of tokens) converted by ``int`` to int64 or ``float`` to finite float64."""
+        """``cells`` (rows of tokens) as int64 (``kind=int``) or finite float64, strict syntax."""
         flat = cells.ravel()
         dtype = np.int64 if kind is int else np.float64
+        convert = _strict_int if kind is int else _strict_float
         try:
+            if b"_" in b" ".join(flat):
+                raise ValueError("digit separator")
             out = np.fromiter(map(kind, flat), dtype, flat.size).reshape(cells.shape)
         except (ValueError, OverflowError):  # rescan to name the offending token
             for p, tok in enumerate(flat):
                 try:
-                    np.array(kind(tok), dtype=dtype)
+                    np.array(convert(tok), dtype=dtype)
                 except (ValueError, OverflowError) as exc:
                     noun = "an integer" if kind is int else "a number"
                     why = "is too large" if isinstance(exc, OverflowError) else f"is not {noun}"
@@ -119,9 +157,30 @@ class _Tokens:
         return out
 
 
+def _chunks(fh: IO[bytes], where: str, prefix: bytes = b"") -> Iterator[tuple[int, bytes]]:
+    """Blocks of whole lines, each with the number of its first line; bounded memory."""
+    line, rest = 1, prefix
+    while True:
+        block = fh.read(CHUNK_BYTES)
+        if not block:
+            if rest:
+                yield line, rest
+            return
+        buf = rest + block
+        cut = buf.rfind(b"\n") + 1
+        chunk, rest = buf[:cut], buf[cut:]
+        if len(rest) > MAX_LINE_BYTES:
+            at = line + chunk.count(b"\n")
+            raise ValueError(f"{where}, line {at}: longer than "
+                             f"{MAX_LINE_BYTES:,} bytes (not a text instance file)")
+        if chunk:
+            yield line, chunk
+            line += chunk.count(b"\n")
+
+
 def _header_int(t: _Tokens, tok: bytes, line: int, what: str) -> int:
     try:
-        return int(tok)
+        return _strict_int(tok)
     except ValueError:
         raise t.error(line, f"{what} must be an integer; got {_show(tok)}") from None
 
@@ -140,29 +199,56 @@ def _check_pairs(
         raise t.error(lines[r], f"{show(r)} repeats the pair given on line {int(lines[first])}")
 
 
-def _read_mdplib(raw: bytes, where: str, name: str) -> Problem:
-    t = _Tokens(raw, where)
-    hl = int(t.lines[0])
-    if t.counts[0] != 2:
-        raise t.error(hl, f"the header must be 'n m' (two integers); got {t.counts[0]} tokens")
-    head = t.block(np.array([0]), 2)[0]
-    n = _header_int(t, head[0], hl, "n in the header 'n m'")
-    m = _header_int(t, head[1], hl, "m in the header 'n m'")
-    if n < 1 or not 1 <= m <= n:
-        raise t.error(hl, f"the header 'n m' needs 1 <= m <= n; got n = {n}, m = {m}")
-    lines = t.lines[1:]
-    t.check(t.counts[1:] != 3, lines, lambda r: f"expected 'i j d' (3 tokens); got {t.counts[r + 1]}")
-    cells = t.block(np.arange(1, t.lines.size), 3)
-    ij = t.numbers(cells[:, :2], lines, int, "vertex index")
-    bad = (ij < 0) | (ij >= n)
-    t.check(bad.any(axis=1), lines, lambda r: f"vertex index {ij[r][bad[r]][0]} is outside 0..{n - 1}")
-    d = t.numbers(cells[:, 2:], lines, float, "weight")[:, 0]
-    pairs = n * (n - 1) // 2
-    if lines.size > pairs:
-        raise t.error(lines[pairs], f"more pair lines than the n(n-1)/2 = {pairs} the header announces")
-    if lines.size < pairs:  # before the n*n allocation below
+def _cat(parts: list[np.ndarray], dtype: Any, width: int | None = None) -> np.ndarray:
+    if parts:
+        return np.concatenate(parts)
+    return np.empty((0,) if width is None else (0, width), dtype=dtype)
+
+
+def _read_mdplib(chunks: Iterator[tuple[int, bytes]], where: str, name: str, size: int | None) -> Problem:
+    n = m = pairs = -1
+    t = _Tokens(b"", where)
+    hl, seen = 0, 0
+    ij_parts: list[np.ndarray] = []
+    d_parts: list[np.ndarray] = []
+    line_parts: list[np.ndarray] = []
+    for first_line, chunk in chunks:
+        t = _Tokens(chunk, where, first_line)
+        if t.lines.size == 0:
+            continue
+        start = 0
+        if pairs < 0:
+            hl, start = int(t.lines[0]), 1
+            if t.counts[0] != 2:
+                raise t.error(hl, f"the header must be 'n m' (two integers); got {t.counts[0]} tokens")
+            head = t.block(np.array([0]), 2)[0]
+            n = _header_int(t, head[0], hl, "n in the header 'n m'")
+            m = _header_int(t, head[1], hl, "m in the header 'n m'")
+            if n < 1 or not 1 <= m <= n:
+                raise t.error(hl, f"the header 'n m' needs 1 <= m <= n; got n = {n}, m = {m}")
+            pairs = n * (n - 1) // 2
+            if size is not None and size < _MIN_LINE * pairs - 1:
+                raise t.error(hl, f"the header 'n m' announces n = {n}, so n(n-1)/2 = {pairs:,} pair lines "
+                                  f"(at least {_MIN_LINE * pairs - 1:,} bytes), but the file has {size:,} bytes")
+        stop = min(t.lines.size, start + pairs - seen)  # lines beyond the announced count: refused below
+        lines = t.lines[start:stop]
+        t.check(t.counts[start:stop] != 3, lines, lambda r: f"expected 'i j d' (3 tokens); got {t.counts[r + start]}")
+        cells = t.block(np.arange(start, stop), 3)
+        ij = t.numbers(cells[:, :2], lines, int, "vertex index")
+        bad = (ij < 0) | (ij >= n)
+        t.check(bad.any(axis=1), lines, lambda r: f"vertex index {ij[r][bad[r]][0]} is outside 0..{n - 1}")
+        ij_parts.append(ij)
+        d_parts.append(t.numbers(cells[:, 2:], lines, float, "weight")[:, 0])
+        line_parts.append(lines)
+        seen += lines.size
+        if stop < t.lines.size:
+            raise t.error(t.lines[stop], f"more pair lines than the n(n-1)/2 = {pairs} the header announces")
+    if pairs < 0:
+        raise ValueError(f"{where}: the file is empty")
+    if seen < pairs:  # before the n*n allocation below
         raise t.error(hl, f"the header 'n m' announces n = {n}, so n(n-1)/2 = {pairs} pair lines, "
-                          f"but {lines.size} follow")
+                          f"but {seen} follow")
+    ij, d, lines = _cat(ij_parts, np.int64, 2), _cat(d_parts, np.float64), _cat(line_parts, np.int64)
     _check_pairs(t, ij[:, 0], ij[:, 1], lines, lambda r: f"pair ({ij[r, 0]}, {ij[r, 1]})")
     w = np.zeros((n, n))
     w[ij[:, 0], ij[:, 1]] = d
@@ -170,69 +256,123 @@ def _read_mdplib(raw: bytes, where: str, name: str) -> Problem:
     return as_problem(w, default_k=m, name=name)
 
 
-def _read_dimacs(raw: bytes, where: str, name: str, weighting: str | None) -> Problem:
-    t = _Tokens(_DIMACS_COMMENT.sub(b"", raw), where)
-    if t.lines.size == 0:
+class _DimacsHeader:
+    """``p edge N M``: the first line of a DIMACS file after the comments."""
+
+    def __init__(self, t: _Tokens, size: int | None) -> None:
+        hl = self.line = int(t.lines[0])
+        head = t.block(np.array([0]), min(4, int(t.counts[0])))[0]
+        if head[0] != b"p":
+            raise t.error(hl, f"expected the header 'p edge N M' before any other line; got {_show(head[0])}")
+        if t.counts[0] != 4 or head[1] not in (b"edge", b"col"):
+            raise t.error(hl, "the header must be 'p edge N M' (or 'p col N M')")
+        self.n = n = _header_int(t, head[2], hl, "N in the header 'p edge N M'")
+        self.m = m = _header_int(t, head[3], hl, "M in the header 'p edge N M'")
+        if not 1 <= n <= MAX_DIMACS_N or m < 0:
+            raise t.error(hl, f"the header 'p edge N M' needs 1 <= N <= {MAX_DIMACS_N:,} and M >= 0; "
+                              f"got N = {n}, M = {m}")
+        if m > n * (n - 1) // 2:
+            raise t.error(hl, f"the header announces M = {m} edges but N = {n} vertices have at most "
+                              f"N(N-1)/2 = {n * (n - 1) // 2} pairs")
+        if size is not None and size < _MIN_LINE * m - 1:
+            raise t.error(hl, f"the header announces M = {m} edges (at least {_MIN_LINE * m - 1:,} bytes) "
+                              f"but the file has {size:,} bytes")
+
+
+def _read_dimacs(chunks: Iterator[tuple[int, bytes]], where: str, name: str, weighting: str | None,
+                 size: int | None) -> Problem:
+    head: _DimacsHeader | None = None
+    t = _Tokens(b"", where)
+    width, seen = 0, 0
+    uv_parts: list[np.ndarray] = []
+    w_parts: list[np.ndarray] = []
+    line_parts: list[np.ndarray] = []
+    for first_line, chunk in chunks:
+        t = _Tokens(_DIMACS_COMMENT.sub(b"", chunk), where, first_line)
+        if t.lines.size == 0:
+            continue
+        start = 0
+        if head is None:
+            head, start = _DimacsHeader(t, size), 1
+        n = head.n
+        lines, counts, lead = t.lines[start:], t.counts[start:], t.words[t.first[start:]]
+        is_e, is_n = lead == b"e", lead == b"n"
+        if not width and is_e.any():
+            width = int(counts[is_e][0])
+        bad = ~(is_e | is_n) | (is_n & (counts != 3)) | (is_e & ((counts != width) | ~np.isin(counts, (3, 4))))
+
+        def structure(r: int) -> str:
+            if lead[r] == b"p":
+                return "a second 'p' header line"
+            if is_n[r]:
+                return f"expected a vertex line 'n v w'; got {counts[r]} tokens"
+            if not is_e[r] or not 3 <= counts[r] <= 4:
+                return f"expected an edge line 'e u v [w]'; got {counts[r]} tokens starting with {_show(lead[r])}"
+            return f"has {counts[r]} tokens but the first edge line has {width}; all must have the same"
+
+        t.check(bad, lines, structure)
+        erows = np.flatnonzero(is_e)
+        excess = erows[head.m - seen:]  # refused once the lines before them are checked
+        erows = erows[: head.m - seen]
+        vrows = np.flatnonzero(is_n)
+        vcells, vlines = t.block(vrows + start, 3), lines[vrows]
+        vid = t.numbers(vcells[:, 1:2], vlines, int, "vertex id")[:, 0]
+        t.check((vid < 1) | (vid > n), vlines, lambda r: f"vertex id {vid[r]} is outside 1..{n}")
+        vw = t.numbers(vcells[:, 2:], vlines, float, "vertex weight")[:, 0]
+        t.check(vw != 0, vlines, lambda r: f"vertex weight {_show(vcells[r, 2])} is not 0 (unsupported)")
+        cells, elines = t.block(erows + start, max(width, 3)), lines[erows]
+        uv = t.numbers(cells[:, 1:3], elines, int, "vertex id")
+        out = (uv < 1) | (uv > n)
+        t.check(out.any(axis=1), elines, lambda r: f"vertex id {uv[r][out[r]][0]} is outside 1..{n}")
+        if width == 4:  # checked even when weighting replaces it
+            w_parts.append(t.numbers(cells[:, 3:], elines, float, "weight")[:, 0])
+        uv_parts.append(uv)
+        line_parts.append(elines)
+        seen += erows.size
+        if excess.size:
+            raise t.error(lines[excess[0]], f"more 'e' lines than the M = {head.m} edges the header announces")
+    if head is None:
         raise ValueError(f"{where}: no 'p edge N M' header (the file holds only comments)")
-    hl = int(t.lines[0])
-    head = t.block(np.array([0]), min(4, int(t.counts[0])))[0]
-    if head[0] != b"p":
-        raise t.error(hl, f"expected the header 'p edge N M' before any other line; got {_show(head[0])}")
-    if t.counts[0] != 4 or head[1] not in (b"edge", b"col"):
-        raise t.error(hl, "the header must be 'p edge N M' (or 'p col N M')")
-    n = _header_int(t, head[2], hl, "N in the header 'p edge N M'")
-    n_edges = _header_int(t, head[3], hl, "M in the header 'p edge N M'")
-    if not 1 <= n <= MAX_DIMACS_N or n_edges < 0:
-        raise t.error(hl, f"the header 'p edge N M' needs 1 <= N <= {MAX_DIMACS_N:,} and M >= 0; "
-                          f"got N = {n}, M = {n_edges}")
-    lines, counts, lead = t.lines[1:], t.counts[1:], t.words[t.first[1:]]
-    is_e, is_n = lead == b"e", lead == b"n"
-    width = int(counts[is_e][0]) if is_e.any() else 4
-    bad = ~(is_e | is_n) | (is_n & (counts != 3)) | (is_e & ((counts != width) | ~np.isin(counts, (3, 4))))
-
-    def structure(r: int) -> str:
-        if lead[r] == b"p":
-            return "a second 'p' header line"
-        if is_n[r]:
-            return f"expected a vertex line 'n v w'; got {counts[r]} tokens"
-        if not is_e[r] or not 3 <= counts[r] <= 4:
-            return f"expected an edge line 'e u v [w]'; got {counts[r]} tokens starting with {_show(lead[r])}"
-        return f"has {counts[r]} tokens but the first edge line has {width}; all must have the same"
-
-    t.check(bad, lines, structure)
-    vrows = np.flatnonzero(is_n)
-    vcells, vlines = t.block(vrows + 1, 3), lines[vrows]
-    vid = t.numbers(vcells[:, 1:2], vlines, int, "vertex id")[:, 0]
-    t.check((vid < 1) | (vid > n), vlines, lambda r: f"vertex id {vid[r]} is outside 1..{n}")
-    vw = t.numbers(vcells[:, 2:], vlines, float, "vertex weight")[:, 0]
-    t.check(vw != 0, vlines, lambda r: f"vertex weight {_show(vcells[r, 2])} is not 0 (unsupported)")
-    erows = np.flatnonzero(is_e)
-    cells, lines = t.block(erows + 1, width), lines[erows]
-    uv = t.numbers(cells[:, 1:3], lines, int, "vertex id")
-    out = (uv < 1) | (uv > n)
-    t.check(out.any(axis=1), lines, lambda r: f"vertex id {uv[r][out[r]][0]} is outside 1..{n}")
-    w = np.ones(len(uv))
-    if width == 4:  # checked even when weighting replaces it
-        w = t.numbers(cells[:, 3:], lines, float, "weight")[:, 0]
+    if seen != head.m:
+        raise t.error(head.line, f"the header announces M = {head.m} edges but the file has {seen} 'e' lines")
+    if seen == 0:  # no edges: nothing to sort or check, and no O(N) work
+        return edges_to_problem(head.n, np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0), name=name)
+    uv, lines = _cat(uv_parts, np.int64, 2), _cat(line_parts, np.int64)
+    w = _cat(w_parts, np.float64) if width == 4 else np.ones(len(uv))
     if weighting == "mod200":
         w = ((uv[:, 0] + uv[:, 1]) % 200 + 1).astype(np.float64)
-    if len(uv) != n_edges:
-        raise t.error(hl, f"the header announces M = {n_edges} edges but the file has {len(uv)} 'e' lines")
     _check_pairs(t, uv[:, 0], uv[:, 1], lines, lambda r: f"edge ({uv[r, 0]}, {uv[r, 1]})")
-    return edges_to_problem(n, uv[:, 0] - 1, uv[:, 1] - 1, w, name=name)
+    return edges_to_problem(head.n, uv[:, 0] - 1, uv[:, 1] - 1, w, name=name)
 
 
-def _read_edgelist(raw: bytes, where: str, name: str) -> Problem:
-    t = _Tokens(_HASH_COMMENT.sub(b"", raw), where)
-    if t.lines.size == 0:
+def _read_edgelist(chunks: Iterator[tuple[int, bytes]], where: str, name: str) -> Problem:
+    t = _Tokens(b"", where)
+    width, first_line = 0, 0
+    end_parts: list[np.ndarray] = []
+    w_parts: list[np.ndarray] = []
+    line_parts: list[np.ndarray] = []
+    for start_line, chunk in chunks:
+        t = _Tokens(_HASH_COMMENT.sub(b"", chunk), where, start_line)
+        if t.lines.size == 0:
+            continue
+        lines = t.lines
+        if not width:
+            width, first_line = int(t.counts[0]), int(lines[0])
+            if width not in (2, 3):
+                raise t.error(lines[0], f"expected 'u v' or 'u v w'; got {width} tokens")
+        t.check(t.counts != width, lines, lambda r: f"has {t.counts[r]} tokens but line {first_line} has {width}")
+        cells = t.block(np.arange(lines.size), width)
+        if width == 3:
+            w_parts.append(t.numbers(cells[:, 2:], lines, float, "weight")[:, 0])
+        end_parts.append(cells[:, :2])
+        line_parts.append(lines)
+    if not width:
         raise ValueError(f"{where}: no edges (only comments or blank lines)")
-    width, lines = int(t.counts[0]), t.lines
-    if width not in (2, 3):
-        raise t.error(lines[0], f"expected 'u v' or 'u v w'; got {width} tokens")
-    t.check(t.counts != width, lines, lambda r: f"has {t.counts[r]} tokens but line {lines[0]} has {width}")
-    cells = t.block(np.arange(lines.size), width)
-    ends = cells[:, :2].ravel()
+    cells, lines = _cat(end_parts, object, 2), _cat(line_parts, np.int64)
+    ends = cells.ravel()
     try:
+        if b"_" in b" ".join(ends):
+            raise ValueError("digit separator")
         ids = np.fromiter(map(int, ends), np.int64, ends.size)
     except (ValueError, OverflowError):
         ids = ends
@@ -245,30 +385,50 @@ def _read_edgelist(raw: bytes, where: str, name: str) -> Problem:
         except UnicodeDecodeError:
             r = int(np.flatnonzero((inv == p).any(axis=1))[0])
             raise t.error(lines[r], f"label {_show(lab)} is not valid UTF-8") from None
-    w = t.numbers(cells[:, 2:], lines, float, "weight")[:, 0] if width == 3 else np.ones(len(inv))
+    w = _cat(w_parts, np.float64) if width == 3 else np.ones(len(inv))
     _check_pairs(t, inv[:, 0], inv[:, 1], lines,
                  lambda r: f"edge ({_show(cells[r, 0])}, {_show(cells[r, 1])})")
     plain = labels == list(range(len(labels)))
     return edges_to_problem(len(labels), inv[:, 0], inv[:, 1], w, labels=None if plain else labels, name=name)
 
 
-def _read_npy(raw: bytes, where: str, name: str) -> Problem:
-    fmt, buf = np.lib.format, io.BytesIO(raw)
+class _Prefixed:
+    """A binary stream with bytes already read put back in front (for numpy's header reader)."""
+
+    def __init__(self, prefix: bytes, fh: IO[bytes]) -> None:
+        self.prefix, self.fh, self.pos = prefix, fh, 0
+
+    def read(self, n: int = -1) -> bytes:
+        head, self.prefix = (self.prefix, b"") if n < 0 else (self.prefix[:n], self.prefix[n:])
+        rest = self.fh.read(-1 if n < 0 else n - len(head)) if n < 0 or len(head) < n else b""
+        self.pos += len(head) + len(rest)
+        return head + rest
+
+    def tell(self) -> int:
+        return self.pos
+
+
+def _read_npy(fh: _Prefixed, where: str, name: str, size: int | None) -> Problem:
+    fmt = np.lib.format
     try:
-        major, _ = fmt.read_magic(buf)
-        if major in (1, 2):  # check the announced size before numpy allocates it
-            shape, _, dtype = (fmt.read_array_header_1_0 if major == 1 else fmt.read_array_header_2_0)(buf)
-            need = buf.tell() + math.prod(shape) * dtype.itemsize
-            if dtype.kind not in "biuf":
-                raise ValueError(f"the array must hold real numbers; got dtype {dtype}")
-            if need != len(raw):
-                raise ValueError(f"the header announces shape {shape} ({need} bytes); the file has "
-                                 f"{len(raw)}")
-        arr = np.load(io.BytesIO(raw), allow_pickle=False)
+        major, _ = fmt.read_magic(fh)
+        if major not in (1, 2, 3):
+            raise ValueError(f"unsupported .npy format version {major}")
+        read_header = fmt.read_array_header_1_0 if major == 1 else fmt.read_array_header_2_0
+        shape, fortran, dtype = read_header(fh)
+        if dtype.kind not in "biuf" or dtype.hasobject:
+            raise ValueError(f"the array must hold real numbers; got dtype {dtype}")
+        count = math.prod(shape)
+        need = fh.tell() + count * dtype.itemsize
+        if size is not None and need != size:  # before numpy allocates what the header announces
+            raise ValueError(f"the header announces shape {shape} ({need} bytes); the file has {size}")
+        data = fh.read(count * dtype.itemsize + 1)
+        if len(data) != count * dtype.itemsize:
+            raise ValueError(f"the header announces shape {shape} ({need} bytes); the file has "
+                             f"{fh.tell() if size is None else size}")
+        arr = np.frombuffer(data, dtype=dtype, count=count).reshape(shape, order="F" if fortran else "C")
     except Exception as exc:  # numpy's header parser raises many kinds (SyntaxError, TokenError, ...)
         raise ValueError(f"{where}: not a readable .npy array: {exc}") from None
-    if not isinstance(arr, np.ndarray) or arr.dtype.kind not in "biuf":
-        raise ValueError(f"{where}: the array must hold real numbers; got {getattr(arr, 'dtype', arr)!r}")
     if arr.ndim != 2 or arr.shape[0] != arr.shape[1]:
         raise ValueError(f"{where}: the array must be a square matrix; got shape {arr.shape}")
     try:
@@ -277,21 +437,33 @@ def _read_npy(raw: bytes, where: str, name: str) -> Problem:
         raise ValueError(f"{where}: {exc}") from None
 
 
-def _detect(raw: bytes) -> str:
-    if raw.startswith(b"\x93NUMPY"):
-        return "npy"
+def _detect(head: bytes) -> str:
+    """The format of a text file from its first block of lines (which holds a token)."""
     found: list[list[bytes]] = []
     pos = 0
-    while len(found) < 2 and pos < len(raw):
-        end = raw.find(b"\n", pos)
-        end = len(raw) if end < 0 else end
-        if words := raw[pos:end].split():
+    while len(found) < 2 and pos < len(head):
+        end = head.find(b"\n", pos)
+        end = len(head) if end < 0 else end
+        if words := head[pos:end].split():
             found.append(words)
         pos = end + 1
-    if found[0][0] in (b"c", b"p"):
+    if found[0][0] in (b"c", b"p") or _DIMACS_HEADER.search(head):
         return "dimacs"
-    two_ints = len(found[0]) == 2 and all(re.fullmatch(rb"[+-]?\d+", w) for w in found[0])
-    return "mdplib" if two_ints and len(found) > 1 and len(found[1]) == 3 else "edgelist"
+    two_numbers = len(found[0]) == 2 and all(_NUMBERISH.fullmatch(w) for w in found[0])
+    return "mdplib" if two_numbers and len(found) > 1 and len(found[1]) == 3 else "edgelist"
+
+
+def _text_start(chunks: Iterator[tuple[int, bytes]]) -> tuple[bytes, list[tuple[int, bytes]]]:
+    """The first blocks up to two non-blank lines (for detection), and the blocks read so far."""
+    taken: list[tuple[int, bytes]] = []
+    head = b""
+    for item in chunks:
+        taken.append(item)
+        if item[1].strip():
+            head += item[1]
+            if sum(1 for line in head.split(b"\n") if line.strip()) >= 2 or len(taken) > 64:
+                break
+    return head, taken
 
 
 def read(path: str | os.PathLike[str], *, format: str | None = None, weighting: str | None = None) -> Problem:
@@ -315,8 +487,8 @@ def read(path: str | os.PathLike[str], *, format: str | None = None, weighting: 
 
     Raises
     ------
-    FileNotFoundError
-        If the file does not exist.
+    FileNotFoundError, OSError
+        If the file does not exist or cannot be read (a directory, a permission).
     ValueError
         For bad arguments and empty or malformed files; the message names the
         file and, where a line is at fault, ``line N``.
@@ -328,20 +500,28 @@ def read(path: str | os.PathLike[str], *, format: str | None = None, weighting: 
     if weighting is not None and format not in (None, "dimacs"):
         raise ValueError(f"weighting='mod200' applies only to format='dimacs'; got format={format!r}")
     path = Path(path)
-    raw = path.read_bytes()
     where = str(path)
-    if not raw.strip():
-        raise ValueError(f"{where}: the file is empty")
-    fmt = format or _detect(raw)
-    if weighting is not None and fmt != "dimacs":
-        raise ValueError(f"weighting='mod200' applies only to DIMACS files; {where} reads as {fmt!r}")
-    if fmt == "mdplib":
-        return _read_mdplib(raw, where, path.stem)
-    if fmt == "dimacs":
-        return _read_dimacs(raw, where, path.stem, weighting)
-    if fmt == "edgelist":
-        return _read_edgelist(raw, where, path.stem)
-    return _read_npy(raw, where, path.stem)
+    with open(path, "rb") as fh:
+        info = os.fstat(fh.fileno())
+        size = info.st_size if stat.S_ISREG(info.st_mode) else None  # unknown for devices and pipes
+        magic = fh.read(len(_NPY_MAGIC))
+        if format == "npy" or (format is None and magic == _NPY_MAGIC):
+            if weighting is not None:
+                raise ValueError(f"weighting='mod200' applies only to DIMACS files; {where} reads as 'npy'")
+            return _read_npy(_Prefixed(magic, fh), where, path.stem, size)
+        blocks = _chunks(fh, where, magic)
+        head, taken = _text_start(blocks)
+        if not head:
+            raise ValueError(f"{where}: the file is empty")
+        fmt = format or _detect(head)
+        chunks = itertools.chain(taken, blocks)
+        if weighting is not None and fmt != "dimacs":
+            raise ValueError(f"weighting='mod200' applies only to DIMACS files; {where} reads as {fmt!r}")
+        if fmt == "mdplib":
+            return _read_mdplib(chunks, where, path.stem, size)
+        if fmt == "dimacs":
+            return _read_dimacs(chunks, where, path.stem, weighting, size)
+        return _read_edgelist(chunks, where, path.stem)
 
 
 def _edges(problem: Problem) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -298,6 +298,8 @@ def solve(
     problem = as_problem(data, weight=weight)
     k = _check_k(k, problem)
     exact = size == "exact"
+    if problem.n_edges == 0:  # every clique is one vertex: nothing to search (and no O(n) work)
+        return _edgeless(problem, k, exact, method, deadline)
     merged = {**spec.options, **options}
     if "start" in merged:
         merged["start"] = _resolve_start(merged["start"], problem, k, size, deadline, seed, method)
@@ -328,6 +330,20 @@ def solve(
         trace=tuple(out.trace) or ((runtime, value),),
         message=out.message,
     )
+
+
+def _edgeless(problem: Problem, k: int, exact: bool, method: str, deadline: Deadline) -> Solution:
+    """The answer on a graph without edges: vertex 0 (weight 0) when one vertex may do."""
+    if exact and k > 1:
+        return Solution(nodes=(), indices=np.empty(0, dtype=np.int64), weight=math.nan, status=Status.INFEASIBLE,
+                        method=method, runtime=deadline.elapsed(),
+                        message=f"the graph has no edges, so no clique has k = {k} vertices")
+    idx = np.zeros(1, dtype=np.int64)
+    idx.flags.writeable = False
+    runtime = deadline.elapsed()
+    return Solution(nodes=problem.label_of(idx), indices=idx, weight=0.0, status=Status.OPTIMAL, method=method,
+                    bound=0.0, gap=0.0, runtime=runtime, trace=((runtime, 0.0),),
+                    message="the graph has no edges: every clique is a single vertex of weight 0")
 
 
 def _resolve_start(

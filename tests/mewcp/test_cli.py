@@ -167,3 +167,20 @@ def test_ilp_json_output_is_clean():
     assert done.returncode == 0, done.stderr
     out = json.loads(done.stdout)  # nothing but the JSON object on stdout (no solver banner)
     assert out["status"] == "optimal" and out["weight"] == pytest.approx(121.24863)
+
+
+@pytest.mark.parametrize(
+    ("target", "message"),
+    [
+        ("/dev/zero", "mewcp: error: /dev/zero, line 1: longer than 1,048,576 bytes (not a text instance file)"),
+        ("DIR", "mewcp: error: cannot read DIR: Is a directory"),
+        ("EMPTY", "mewcp: error: EMPTY: the file is empty"),
+    ],
+)
+def test_hostile_files_exit_2_with_one_line_and_no_hang(tmp_path, target, message):
+    (tmp_path / "empty.txt").write_bytes(b"")
+    path = {"DIR": str(tmp_path), "EMPTY": str(tmp_path / "empty.txt")}.get(target, target)
+    done = subprocess.run([sys.executable, "-m", "mewcp", "solve", path, "-k", "2"], capture_output=True,
+                          text=True, check=False, timeout=60)  # a hang fails the test, not CI
+    assert done.returncode == 2
+    assert done.stderr == message.replace(target, path) + "\n" and done.stdout == ""

@@ -289,8 +289,11 @@ HOSTILE = [
     ("loop.txt", "3 2\n0 1 1\n2 2 2\n1 2 3\n", None, r"line 3: pair \(2, 2\) is a self-loop"),
     ("twice.txt", "3 2\n0 1 1\n\n1 0 2\n1 2 3\n", None,
      r"line 4: pair \(1, 0\) repeats the pair given on line 2"),
-    ("fewer.txt", "3 2\n0 1 1\n0 2 2\n", None,
+    ("fewer.txt", "3 2\n0 1 1.0000000\n0 2 2.0000000\n", None,
      r"line 1: the header 'n m' announces n = 3, so n\(n-1\)/2 = 3 pair lines, but 2"),
+    ("short.txt", "3 2\n0 1 1\n0 2 2\n", None,  # refused from the file size, before reading on
+     r"line 1: the header 'n m' announces n = 3, so n\(n-1\)/2 = 3 pair lines \(at least 17 bytes\), "
+     r"but the file has 16 bytes"),
     ("more.txt", MDP_OK + "0 1 1\n", None, r"line 5: more pair lines than the n\(n-1\)/2 = 3"),
     ("nan.txt", "3 2\n0 1 1\n0 2 nan\n1 2 3\n", None, r"line 3: weight 'nan' is not finite"),
     ("inf.txt", "3 2\n0 1 1\n0 2 1e400\n1 2 3\n", None, r"line 3: weight '1e400' is not finite"),
@@ -411,3 +414,106 @@ def test_mutated_files_raise_only_value_error(tmp_path: Path) -> None:
             assert path.name in str(exc)
         else:
             assert np.isfinite(p.to_dense()).all()
+
+
+# --- strict syntax, accurate messages, bounded memory ---------------------------------
+
+STRICT = [
+    ("sep_index.txt", "3 2\n0 1 1\n0 1_0 2\n1 2 3\n", None, r"line 3: vertex index '1_0' is not an integer"),
+    ("sep_weight.txt", "3 2\n0 1 1\n0 2 1_0\n1 2 3\n", None, r"line 3: weight '1_0' is not a number"),
+    ("sep_header.txt", "3 1_0\n0 1 1\n0 2 2\n1 2 3\n", None,
+     r"line 1: m in the header 'n m' must be an integer; got '1_0'"),
+    ("float_header.txt", "3.5 2\n0 1 1\n0 2 2\n1 2 3\n", None,
+     r"line 1: n in the header 'n m' must be an integer; got '3.5'"),
+    ("d_sep.clq", "p edge 3 1\ne 1 2_0\n", None, r"line 2: vertex id '2_0' is not an integer"),
+    ("d_sep_header.clq", "p edge 1_0 1\ne 1 2\n", None,
+     r"line 1: N in the header 'p edge N M' must be an integer; got '1_0'"),
+    ("d_e_first.clq", "e 1 2\np edge 3 1\n", None,
+     r"line 1: expected the header 'p edge N M' before any other line; got 'e'"),
+    ("d_more.clq", "p edge 3 1\ne 1 2\ne 2 3\n", None,
+     r"line 3: more 'e' lines than the M = 1 edges the header announces"),
+    ("d_pairs.clq", "p edge 3 4\ne 1 2\ne 2 3\ne 1 3\ne 1 3\n", None,
+     r"line 1: the header announces M = 4 edges but N = 3 vertices have at most N\(N-1\)/2 = 3 pairs"),
+    ("d_short.clq", "p edge 9 5\ne 1 2\n", None,
+     r"line 1: the header announces M = 5 edges \(at least 29 bytes\) but the file has 17 bytes"),
+    ("e_sep.edges", "a b 1_5\n", None, r"line 1: weight '1_5' is not a number"),
+]
+
+
+@pytest.mark.parametrize(("name", "content", "fmt", "pattern"), STRICT, ids=[h[0] for h in STRICT])
+def test_strict_syntax_and_accurate_messages(tmp_path: Path, name: str, content: str, fmt: str | None,
+                                             pattern: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(name) + ", " + pattern + "$"):
+        read(_put(tmp_path, name, content), format=fmt)
+
+
+def test_digit_separators_make_edge_list_labels_strings(tmp_path: Path) -> None:
+    assert read(_put(tmp_path, "l.edges", "1_0 2\n2 3\n")).labels == ("1_0", "2", "3")
+
+
+def test_dev_zero_and_directories_fail_at_once(tmp_path: Path) -> None:
+    start = time.perf_counter()
+    with pytest.raises(ValueError, match=r"^/dev/zero, line 1: longer than 1,048,576 bytes \(not a text instance "
+                                         r"file\)$"):
+        read("/dev/zero")
+    assert time.perf_counter() - start < 5  # one block read, not memory until MemoryError
+    with pytest.raises(IsADirectoryError):
+        read(tmp_path)
+
+
+def test_garbage_costs_one_block(tmp_path: Path) -> None:
+    import tracemalloc
+
+    rng = np.random.default_rng(0)
+    path = tmp_path / "garbage.txt"
+    path.write_bytes(b"3 2\n" + rng.integers(33, 127, 40 << 20, dtype=np.uint8).tobytes())  # 40 MB, one line
+    dimacs = tmp_path / "garbage.clq"
+    dimacs.write_bytes(b"p edge 5 3\n" + b"e 1 2 x\n" * (5 << 20))  # 40 MB of bad edge lines
+    for bad in (path, dimacs):
+        tracemalloc.start()
+        with pytest.raises(ValueError, match=r", line 2: "):
+            read(bad)
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        assert peak < 50 << 20, bad  # the first blocks only (CHUNK_BYTES each), not the whole 40 MB
+
+
+def test_a_huge_edgeless_dimacs_graph_is_cheap(tmp_path: Path) -> None:
+    import tracemalloc
+
+    import mewcp
+
+    tracemalloc.start()
+    p = read(_put(tmp_path, "empty.clq", "p edge 50000000 0\n"))
+    sol = mewcp.solve(p, 1)
+    tracemalloc.stop()
+    assert (p.n, p.n_edges) == (50_000_000, 0)
+    assert sol.status is mewcp.Status.OPTIMAL and sol.nodes == (0,)
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 64])
+def test_reading_in_small_blocks_gives_the_same_problem_and_lines(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                   chunk: int) -> None:
+    import mewcp.io
+
+    texts = {
+        "a.txt": "\n3 2\r\n0 1 1.5\n\n2 0 2\n1 2 3",
+        "a.clq": "c first\nc second\np edge 4 3\ne 1 2 5\nc between\ne 2 3 1.5\nn 1 0\ne 3 4 2\n",
+        "a.edges": "# c\nx y 1\ny z 2 # t\n\nz x 3\n",
+    }
+    whole = {name: read(_put(tmp_path, name, text)) for name, text in texts.items()}
+    bad = {"b.txt": "3 2\n0 1 1\n0 2 2\n\n1 2 x\n", "b.clq": "c\np edge 3 2\ne 1 2\nc\ne 2 q\n",
+           "b.edges": "a b 1\nb c 2\n\n\nc d y\n"}
+    monkeypatch.setattr(mewcp.io, "CHUNK_BYTES", chunk)
+    for name, text in texts.items():
+        again = read(tmp_path / name)
+        assert np.array_equal(again.to_dense(), whole[name].to_dense()) and again.labels == whole[name].labels
+    for name, text in bad.items():
+        with pytest.raises(ValueError, match=r", line 5: "):
+            read(_put(tmp_path, name, text))
+
+
+def test_fortran_order_npy(tmp_path: Path) -> None:
+    w = np.asfortranarray(np.array([[0, 1, 2], [1, 0, 3], [2, 3, 0.0]]))
+    np.save(tmp_path / "f.npy", w)
+    assert np.array_equal(read(tmp_path / "f.npy").dense, w)

@@ -34,6 +34,8 @@ def test_certified_and_never_above_the_optimum(method, inst):
         assert best.found and sol.weight <= best.weight + 1e-9
         assert mewcp.is_clique(data, sol.nodes)
         assert sol.size == k if size == "exact" else 1 <= sol.size <= k
+    elif sol.status is mewcp.Status.INFEASIBLE:  # proven (a graph without edges): brute agrees
+        assert best.status is mewcp.Status.INFEASIBLE
     else:
         assert sol.status is mewcp.Status.NO_SOLUTION
 

@@ -207,8 +207,20 @@ def test_brute_refuses_large_instances():
     with pytest.raises(ValueError, match=r"method='brute' would enumerate up to 1.38e\+11 sets for n=40, k=20; its limit is 1,000,000,000"):
         mewcp.solve(np.zeros((40, 40)), 20, "brute")
     with pytest.raises(ValueError, match="method='brute' is for tiny graphs: n=2001 exceeds its limit of 2000 vertices"):
-        mewcp.solve(sp.eye_array(2001, format="csr") * 0 + sp.csr_array((2001, 2001)), 1, "brute")
-    
+        mewcp.solve(sp.csr_array(([1.0, 1.0], ([0, 1], [1, 0])), shape=(2001, 2001)), 1, "brute")
+
+
+@pytest.mark.parametrize("method", [m.name for m in mewcp.methods() if m.available])
+def test_a_graph_without_edges_is_answered_at_once(method):
+    big = mewcp.as_problem(sp.csr_array((2_000_000, 2_000_000)))  # no edges: no O(n) search may start
+    sol = mewcp.solve(big, 1, method)
+    assert (sol.status, sol.nodes, sol.weight, sol.bound) == (mewcp.Status.OPTIMAL, (0,), 0.0, 0.0)
+    assert sol.message == "the graph has no edges: every clique is a single vertex of weight 0"
+    assert mewcp.solve(big, 5, method, size="at_most").nodes == (0,)
+    none = mewcp.solve(big, 2, method)
+    assert (none.status, none.nodes) == (mewcp.Status.INFEASIBLE, ())
+    assert none.message == "the graph has no edges, so no clique has k = 2 vertices"
+    assert mewcp.solve(np.zeros((1, 1)), 1, method).status is mewcp.Status.OPTIMAL
 
 def test_brute_honours_the_time_limit():
     w = random_symmetric(90, np.random.default_rng(0))
