@@ -1,0 +1,49 @@
+"""The numba warm-up: every kernel compiled once, so a first call honours a short time limit."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import mewcp
+
+ROOT = Path(__file__).resolve().parents[2]
+MDG = ROOT / "instances" / "mdplib" / "MDG-a" / "MDG-a_1_n500_m50.txt"
+#: What a first call may take beyond its time limit once the cache is warm: loading the
+#: cached machine code, reading nothing (the instance is read before the clock starts).
+FIRST_CALL_MARGIN = 1.0
+
+FIRST_CALLS = """
+import json, sys, time
+import mewcp
+from mewcp.warmup import kernel_dispatchers
+problem = mewcp.read(sys.argv[1])
+out = {}
+for method in sys.argv[2:]:
+    start = time.perf_counter()
+    sol = mewcp.solve(problem, None, method, time_limit=0.2, seed=0)
+    out[method] = [time.perf_counter() - start, sol.status.value]
+out["compiled"] = sorted(n for n, d in kernel_dispatchers().items() if sum(d.stats.cache_misses.values()))
+print(json.dumps(out))
+"""
+
+
+def test_warm_up_then_first_calls_compile_nothing_and_keep_a_short_time_limit() -> None:
+    done = subprocess.run([sys.executable, "-m", "mewcp.warmup"], capture_output=True, text=True, timeout=600,
+                          check=False, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    m = re.fullmatch(r"mewcp: (\d+) of (\d+) numba kernels called by the solvers compiled or loaded from the "
+                     r"cache in [\d.]+ s\n", done.stdout)
+    assert m and m[1] == m[2] and int(m[1]) >= 10, done.stdout
+    names = [x.name for x in mewcp.methods() if x.available and (x.kind == "heuristic" or x.name == "bnb")]
+    fresh = subprocess.run([sys.executable, "-c", FIRST_CALLS, str(MDG), *names], capture_output=True, text=True,
+                           timeout=300, check=False, cwd=ROOT)  # a new process: nothing compiled in memory
+    assert fresh.returncode == 0, fresh.stderr
+    out = json.loads(fresh.stdout)
+    assert out.pop("compiled") == []  # every kernel came from the on-disk cache
+    for method, (seconds, status) in out.items():
+        assert status in ("feasible", "optimal"), method
+        assert seconds < 0.2 + FIRST_CALL_MARGIN, (method, seconds)
