@@ -38,6 +38,11 @@ from mewcp.solvers.local_search import DEFAULT_PATIENCE, solve_local_search, sol
 
 __all__ = ["Method", "methods", "objective", "is_clique", "solve"]
 
+#: An exact method's named start heuristic gets at most this share of the time limit
+#: and this patience (its answer is only the incumbent the proof starts from).
+EXACT_START_SHARE = 0.2
+EXACT_START_PATIENCE = 20
+
 Size = Literal["exact", "at_most"]
 SIZES = ("exact", "at_most")
 
@@ -360,7 +365,11 @@ def _resolve_start(
         remaining = deadline.remaining()
         if remaining <= 0:
             return None
-        bounded = {"patience": DEFAULT_PATIENCE} if "patience" in _REGISTRY[start].options else {}
+        exact_method = _REGISTRY[method].kind == "exact"  # a start for an exact method: short
+        if exact_method:
+            remaining *= EXACT_START_SHARE
+        patience = EXACT_START_PATIENCE if exact_method else DEFAULT_PATIENCE
+        bounded = {"patience": patience} if "patience" in _REGISTRY[start].options else {}
         found = solve(problem, k, start, size=size, time_limit=None if math.isinf(remaining) else remaining,
                       seed=seed, **bounded)
         return np.array(found.indices) if found.found else None

@@ -246,20 +246,25 @@ def expand(w, adj, verts, sig, m, r, exact, target, out_rem, out_branch, scratch
 
 @njit(cache=True)
 def search(w, adj, k, exact, s, sig, rem, bl, lv, fw, best, scratch_i, scratch_f, heaps, budget, rtol):  # pragma: no cover
-    """Run the depth-first search for at most ``budget`` nodes; returns nodes visited.
+    """Run the depth-first search for about ``budget`` units of work; returns nodes visited.
+
+    Expanding a node with m candidates costs ``1 + m * m // 32`` units (its bound is
+    quadratic), so a call's running time is bounded whatever the node sizes.
 
     ``fw[k + 1]`` holds the incumbent weight (``-inf`` without one), ``best[:best[k]]``
     its vertices; ``best[k + 1]`` the current depth, -1 once the search is exhausted.
     A node is pruned when its bound is at most ``best + rtol * max(1, |best|)``.
     """
     nodes = 0
+    work = 0
     depth = best[k + 1]
-    while depth >= 0 and nodes < budget:
+    while depth >= 0 and work < budget:
         d = depth
         if lv[d, 4]:
             lv[d, 4] = 0
             nodes += 1
             m = lv[d, 0]
+            work += 1 + m * m // 32
             cw = fw[d]
             if d >= 1 and (d == k or not exact) and cw > fw[k + 1]:
                 fw[k + 1] = cw
@@ -303,12 +308,14 @@ def search(w, adj, k, exact, s, sig, rem, bl, lv, fw, best, scratch_i, scratch_f
 
 
 @njit(cache=True)
-def open_bound(w, adj, k, exact, s, sig, rem, lv, fw, best, scratch_i, scratch_f, heaps):  # pragma: no cover
+def open_bound(w, adj, k, exact, s, sig, rem, bl, lv, fw, best, scratch_i, scratch_f, heaps, max_work):  # pragma: no cover
     """An upper bound on every clique the stopped search has not yet ruled out.
 
     For each level on the stack, the bound of `expand` with nothing pruned (every
     candidate placed) over the candidates not yet branched on, plus ``W(C)``; the
-    largest of these and the incumbent. ``-inf`` when nothing is open and there is
+    largest of these and the incumbent. Once about ``max_work`` (sum of m^2) is
+    spent, the level reached also counts its current branch, whose bound covers
+    every deeper level, and the walk stops. ``-inf`` when nothing is open and there is
     no incumbent.
     """
     depth = best[k + 1]
@@ -318,22 +325,31 @@ def open_bound(w, adj, k, exact, s, sig, rem, lv, fw, best, scratch_i, scratch_f
     sg = np.empty(n, dtype=np.float64)
     junk_rem = np.empty(n, dtype=np.uint8)
     junk_branch = np.empty(n, dtype=np.int64)
+    work = 0
     for d in range(depth + 1):
         r = k - d
         if r == 0:
             continue
-        m = 0
         fresh = lv[d, 4] == 1
-        if not fresh and lv[d, 2] >= lv[d, 1]:
+        size = lv[d, 0]
+        # the last level evaluated also takes its current branch, covering every deeper level
+        last = d == depth or work + size * size > max_work
+        current = lv[d, 2] - 1 if (last and not fresh and lv[d, 2] > 0) else -1
+        if current >= 0:
+            current = bl[d, current]
+        if not last and not fresh and lv[d, 2] >= lv[d, 1]:
             continue  # only placed vertices left: bounded by the incumbent when expanded
-        for j in range(lv[d, 0]):
-            if fresh or rem[d, j] == 0:
+        m = 0
+        for j in range(size):
+            if fresh or rem[d, j] == 0 or j == current:
                 verts[m] = s[d, j]
                 sg[m] = sig[d, j]
                 m += 1
-        if m == 0 or (exact and m < r):
-            continue
-        _, up = expand(w, adj, verts, sg, m, r, exact, np.inf, junk_rem, junk_branch, scratch_i, scratch_f, heaps)
-        if up != _NEG and fw[d] + up > out:
-            out = fw[d] + up
+        work += m * m
+        if m > 0 and not (exact and m < r):
+            _, up = expand(w, adj, verts, sg, m, r, exact, np.inf, junk_rem, junk_branch, scratch_i, scratch_f, heaps)
+            if up != _NEG and fw[d] + up > out:
+                out = fw[d] + up
+        if last:
+            break
     return out

@@ -52,6 +52,8 @@ BNB_MAX_N = 8_000
 #: Relative optimality tolerance: a subtree is pruned when its bound is at most
 #: ``best + RTOL * max(1, |best|)``.
 RTOL = 1e-9
+#: Work (sum of squared candidate-set sizes) spent on the bound of a stopped search.
+OPEN_BOUND_WORK = 2_000_000
 #: Target wall-clock seconds of one kernel call (the time limit's granularity).
 CHUNK_SECONDS = 0.02
 
@@ -113,7 +115,7 @@ def solve_bnb(problem: Problem, k: int, *, exact: bool, deadline: Deadline, seed
         best[: pos.size] = pos
         best[k] = pos.size
         trace.append((deadline.elapsed(), float(fw[k + 1])))
-    nodes, budget = 0, 64
+    nodes, budget = 0, 256
     while True:
         if deadline.expired():
             break
@@ -126,7 +128,7 @@ def solve_bnb(problem: Problem, k: int, *, exact: bool, deadline: Deadline, seed
             trace.append((deadline.elapsed(), float(fw[k + 1])))
         if best[k + 1] < 0:
             break
-        budget = int(min(max(budget * min(4.0, CHUNK_SECONDS / max(spent, 1e-6)), 16), 1 << 30))
+        budget = int(min(max(budget * min(4.0, CHUNK_SECONDS / max(spent, 1e-6)), 64), 1 << 40))
     found = best[k] > 0
     idx = keep[np.sort(best[: best[k]])] if found else None
     if best[k + 1] < 0:
@@ -135,7 +137,8 @@ def solve_bnb(problem: Problem, k: int, *, exact: bool, deadline: Deadline, seed
                                 message=f"search exhausted: the graph has no clique of size {k}")
         return SolverOutput(idx, Status.OPTIMAL, n_iter=nodes, bound=float(fw[k + 1]), trace=trace,
                             message=f"search exhausted after {nodes:,} nodes")
-    bound = float(kernel.open_bound(w, adj, k, exact, s, sig, rem, lv, fw, best, scratch_i, scratch_f, heaps))
+    bound = float(kernel.open_bound(w, adj, k, exact, s, sig, rem, bl, lv, fw, best, scratch_i, scratch_f, heaps,
+                                    OPEN_BOUND_WORK))
     if not found:
         if bound == -np.inf:
             return SolverOutput(None, Status.INFEASIBLE, n_iter=nodes, trace=trace,

@@ -59,8 +59,11 @@ def test_a_time_limited_run_is_never_optimal(backend):
     sol = mewcp.solve(p, method="ilp", backend=backend, formulation="plain", time_limit=1.0,
                       start=list(range(15)))
     assert sol.status is mewcp.Status.FEASIBLE
-    assert sol.bound is not None and sol.bound > sol.weight and sol.gap > 0
-    assert sol.runtime < 5
+    if backend == "highs":  # its dual bound is streamed from the solver as it improves
+        assert sol.bound is not None and sol.bound > sol.weight and sol.gap > 0
+    else:  # scipy reports nothing until it returns; a run stopped from outside has no bound
+        assert sol.bound is None or sol.bound > sol.weight
+    assert sol.runtime < 1.0 + 2.0  # generous: the machine may be shared
 
 
 def test_the_warm_start_is_kept_when_not_improved():
@@ -81,3 +84,23 @@ def test_option_errors():
 def test_listed_as_available():
     ilp = next(m for m in mewcp.methods() if m.name == "ilp")
     assert ilp.available and ilp.kind == "exact" and ilp.extra == "ilp"
+
+
+@pytest.mark.parametrize("backend", ["highs", "scipy"])
+def test_the_time_limit_holds_on_a_large_model(backend):
+    """A 300-vertex complete graph: 45,000 y columns; building and solving stay inside the limit."""
+    w = np.random.default_rng(0).uniform(0, 10, size=(300, 300))
+    w = np.triu(w, 1) + np.triu(w, 1).T
+    start = list(range(30))
+    sol = mewcp.solve(w, 30, "ilp", backend=backend, time_limit=1.0, start=start)
+    assert sol.status is mewcp.Status.FEASIBLE
+    assert sol.weight >= mewcp.objective(w, start) - 1e-9  # never worse than the start
+    assert sol.runtime < 1.0 + 3.0  # generous: the machine may be shared
+
+
+def test_a_limit_spent_before_the_model_is_built_returns_the_start_without_a_bound():
+    w = np.random.default_rng(1).uniform(0, 10, size=(40, 40))
+    w = np.triu(w, 1) + np.triu(w, 1).T
+    sol = mewcp.solve(w, 5, "ilp", time_limit=1e-9, start=[0, 1, 2, 3, 4])
+    assert sol.status is mewcp.Status.FEASIBLE and sol.nodes == (0, 1, 2, 3, 4)
+    assert sol.bound is None and "before the model was built" in sol.message
