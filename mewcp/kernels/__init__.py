@@ -1,8 +1,16 @@
 """numba kernels: arrays in, arrays out; no validation, no clocks, no Python objects.
 
-One module per concern; each is tested against a plain-Python reference in
-``tests/mewcp``. Callers (the solver modules) validate inputs, bound each call's
-work so time limits can be checked between calls, and convert results.
+One module per concern: `gains` (the gain vector), `peel` (EHGP), `swap` (swap
+searches on complete graphs), `clique` (ADD/SWAP/DROP searches on general graphs),
+`bnb` (branch and bound), `checks` (asymmetry, set weights, brute-force enumeration).
+Callers (the solver modules) validate inputs, bound each call's work so time limits
+can be checked between calls, and convert results.
+
+Each kernel is tested against a plain-Python reference: `gains`, `checks`, `swap` and
+`clique` in ``tests/mewcp/test_kernels.py``, `peel` against the SIRFP paper's
+Algorithm 1 verbatim in ``tests/mewcp/test_greedy.py``, `bnb` through its solver
+against brute force in ``tests/mewcp/test_bnb.py``. ``python -m mewcp.warmup``
+compiles them all into numba's on-disk cache.
 """
 
 from mewcp.kernels.checks import dense_set_weight, enumerate_cliques_from, max_asymmetry, sparse_set_weight

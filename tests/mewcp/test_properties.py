@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import mewcp
@@ -94,3 +94,32 @@ def test_affine_invariance_of_the_exact_size_optimum(method, inst, scale, shift)
         assert b.weight == pytest.approx(scale * a.weight + shift * k * (k - 1) / 2, rel=1e-9, abs=1e-9)
         if method == "brute" and k >= 2:
             assert b.indices.tolist() == a.indices.tolist()
+
+
+# The search methods and ilp: fewer, small examples (each solve runs a search or a MILP).
+SEARCH = {"local_search": {"max_iters": 200}, "tabu": {"max_iters": 300}, "memetic": {"max_iters": 300},
+          "ilp": {"start": None}}  # the MILP alone (its default start runs tabu first)
+SEARCH_METHODS = [m for m in SEARCH if next(x for x in mewcp.methods() if x.name == m).available]
+
+
+@pytest.mark.parametrize("method", SEARCH_METHODS)
+@settings(max_examples=20)
+@given(inst=instances(max_n=8), seed=st.integers(0, 2**16))
+def test_search_methods_are_certified_reproducible_and_never_above_brute(method, inst, seed):
+    data, k, size = inst
+    best = mewcp.solve(data, k, "brute", size=size)
+    sol = mewcp.solve(data, k, method, size=size, seed=seed, **SEARCH[method])
+    if sol.found:
+        assert mewcp.is_clique(data, sol.nodes)
+        assert (sol.size == k) if size == "exact" else (1 <= sol.size <= k)
+        assert sol.weight == pytest.approx(mewcp.objective(data, sol.nodes), abs=1e-12)
+        assert best.found and sol.weight <= best.weight + 1e-9
+    else:
+        assert sol.nodes == () and np.isnan(sol.weight)
+        assert sol.status is not mewcp.Status.INFEASIBLE or best.status is mewcp.Status.INFEASIBLE
+    if sol.status is mewcp.Status.OPTIMAL:  # a proof must agree with brute force
+        assert sol.weight == pytest.approx(best.weight, abs=1e-9)
+    if method == "ilp":  # exact and small: it proves the optimum or the infeasibility
+        assert sol.status is best.status
+    again = mewcp.solve(data, k, method, size=size, seed=seed, **SEARCH[method])
+    assert again.indices.tolist() == sol.indices.tolist() and again.status is sol.status

@@ -1,0 +1,301 @@
+"""Every numba kernel against a plain-Python reference (peel: see test_greedy.py)."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from mewcp.kernels import checks, clique, gains, swap
+from tests.mewcp.helpers import random_graph, random_symmetric
+
+
+def weight_of(w: np.ndarray, members) -> float:
+    members = list(members)
+    return sum(w[a][b] for i, a in enumerate(members) for b in members[i + 1:])
+
+
+def csr(w: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    m = sp.csr_array((w[mask.nonzero()], mask.nonzero()), shape=w.shape)  # explicit entries on the mask
+    m.sort_indices()
+    return m.indptr.astype(np.int64), m.indices.astype(np.int64), m.data.astype(np.float64)
+
+
+def is_clique(mask: np.ndarray, members) -> bool:
+    return all(mask[a, b] for a, b in itertools.combinations(members, 2))
+
+
+# --------------------------------------------------------------------- gains
+
+
+@pytest.mark.parametrize("m", [0, 1, 3, 4, 7, 12])
+def test_set_gains_is_the_plain_loop_bit_for_bit(m):
+    rng = np.random.default_rng(m)
+    w = random_symmetric(13, rng, negative=True)
+    members = rng.permutation(13)[:m].astype(np.int64)
+    ref = np.zeros(13)
+    for u in members:  # the same order of additions
+        for i in range(13):
+            ref[i] += w[u, i]
+    assert np.array_equal(gains.set_gains(w, members), ref)
+
+
+def test_swap_and_add_gains_update_in_place():
+    rng = np.random.default_rng(1)
+    w = random_symmetric(9, rng)
+    g = gains.set_gains(w, np.array([0, 3, 5], dtype=np.int64))
+    gains.swap_gains(g, w[7], w[3])  # 7 enters, 3 leaves
+    assert np.allclose(g, [sum(w[u][i] for u in (0, 5, 7)) for i in range(9)], rtol=0, atol=1e-12)
+    gains.add_gains(g, w[2])
+    assert np.allclose(g, [sum(w[u][i] for u in (0, 5, 7, 2)) for i in range(9)], rtol=0, atol=1e-12)
+
+
+# --------------------------------------------------------------------- checks
+
+
+@pytest.mark.parametrize("n", [1, 2, 63, 64, 65, 130])
+def test_max_asymmetry_is_the_largest_difference_and_where(n):
+    rng = np.random.default_rng(n)
+    w = rng.normal(size=(n, n))
+    best, at = 0.0, (0, 0)
+    for i in range(n):
+        for j in range(i + 1, n):
+            d = abs(w[i, j] - w[j, i])
+            if d > best:
+                best, at = d, (i, j)
+    diff, i, j = checks.max_asymmetry(w)
+    assert diff == best and (i, j) == at
+    sym = w + w.T
+    assert checks.max_asymmetry(sym)[0] == 0.0
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_set_weights_dense_and_sparse(seed):
+    rng = np.random.default_rng(seed)
+    w, mask = random_graph(15, 0.5, rng, negative=True)
+    idx = np.sort(rng.permutation(15)[: rng.integers(0, 8)]).astype(np.int64)
+    ref = sum(w[a, b] for a, b in itertools.combinations(idx, 2))
+    pairs = sum(bool(mask[a, b]) for a, b in itertools.combinations(idx, 2))
+    assert checks.dense_set_weight(w, idx) == pytest.approx(ref, abs=1e-12)
+    total, count = checks.sparse_set_weight(*csr(w, mask), idx)
+    assert total == pytest.approx(ref, abs=1e-12) and count == pairs
+
+
+@pytest.mark.parametrize("exact", [True, False])
+@pytest.mark.parametrize("seed", range(4))
+def test_enumerate_cliques_from_finds_the_heaviest_clique_with_that_least_vertex(seed, exact):
+    rng = np.random.default_rng(seed)
+    n, k = 9, 4
+    w, mask = random_graph(n, 0.7, rng, negative=seed % 2 == 1)
+    for first in range(n):
+        ref_w, ref_c = -np.inf, None
+        for size in range(1, k + 1):
+            if exact and size != k:
+                continue
+            for rest in itertools.combinations(range(first + 1, n), size - 1):
+                c = (first, *rest)
+                if is_clique(mask, c) and weight_of(w, c) > ref_w + 1e-12:
+                    ref_w, ref_c = weight_of(w, c), c
+        best = np.empty(k, dtype=np.int64)
+        value, size, visited = checks.enumerate_cliques_from(w, mask, first, k, exact, -np.inf, best, 0)
+        assert visited >= 1
+        if ref_c is None:
+            assert size == 0
+        else:
+            assert value == pytest.approx(ref_w, abs=1e-12) and tuple(best[:size]) == ref_c
+
+
+# --------------------------------------------------------------------- swap
+
+
+def _state(w: np.ndarray, members: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    pos = np.full(w.shape[0], -1, dtype=np.int64)
+    pos[members] = np.arange(members.size)
+    return members.copy(), pos, gains.set_gains(w, members)
+
+
+def _check_state(w: np.ndarray, members: np.ndarray, pos: np.ndarray, g: np.ndarray) -> None:
+    assert len(set(members.tolist())) == members.size
+    assert all(pos[v] == i for i, v in enumerate(members)) and (pos >= 0).sum() == members.size
+    assert np.allclose(g, [sum(w[u][i] for u in members) for i in range(w.shape[0])], rtol=0, atol=1e-9)
+
+
+def test_set_value_and_apply_swap():
+    rng = np.random.default_rng(2)
+    w = random_symmetric(10, rng)
+    members, pos, g = _state(w, np.array([1, 4, 6], dtype=np.int64))
+    assert swap.set_value(g, members) == pytest.approx(weight_of(w, members))
+    swap.apply_swap(w, members, pos, g, 4, 9)
+    assert sorted(members) == [1, 6, 9]
+    _check_state(w, members, pos, g)
+
+
+def local_search_reference(w: np.ndarray, members: list[int]) -> list[int]:
+    """Best-improvement swaps until none improves (plain Python)."""
+    members = list(members)
+    while True:
+        best = (1e-12, None, None)
+        for u in members:
+            for v in range(len(w)):
+                if v not in members:
+                    d = sum(w[v][x] for x in members if x != u) - sum(w[u][x] for x in members if x != u)
+                    if d > best[0]:
+                        best = (d, u, v)
+        if best[1] is None:
+            return members
+        members[members.index(best[1])] = best[2]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_swap_local_search_matches_the_reference(seed):
+    rng = np.random.default_rng(seed)
+    w = random_symmetric(12, rng, negative=seed % 2 == 1)
+    start = rng.permutation(12)[:4].astype(np.int64)
+    members, pos, g = _state(w, start)
+    value, swaps, at_opt = swap.swap_local_search(w, members, pos, g, swap.set_value(g, members), False, 10_000)
+    assert at_opt and sorted(members) == sorted(local_search_reference(w, start.tolist()))
+    assert value == pytest.approx(weight_of(w, members), abs=1e-9)
+    _check_state(w, members, pos, g)
+    members2, pos2, g2 = _state(w, start)  # first improvement ends at a local optimum too
+    value2, _, at_opt2 = swap.swap_local_search(w, members2, pos2, g2, swap.set_value(g2, members2), True, 10_000)
+    assert at_opt2 and sorted(local_search_reference(w, members2.tolist())) == sorted(members2)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_swap_tabu_keeps_its_state_and_best_set_exact(seed):
+    rng = np.random.default_rng(seed)
+    n, k = 14, 5
+    w = random_symmetric(n, rng)
+    members, pos, g = _state(w, rng.permutation(n)[:k].astype(np.int64))
+    value = swap.set_value(g, members)
+    best, tabu = members.copy(), np.zeros(n, dtype=np.int64)
+    value, best_value, stall, done = swap.swap_tabu(
+        w, members, pos, g, value, tabu, 0, 300, best, value, 0, 10**9, 3, 2, float(np.abs(w).max()),
+        np.random.default_rng(seed))
+    assert done == 300
+    _check_state(w, members, pos, g)
+    assert value == pytest.approx(weight_of(w, members), abs=1e-9)
+    assert best_value == pytest.approx(weight_of(w, best), abs=1e-9)
+    brute = max(weight_of(w, c) for c in itertools.combinations(range(n), k))
+    assert best_value == pytest.approx(brute, abs=1e-9)  # 300 tabu moves solve n = 14 exactly
+
+
+def test_perturb_random_members_crossover_and_opposite():
+    rng = np.random.default_rng(3)
+    n, k = 16, 5
+    w = random_symmetric(n, rng)
+    members, pos, _ = _state(w, swap.random_members(n, k, rng))
+    assert len(set(members.tolist())) == k and members.min() >= 0 and members.max() < n
+    before = set(members.tolist())
+    g, value = swap.perturb(w, members, pos, 2, rng)
+    _check_state(w, members, pos, g)
+    assert value == pytest.approx(weight_of(w, members)) and len(before - set(members.tolist())) <= 2
+    a = np.array([0, 1, 2, 3, 4], dtype=np.int64)
+    b = np.array([3, 4, 5, 6, 7], dtype=np.int64)
+    child = swap.backbone_crossover(w, a, b, rng)
+    assert {3, 4} <= set(child.tolist()) <= set(range(8)) and len(set(child.tolist())) == k
+    # the reference: backbone, then the parents in turn give their vertex of greatest gain
+    ref, turn = [3, 4], 0
+    while len(ref) < k:
+        src = [u for u in (a if turn == 0 else b) if u not in ref]
+        if src:
+            ref.append(max(src, key=lambda u: sum(w[u][x] for x in ref)))
+        turn = 1 - turn
+    assert child.tolist() == ref
+    opp = swap.opposite_members(w, a, b, k, rng)
+    assert len(set(opp.tolist())) == k and not set(opp.tolist()) & set(range(8))
+    ref = [int(opp[0])]  # after a random seed vertex: greatest gain among the left-out vertices
+    while len(ref) < k:
+        ref.append(max((v for v in range(8, n) if v not in ref), key=lambda v: sum(w[v][x] for x in ref)))
+    assert opp.tolist() == ref
+
+
+# --------------------------------------------------------------------- clique (general graphs)
+
+
+def _clique_state(w, mask, start, k):
+    indptr, indices, data = csr(w, mask)
+    state = clique.build_state(indptr, indices, data, np.array(start, dtype=np.int64), k)
+    return (indptr, indices, data), list(state)
+
+
+def _check_clique_state(w, mask, state) -> None:
+    members, pos, adj, idsum, g, sums, size, value = state
+    cl = members[:size].tolist()
+    assert is_clique(mask, cl) and value == pytest.approx(weight_of(w, cl), abs=1e-9)
+    n = w.shape[0]
+    assert adj.tolist() == [sum(bool(mask[u, v]) for u in cl) for v in range(n)]
+    assert idsum.tolist() == [sum(u for u in cl if mask[u, v]) for v in range(n)]
+    assert np.allclose(g, [sum(w[u, v] for u in cl if mask[u, v]) for v in range(n)], rtol=0, atol=1e-9)
+    assert sums[0] == sum(cl) and all(pos[v] == i for i, v in enumerate(cl))
+
+
+def all_moves(w, mask, cl, k):
+    """The module's neighbourhood, by brute force, with each move's value change: ADD v
+    (size < k); SWAP u -> v where v misses exactly u, or where v is adjacent to every
+    member and the clique is full; DROP u (size > 1)."""
+    n, out = w.shape[0], []
+    for v in set(range(n)) - set(cl):
+        full = is_clique(mask, cl + [v])
+        if len(cl) < k and full:
+            out.append((clique.ADD, -1, v, weight_of(w, cl + [v]) - weight_of(w, cl)))
+        for u in cl:
+            new = [x for x in cl if x != u] + [v]
+            misses_only_u = not full and is_clique(mask, new)
+            if misses_only_u or (full and len(cl) == k):
+                out.append((clique.SWAP, u, v, weight_of(w, new) - weight_of(w, cl)))
+    if len(cl) > 1:
+        out += [(clique.DROP, u, -1, weight_of(w, [x for x in cl if x != u]) - weight_of(w, cl)) for u in cl]
+    return out
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_best_move_is_the_best_of_all_moves(seed):
+    rng = np.random.default_rng(seed)
+    n, k = 12, 4
+    w, mask = random_graph(n, 0.6, rng, negative=seed % 2 == 0)
+    csr_arrays, state = _clique_state(w, mask, [int(rng.integers(n))], k)
+    _check_clique_state(w, mask, state)
+    seen, cand = np.zeros(n + 1, dtype=np.int64), np.empty(n, dtype=np.int64)
+    for step in range(6):
+        members, pos, adj, idsum, g, sums, size, value = state
+        cl = members[:size].tolist()
+        moves = all_moves(w, mask, cl, k)
+        kind, u, v, d = clique.best_move(*csr_arrays, members, pos, adj, idsum, g, sums, size, k, False, value,
+                                         -np.inf, np.zeros(n, dtype=np.int64), 0, False, seen, step + 1, cand,
+                                         np.random.default_rng(step))
+        if not moves:
+            assert kind == -1
+            break
+        assert d == pytest.approx(max(m[3] for m in moves), abs=1e-9)
+        assert any((kind, u, v) == m[:3] and m[3] == pytest.approx(d, abs=1e-9) for m in moves)
+        state[6] = clique.apply_move(*csr_arrays, members, pos, adj, idsum, g, sums, size, kind, u, v)
+        state[7] = value + d
+        _check_clique_state(w, mask, state)
+    w_uv = clique.edge_weight(*csr_arrays, 0, 1)
+    assert (w_uv == w[0, 1]) if mask[0, 1] else np.isnan(w_uv)
+
+
+@pytest.mark.parametrize("exact", [True, False])
+@pytest.mark.parametrize("seed", range(4))
+def test_clique_search_keeps_a_clique_and_finds_the_optimum(seed, exact):
+    rng = np.random.default_rng(seed)
+    n, k = 12, 4
+    w, mask = random_graph(n, 0.6, rng, negative=seed % 2 == 1)
+    csr_arrays, state = _clique_state(w, mask, [0], k)
+    members, pos, adj, idsum, g, sums, size, value = state
+    best = np.empty(k, dtype=np.int64)
+    out = clique.clique_search(*csr_arrays, members, pos, adj, idsum, g, sums, size, value, k, exact, True, False,
+                               np.zeros(n, dtype=np.int64), 0, 3000, best, 0, -np.inf, 0, 10**9, 3,
+                               np.zeros(n + 1, dtype=np.int64), np.random.default_rng(seed))
+    size, value, best_size, best_value = out[:4]
+    _check_clique_state(w, mask, [members, pos, adj, idsum, g, sums, size, value])
+    sizes = [k] if exact else range(1, k + 1)
+    cliques = [c for s in sizes for c in itertools.combinations(range(n), s) if is_clique(mask, c)]
+    if not cliques:
+        assert best_size == 0
+        return
+    assert is_clique(mask, best[:best_size].tolist()) and best_value == pytest.approx(weight_of(w, best[:best_size]))
+    assert best_value == pytest.approx(max(max(weight_of(w, c) for c in cliques), 0.0 if not exact else -np.inf))
