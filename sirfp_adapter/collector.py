@@ -23,11 +23,22 @@ in-place update per layer and step, no host transfer until `matrices()`. Under
 ``torch.distributed`` each step's ``r`` is all-reduced (mean over ranks) before the
 update, so every rank holds the same matrices. Hooks are removed when the context
 exits, even on an exception; nothing is stored on the modules.
+
+Non-finite activations. A batch whose measure is not finite (NaN or inf in the
+activations, e.g. a diverging step or a float16 overflow) is **skipped and counted**:
+the layer's EMA keeps its value, `skipped()` counts the batch, and `matrices()` warns
+(``RuntimeWarning``) naming each layer with new skips, how many of its measured batches
+were skipped and the number of the first one (the k-th batch measured for that layer;
+with ``every=N`` in training mode, roughly forward pass ``N (k - 1) + 1``). The test runs on the device (no host
+synchronisation); under ``torch.distributed`` the all-reduced matrix is non-finite on
+every rank when it is on one, so all ranks skip the same batches. A layer whose every
+batch was skipped has no matrix. An EMA is never poisoned by one bad batch.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import warnings
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -123,7 +134,12 @@ class RedundancyCollector:
         self._modules = {n: modules[n] for n in names}
         self._ema: dict[str, torch.Tensor] = {}
         self._calls: dict[str, int] = {n: 0 for n in names}
-        self._updates: dict[str, int] = {n: 0 for n in names}
+        # per layer, on the EMA's device (no host synchronisation in update): batches folded in,
+        # batches skipped as non-finite, number of the first skipped batch (1-based; -1: none)
+        self._updates: dict[str, torch.Tensor | int] = {n: 0 for n in names}
+        self._skipped: dict[str, torch.Tensor | int] = {n: 0 for n in names}
+        self._first_skip: dict[str, torch.Tensor | int] = {n: -1 for n in names}
+        self._warned: dict[str, int] = {n: 0 for n in names}
         self._positions: dict[str, int] = {}
         self._handles: list[torch.utils.hooks.RemovableHandle] = []
 
@@ -175,59 +191,172 @@ class RedundancyCollector:
             torch.distributed.all_reduce(r, op=torch.distributed.ReduceOp.SUM)
             r /= torch.distributed.get_world_size()
         fresh = 1.0 - r
+        ok = torch.isfinite(fresh).all()  # a device scalar: no host synchronisation
         self._positions[name] = int(x[0, 0].numel()) if x.dim() > 2 else 1
-        n = self._updates[name] + 1
         ema = self._ema.get(name)
-        if ema is None or ema.shape != fresh.shape:
-            ema = self._ema[name] = torch.zeros_like(fresh) if self.start == "zero" else fresh
-            if self.start != "zero":
-                self._updates[name] = n
-                return
-        rate = max(1.0 - self.decay, 1.0 / n) if self.start == "mean" else 1.0 - self.decay
-        ema.mul_(1.0 - rate).add_(fresh, alpha=rate)
-        self._updates[name] = n
+        if ema is None or ema.shape != fresh.shape:  # first batch (or the layer changed width)
+            ema = self._ema[name] = torch.zeros_like(fresh)
+            self._updates[name] = torch.zeros((), dtype=torch.int64, device=fresh.device)
+            self._skipped[name] = torch.zeros((), dtype=torch.int64, device=fresh.device)
+            self._first_skip[name] = torch.full((), -1, dtype=torch.int64, device=fresh.device)
+        updates = self._as_device_count(name, self._updates, ema)
+        skipped = self._as_device_count(name, self._skipped, ema)
+        first = self._as_device_count(name, self._first_skip, ema)
+        first.copy_(torch.where(~ok & (first < 0), updates + skipped + 1, first))  # 1-based batch number
+        if self.start == "zero":
+            blended = ema * self.decay + fresh * (1.0 - self.decay)
+        else:
+            # the n-th finite batch's weight: 1 for the first, then 1 - decay ("first") or
+            # max(1 - decay, 1 / n) ("mean")
+            n = (updates + 1).to(fresh.dtype)
+            rate = torch.clamp(1.0 / n, min=1.0 - self.decay) if self.start == "mean" \
+                else torch.where(updates > 0, 1.0 - self.decay, 1.0).to(fresh.dtype)
+            blended = ema * (1.0 - rate) + fresh * rate
+        ema.copy_(torch.where(ok, blended, ema))
+        updates += ok
+        skipped += ~ok
+
+    def _as_device_count(self, name: str, counts: dict[str, torch.Tensor | int], like: torch.Tensor) -> torch.Tensor:
+        value = counts[name]
+        if not isinstance(value, torch.Tensor) or value.device != like.device:
+            value = counts[name] = torch.as_tensor(value, dtype=torch.int64).to(like.device)
+        return value
 
     def matrices(self, layers: Iterable[str] | None = None) -> dict[str, np.ndarray]:
-        """Each layer's current edge-weight matrix as float64 numpy (layers seen so far;
-        only ``layers`` when given)."""
-        names = self._modules if layers is None else layers
-        return {n: self._ema[n].double().cpu().numpy() for n in names if n in self._ema}
+        """Each layer's current edge-weight matrix as float64 numpy (layers with at least one
+        finite batch; only ``layers`` when given); warns about batches skipped since the
+        last call (see the module Notes)."""
+        names = list(self._modules) if layers is None else [n for n in layers if n in self._modules]
+        updates, skipped = self.updates(), self.skipped()
+        fresh = [n for n in names if skipped[n] > self._warned[n]]
+        if fresh:
+            parts = [f"{n!r}: {skipped[n]} of {skipped[n] + updates[n]} batches "
+                     f"(first: batch {int(self._first_skip[n])})" for n in fresh]
+            warnings.warn("RedundancyCollector skipped batches with non-finite activations (NaN or inf), "
+                          "which the statistics ignore: " + "; ".join(parts), RuntimeWarning, stacklevel=2)
+            for n in fresh:
+                self._warned[n] = skipped[n]
+        return {n: self._ema[n].double().cpu().numpy() for n in names if n in self._ema and updates[n] > 0}
 
     def positions(self) -> dict[str, int]:
         """Spatial positions (``H * W``) of each layer's last measured maps."""
         return dict(self._positions)
 
     def updates(self) -> dict[str, int]:
-        """How many batches each layer's EMA has absorbed."""
-        return dict(self._updates)
+        """How many batches each layer's EMA has absorbed (skipped batches excluded)."""
+        return {n: int(v) for n, v in self._updates.items()}
+
+    def skipped(self) -> dict[str, int]:
+        """How many batches of each layer were skipped because their measure was not finite."""
+        return {n: int(v) for n, v in self._skipped.items()}
 
     # ------------------------------------------------------------------ checkpoints
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to resume collection (tensors on their devices)."""
+        updates = self.updates()
         return {
             "measure": self.measure_name,
             "decay": self.decay,
-            "ema": {n: t.clone() for n, t in self._ema.items()},
+            "ema": {n: t.clone() for n, t in self._ema.items() if updates[n] > 0},
             "calls": dict(self._calls),
-            "updates": dict(self._updates),
+            "updates": updates,
+            "skipped": self.skipped(),
             "positions": dict(self._positions),
         }
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Resume from `state_dict()`; the measure and layers must match."""
-        if state.get("measure") != self.measure_name:
-            raise ValueError(f"state was collected with measure {state.get('measure')!r}, "
-                             f"this collector uses {self.measure_name!r}")
-        unknown = sorted(set(state["ema"]) - set(self._modules))
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Resume from `state_dict()`; the measure and layers must match.
+
+        Everything is checked before anything changes: the keys; the layer names (those
+        this collector watches, no other); each matrix ``C x C`` for its layer's ``C``
+        channels, floating and finite; each count a non-negative int, and a matrix
+        exactly for the layers with ``updates >= 1``. Raises ``ValueError`` naming the key.
+        """
+        where = "state"
+        if not isinstance(state, Mapping):
+            raise ValueError(f"{where} must be a dict from RedundancyCollector.state_dict(); "
+                             f"got {type(state).__name__}")
+        missing = [k for k in ("measure", "decay", "ema", "calls", "updates") if k not in state]
+        if missing:
+            raise ValueError(f"{where} lacks the key {missing[0]!r} (not a RedundancyCollector.state_dict())")
+        unknown = sorted(set(state) - {"measure", "decay", "ema", "calls", "updates", "skipped", "positions"},
+                         key=str)
         if unknown:
-            raise ValueError(f"state holds layer {unknown[0]!r}, which this collector does not watch")
-        self._ema = {}
-        for n, t in state["ema"].items():
+            raise ValueError(f"{where} holds the unknown key {unknown[0]!r}")
+        if state["measure"] != self.measure_name:
+            raise ValueError(f"state was collected with measure {state['measure']!r}, "
+                             f"this collector uses {self.measure_name!r}")
+        decay = state["decay"]
+        if isinstance(decay, bool) or not isinstance(decay, int | float) or not 0.0 <= decay < 1.0:
+            raise ValueError(f"state['decay'] must be a number in [0, 1); got {decay!r}")
+        counts = {key: self._check_counts(state, key) for key in ("calls", "updates", "skipped")
+                  if key in state}
+        positions = state.get("positions", {})
+        if not isinstance(positions, Mapping):
+            raise ValueError(f"state['positions'] must be a dict of layer name to int; got {type(positions).__name__}")
+        for n, v in positions.items():
+            if n not in self._modules:
+                raise ValueError(f"state['positions'] holds layer {n!r}, which this collector does not watch")
+            if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < 1:
+                raise ValueError(f"state['positions'][{n!r}] must be an int >= 1; got {v!r}")
+        ema = state["ema"]
+        if not isinstance(ema, Mapping):
+            raise ValueError(f"state['ema'] must be a dict of layer name to tensor; got {type(ema).__name__}")
+        for n in ema:
+            if n not in self._modules:
+                raise ValueError(f"state['ema'] holds layer {n!r}, which this collector does not watch")
+        loaded: dict[str, torch.Tensor] = {}
+        for n in self._modules:
+            seen = counts["updates"][n] > 0
+            if n not in ema:
+                if seen:
+                    raise ValueError(f"state['ema'] lacks layer {n!r}, whose state['updates'] is "
+                                     f"{counts['updates'][n]}")
+                continue
+            t = ema[n]
+            key = f"state['ema'][{n!r}]"
+            if not seen:
+                raise ValueError(f"{key} is given but state['updates'][{n!r}] is 0")
+            if not isinstance(t, torch.Tensor) or not t.is_floating_point():
+                raise ValueError(f"{key} must be a floating torch.Tensor; got "
+                                 f"{t.dtype if isinstance(t, torch.Tensor) else type(t).__name__}")
+            width = _channels(self._modules[n])
+            c = t.shape[0] if t.dim() == 2 else None
+            if t.dim() != 2 or t.shape[0] != t.shape[1] or (width is not None and c != width):
+                shape = "x".join(map(str, t.shape)) or "a scalar"
+                need = f"{width}x{width} (layer {n!r} has {width} channels)" if width is not None else "square"
+                raise ValueError(f"{key} is {shape}; it must be {need}")
+            if not bool(torch.isfinite(t).all()):
+                raise ValueError(f"{key} holds non-finite values (NaN or inf)")
             device = next(self._modules[n].parameters(), t).device
-            self._ema[n] = t.detach().clone().to(device)
-        self._calls.update(state["calls"])
-        self._updates.update(state["updates"])
-        self._positions.update(state.get("positions", {}))
+            loaded[n] = t.detach().clone().to(device=device, dtype=torch.float32)
+        self._ema = loaded
+        self._positions.update({n: int(v) for n, v in positions.items()})
+        self._calls.update(counts["calls"])
+        for n in self._modules:
+            device = loaded[n].device if n in loaded else torch.device("cpu")
+            self._updates[n] = torch.tensor(counts["updates"][n], dtype=torch.int64, device=device)
+            skipped = counts["skipped"][n] if "skipped" in counts else 0
+            self._skipped[n] = torch.tensor(skipped, dtype=torch.int64, device=device)
+            self._first_skip[n] = torch.tensor(-1, dtype=torch.int64, device=device)
+            self._warned[n] = skipped
+
+    def _check_counts(self, state: Mapping[str, Any], key: str) -> dict[str, int]:
+        value = state[key]
+        if not isinstance(value, Mapping):
+            raise ValueError(f"state[{key!r}] must be a dict of layer name to count; got {type(value).__name__}")
+        extra = sorted(set(value) - set(self._modules), key=str)
+        if extra:
+            raise ValueError(f"state[{key!r}] holds layer {extra[0]!r}, which this collector does not watch")
+        for n in self._modules:
+            if n not in value:
+                raise ValueError(f"state[{key!r}] lacks layer {n!r}")
+            v = value[n]
+            if isinstance(v, torch.Tensor) and v.dim() == 0 and not v.is_floating_point():
+                v = int(v)
+            if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < 0:
+                raise ValueError(f"state[{key!r}][{n!r}] must be an int >= 0; got {v!r}")
+        return {n: int(value[n]) for n in self._modules}
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._modules)
@@ -235,3 +364,12 @@ class RedundancyCollector:
     def __repr__(self) -> str:
         return (f"RedundancyCollector(layers={len(self._modules)}, measure={self.measure_name!r}, "
                 f"decay={self.decay}, every={self.every}, open={bool(self._handles)})")
+
+
+def _channels(module: nn.Module) -> int | None:
+    """The channel count of a layer's output, when its type says (norms, convolutions, linear)."""
+    for attr in ("num_features", "out_channels", "num_channels", "out_features"):
+        value = getattr(module, attr, None)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    return None
