@@ -1,0 +1,45 @@
+"""Atomic file writes: a temporary file in the target's folder, flushed to disk, then
+``os.replace`` onto the target, so a reader sees the old file or the new one, never a
+partial one (an interrupted write leaves at most a hidden ``.<name>.*.tmp`` file)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+__all__ = ["atomic_write", "staged"]
+
+
+@contextlib.contextmanager
+def staged(path: str | os.PathLike[str]) -> Iterator[tuple[BinaryIO, Path]]:
+    """Open a temporary file beside ``path``; yields ``(file, temporary path)``.
+
+    On a normal exit the file is flushed, fsynced and closed but **not** moved: call
+    ``os.replace(temporary, path)`` to publish it. On an exception it is removed.
+    """
+    target = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    tmp_path = Path(tmp)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            yield f, tmp_path
+            f.flush()
+            os.fsync(f.fileno())
+    except BaseException:
+        tmp_path.unlink(missing_ok=True)
+        raise
+
+
+def atomic_write(path: str | os.PathLike[str], write: Callable[[BinaryIO], object]) -> None:
+    """``write(file)`` into a temporary file beside ``path``, then replace ``path`` with it."""
+    with staged(path) as (f, tmp):
+        write(f)
+    try:
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
