@@ -25,6 +25,7 @@ def staged(path: str | os.PathLike[str]) -> Iterator[tuple[BinaryIO, Path]]:
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     tmp_path = Path(tmp)
     try:
+        os.chmod(fd, 0o666 & ~_umask())  # what open() would give, not mkstemp's 0o600
         with os.fdopen(fd, "wb") as f:
             yield f, tmp_path
             f.flush()
@@ -43,3 +44,9 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[BinaryIO], objec
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask

@@ -3,7 +3,13 @@
 ``sirfp prune`` trains the built-in DeepLab-style model on the built-in synthetic data
 (or a folder of image / label-PNG pairs), prunes it with SIRFP or a baseline to a FLOPs
 reduction target, fine-tunes, prints a before/after table and writes the pruned model
-and a report into ``--out``. Exit status 0 on success, 2 on bad arguments.
+and a report into ``--out``.
+
+Every option, the output folder and the whole data folder (every file read once) are
+checked before any training. Exit status: 0 on success; 2 on a bad option or input
+(one line naming the option or file and what it must be); 1 when training fails (a
+non-finite loss) or memory runs out; 130 on an interrupt. A run that does not finish
+leaves ``--out`` as it was.
 """
 
 from __future__ import annotations
@@ -12,23 +18,24 @@ import argparse
 import sys
 from collections.abc import Sequence
 from dataclasses import fields
+from typing import Any, NoReturn
 
-from sirfp_adapter.demo.experiment import Config
+from sirfp_adapter import __version__
+from sirfp_adapter.demo.experiment import Config, OptionError, TrainingError
 
 _HELP = {
     "flops_reduction": "fraction of the FLOPs to remove (0.6 keeps 40%%)",
-    "criterion": "channel criterion: sirfp (recommended), sirfp-paper, sirfp-released, or a baseline "
-                 "(random, l1, bn_scale, fpgm, taylor, dcfp, group_norm)",
+    "criterion": "channel criterion: sirfp (recommended), sirfp-paper, sirfp-released, or a baseline",
     "measure": "redundancy measure of sirfp: js (the paper), gram (the released code), hellinger, dice",
-    "normalize": "how js / hellinger turn a channel map into a distribution: softmax over positions or relu_l1",
-    "method": "mewcp method choosing each group's kept channels (ehgp: the paper; tabu, memetic, ...)",
+    "normalize": "how js / hellinger turn a channel map into a distribution",
+    "method": "mewcp method choosing each group's kept channels (ehgp: the paper)",
     "mode": "global: one threshold across layers (the paper); uniform: the same ratio in every layer",
     "calibration": "how sirfp scores compare across layers: mean (divide by the layer's mean weight), range, "
                    "or none (raw EHGP scores)",
-    "min_keep": "per-layer floor, a fraction of the layer's width",
+    "min_keep": "per-layer floor: a fraction of the layer's width (0.1) or a channel count (2)",
     "round_to": "keep a multiple of this many channels per layer",
-    "data": "folder with train/ and val/, each holding images/ and labels/ (default: built-in synthetic data)",
-    "size": "image size H W",
+    "data": "folder with train/ and val/, each holding images/ and labels/",
+    "size": "image size",
     "n_classes": "number of classes (background included)",
     "objects": "built-in data: fewest and most shapes per image",
     "scale": "built-in data: smallest and largest shape size, as a fraction of the image side",
@@ -36,7 +43,7 @@ _HELP = {
     "val_samples": "synthetic validation images",
     "widths": "channels of the model's four stages",
     "aspp_channels": "channels of the ASPP branches and the head",
-    "batch_size": "training batch size",
+    "batch_size": "training batch size (at least 2: BatchNorm)",
     "train_iters": "training iterations of the unpruned model",
     "prune_steps": "progressive pruning steps (Algorithm 2's T_step)",
     "prune_interval": "training iterations before each pruning step (statistics are collected meanwhile)",
@@ -48,42 +55,86 @@ _HELP = {
     "max_samples": "samples per batch used by the redundancy measure (0: all)",
     "decay": "EMA decay of the redundancy statistics",
     "seed": "seed of data order, initialisation and random choices",
-    "threads": "torch CPU threads (default: torch's choice)",
+    "threads": "torch CPU threads",
     "latency_repeats": "timed forward passes for the latency figure",
 }
+def _count_or_fraction(text: str) -> int | float:
+    """``--min-keep``: ``3`` is a channel count, ``0.25`` a fraction."""
+    try:
+        return int(text)
+    except ValueError:
+        return float(text)
+
+
+#: How a field that is not a plain scalar is read, and what its default reads as.
+_SHAPES: dict[str, dict[str, Any]] = {
+    "size": {"type": int, "nargs": 2, "metavar": ("H", "W")},
+    "objects": {"type": int, "nargs": 2, "metavar": ("LOW", "HIGH")},
+    "scale": {"type": float, "nargs": 2, "metavar": ("LOW", "HIGH")},
+    "widths": {"type": int, "nargs": 4, "metavar": "C"},
+    "data": {"metavar": "DIR"},
+    "threads": {"type": int},
+    "max_samples": {"type": int},
+    "min_keep": {"type": _count_or_fraction},
+}
+_NONE_MEANS = {"data": "the built-in synthetic data", "threads": "torch's choice"}
+
+
+def _choices() -> dict[str, tuple[str, ...]]:
+    import mewcp
+    from sirfp_adapter.measures import MEASURES
+    from sirfp_adapter.criteria import CRITERIA
+
+    return {"criterion": tuple(CRITERIA), "measure": tuple(MEASURES), "normalize": ("softmax", "relu_l1"),
+            "method": tuple(m.name for m in mewcp.methods()), "mode": ("global", "uniform"),
+            "calibration": ("mean", "range", "none")}
+
+
+class _Parser(argparse.ArgumentParser):
+    """Errors as one line (no usage block), exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _shown(name: str, value: object) -> str:
+    if value is None:
+        return _NONE_MEANS.get(name, "all")
+    if isinstance(value, tuple | list):
+        return " ".join(map(str, value))
+    return str(value)
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="sirfp", description="SIRFP channel pruning for segmentation networks.")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = _Parser(prog="sirfp", description="SIRFP channel pruning for segmentation networks.")
+    parser.add_argument("--version", action="version", version=f"sirfp {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     prune = sub.add_parser(
         "prune",
         help="train, prune to a FLOPs target, fine-tune, report (built-in data by default)",
         description="Train the built-in DeepLab-style model, prune it progressively to a FLOPs target with "
         "SIRFP or a baseline, fine-tune, and report mIoU, pixel accuracy, parameters, FLOPs and CPU latency "
-        "before and after. Defaults finish in a few minutes on two CPU cores.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        "before and after. Defaults finish in a few minutes on two CPU cores. Every option and the whole "
+        "data folder are checked before training starts.",
     )
+    prune.add_argument("--version", action="version", version=f"sirfp {__version__}")
     defaults = Config()
+    choices = _choices()
     for f in fields(Config):
-        flag = "--" + f.name.replace("_", "-")
         default = getattr(defaults, f.name)
-        help_text = _HELP[f.name]
-        if f.name in ("size", "objects"):
-            prune.add_argument(flag, type=int, nargs=2, default=list(default), metavar=("A", "B"), help=help_text)
-        elif f.name == "scale":
-            prune.add_argument(flag, type=float, nargs=2, default=list(default), metavar=("A", "B"), help=help_text)
-        elif f.name == "widths":
-            prune.add_argument(flag, type=int, nargs=4, default=list(default), metavar="C", help=help_text)
-        elif f.name in ("data",):
-            prune.add_argument(flag, default=default, metavar="DIR", help=help_text)
-        elif f.name in ("threads", "max_samples"):
-            prune.add_argument(flag, type=int, default=default, help=help_text)
-        else:
-            prune.add_argument(flag, type=type(default), default=default, help=help_text)
-    prune.add_argument("--out", default="runs/sirfp", help="output folder for pruned.pt, report.md, plots")
+        spec: dict[str, Any] = dict(_SHAPES.get(f.name, {"type": type(default)}))
+        if f.name in choices:
+            spec["choices"] = choices[f.name]
+        prune.add_argument("--" + f.name.replace("_", "-"), default=list(default) if isinstance(default, tuple)
+                           else default, help=f"{_HELP[f.name]} (default: {_shown(f.name, default)})", **spec)
+    prune.add_argument("--out", default="runs/sirfp",
+                       help="output folder for pruned.pt, report.md, result.json, plots (default: runs/sirfp)")
     prune.add_argument("--no-progress", action="store_true", help="no progress bars")
     return parser
+
+
+def _say(message: str) -> None:
+    print(f"sirfp prune: error: {message}", file=sys.stderr)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -95,18 +146,36 @@ def main(argv: Sequence[str] | None = None) -> int:
     if values["max_samples"] == 0:
         values["max_samples"] = None
     cfg = Config(**values)
+    from sirfp_adapter.demo.experiment import check_data, check_out, run
+
     try:
         cfg.check()
-    except ValueError as exc:
-        print(f"sirfp prune: error: {exc}", file=sys.stderr)
+        out = check_out(args.out)
+        datasets = check_data(cfg)
+    except OptionError as exc:
+        flag = "--" + exc.option.replace("_", "-")
+        if exc.requirement is not None:  # the command line's words: 0 for all samples, pairs as H W
+            requirement = exc.requirement.replace(", or None for all", ", or 0 for all").replace(
+                ", or None for torch's choice", "")
+            _say(f"{flag} must be {requirement}; got {_shown('', exc.value) if exc.value is not None else 0}")
+        else:
+            _say(f"{flag} {exc.message}")
         return 2
-    from sirfp_adapter.demo.experiment import run
-
-    result, _, _ = run(cfg, out_dir=args.out, progress=not args.no_progress)
+    try:
+        result, _, _ = run(cfg, out_dir=out, datasets=datasets, progress=not args.no_progress)
+    except TrainingError as exc:
+        _say(f"{exc}; nothing was written to {out}")
+        return 1
+    except MemoryError:
+        _say(f"out of memory (try a smaller --size, --batch-size or --widths); nothing was written to {out}")
+        return 1
+    except KeyboardInterrupt:
+        _say(f"interrupted; {out} holds no result of this run")
+        return 130
     print()
     print(result.table())
     print(f"\n{result.caveat()}")
-    print(f"\nreport: {args.out}/report.md   pruned model: {args.out}/pruned.pt")
+    print(f"\nrun {result.run}   report: {out}/report.md   pruned model: {out}/pruned.pt")
     return 0
 
 

@@ -531,38 +531,91 @@ class FolderSegmentation(Dataset[Sample]):
         return f"FolderSegmentation({str(self.root)!r}, {len(self)} pairs, size={self.size})"
 
     def __getitem__(self, index: int) -> Sample:
-        from PIL import Image
-
         if not _is_int(index):
             raise TypeError(f"index must be an int; got {type(index).__name__}")
-        image_path, label_path = self.files[int(index)]
-        with Image.open(image_path) as im:
-            image = im.convert("RGB")
-        with Image.open(label_path) as lb:
-            if lb.mode not in _LABEL_MODES:
-                raise ValueError(f"labels: {label_path} has mode {lb.mode!r}; labels must be single-channel "
-                                 "class-index PNGs (mode 'L', 'P', 'I' or 'I;16')")
-            label = lb.copy()
-        if image.size != label.size:
-            raise ValueError(f"images: {image_path.name} is {image.size[0]}x{image.size[1]} but its label "
-                             f"{label_path.name} is {label.size[0]}x{label.size[1]} (width x height)")
+        image, label = self._read(int(index))
         if self.size is not None:
+            from PIL import Image
+
             wh = (self.size[1], self.size[0])
             image = image.resize(wh, Image.Resampling.BILINEAR)
             label = label.resize(wh, Image.Resampling.NEAREST)
         array = np.asarray(image, dtype=np.float32).transpose(2, 0, 1) / np.float32(255.0)
-        classes = np.asarray(label).astype(np.int64)
-        if self.n_classes is not None:
-            bad = classes[(classes >= self.n_classes) & (classes != self.ignore_index)]
-            if bad.size or classes.min() < 0:
-                value = int(bad.max()) if bad.size else int(classes.min())
-                raise ValueError(f"labels: {label_path.name} holds class index {value}; "
-                                 f"expected values below n_classes={self.n_classes} "
-                                 f"or ignore_index={self.ignore_index}")
-        x, y = _normalise(array, self._mean, self._std), torch.from_numpy(classes)
+        x, y = _normalise(array, self._mean, self._std), torch.from_numpy(np.asarray(label).astype(np.int64))
         if self.transform is not None:
             x, y = self.transform(x, y)
         return x, y
+
+    def validate(self, workers: int | None = None) -> None:
+        """Read every pair once, as training will, and raise on the first bad file.
+
+        One header read and one decode per file (in ``workers`` threads, default: up to
+        8): unreadable, truncated or corrupt files, images over the pixel limit (a
+        decompression bomb), label modes, image/label size mismatches and label values
+        are all found here, before any training. Raises ``ValueError`` naming the file.
+        """
+        from concurrent.futures import ThreadPoolExecutor
+
+        n = workers if workers is not None else min(8, os.cpu_count() or 1, max(1, len(self.files)))
+        with ThreadPoolExecutor(max_workers=n) as pool:
+            for _ in pool.map(self._read, range(len(self.files))):
+                pass
+
+    def _read(self, index: int) -> tuple[object, object]:
+        """The checked pair ``index``: an RGB ``PIL.Image`` and a label ``PIL.Image`` (its
+        values checked against ``n_classes``); every problem a ``ValueError`` naming the file."""
+        image_path, label_path = self.files[index]
+        image = _decode(image_path, convert="RGB")
+        label = _decode(label_path, convert=None)
+        if label.mode not in _LABEL_MODES:
+            raise ValueError(f"{label_path}: mode {label.mode!r}; labels must be single-channel class-index "
+                             "PNGs (mode 'L', 'P', 'I' or 'I;16')")
+        if image.size != label.size:
+            raise ValueError(f"{image_path}: {image.size[0]}x{image.size[1]} but its label {label_path.name} is "
+                             f"{label.size[0]}x{label.size[1]} (width x height)")
+        if self.n_classes is not None:
+            classes = np.asarray(label)
+            bad = classes[(classes >= self.n_classes) & (classes != self.ignore_index)]
+            low = int(classes.min())
+            if bad.size or low < 0:
+                value = int(bad.max()) if bad.size else low
+                raise ValueError(f"{label_path}: holds class index {value}; expected values below "
+                                 f"n_classes={self.n_classes} or ignore_index={self.ignore_index}")
+        return image, label
+
+
+def _decode(path: Path, convert: str | None) -> object:
+    """Open (header: format and pixel count checked first) and decode one image file."""
+    import warnings
+
+    from PIL import Image, UnidentifiedImageError
+
+    limit = Image.MAX_IMAGE_PIXELS
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # refused below instead
+            with Image.open(path) as im:
+                w, h = im.size
+                if limit is not None and w * h > limit:
+                    raise _TooLarge(w, h)
+                im.load()
+                return im.convert(convert) if convert is not None and im.mode != convert else im.copy()
+    except _TooLarge as big:
+        raise ValueError(f"{path}: {big.w}x{big.h} = {big.w * big.h} pixels, more than "
+                         f"PIL.Image.MAX_IMAGE_PIXELS = {limit}; refused as a possible decompression bomb") from None
+    except Image.DecompressionBombError:
+        raise ValueError(f"{path}: more than PIL.Image.MAX_IMAGE_PIXELS = {limit} pixels; refused as a possible "
+                         "decompression bomb") from None
+    except UnidentifiedImageError:
+        raise ValueError(f"{path}: not an image PIL can read (unknown format or a damaged header)") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:  # truncated, corrupt, bad chunks
+        raise ValueError(f"{path}: cannot be decoded ({type(exc).__name__}: {exc})") from None
+
+
+class _TooLarge(Exception):
+    def __init__(self, w: int, h: int) -> None:
+        super().__init__(w, h)
+        self.w, self.h = w, h
 
 
 # ----------------------------------------------------------------------------- loaders

@@ -19,11 +19,17 @@ finishes in a few minutes on two CPU cores.
 from __future__ import annotations
 
 import copy
+import datetime
+import hashlib
 import inspect
 import json
 import math
+import os
+import secrets
+import tempfile
 import time
 from collections.abc import Callable, Iterator
+import dataclasses
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +39,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+import mewcp
+from sirfp_adapter._io import staged
 from sirfp_adapter.apply import save_pruned
 from sirfp_adapter.cost import count_flops, count_params
 from sirfp_adapter.demo.data import FolderSegmentation, SyntheticSegmentation, make_loaders
@@ -44,7 +52,54 @@ from sirfp_adapter.measures import get_measure
 from sirfp_adapter.plan import PlanOptions
 from sirfp_adapter.schedule import SIRFPPruner
 
-__all__ = ["Config", "run", "write_report"]
+__all__ = ["Config", "OptionError", "TrainingError", "check_data", "check_out", "run", "write_report"]
+
+#: Largest image side, model width and batch size ``Config.check`` accepts (a demo on CPUs:
+#: beyond these the run would exhaust memory rather than finish).
+MAX_SIDE = 4096
+MAX_WIDTH = 4096
+MAX_BATCH = 4096
+#: Most shapes per synthetic image.
+MAX_OBJECTS = 256
+#: The files ``write_report`` writes; a run replaces all of them (or removes stale ones).
+OUTPUTS = ("pruned.pt", "report.md", "result.json", "loss.png", "widths.png")
+
+
+class OptionError(ValueError):
+    """A bad option or input: ``option`` is the `Config` field (or ``"out"``), ``message``
+    what is wrong; ``str()`` is ``"<option> <message>"``."""
+
+    def __init__(self, option: str, message: str, requirement: str | None = None, value: object = None) -> None:
+        super().__init__(f"{option} {message}")
+        self.option = option
+        self.message = message
+        self.requirement = requirement  # set with value when the message is "must be <requirement>; got <value>"
+        self.value = value
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on (a non-finite loss, an empty data loader)."""
+
+
+def _is_int(v: object) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v: object) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _require(ok: bool, option: str, requirement: str, value: object) -> None:
+    if not ok:
+        raise OptionError(option, f"must be {requirement}; got {value!r}", requirement, value)
+
+
+def _int_in(v: object, lo: int, hi: int | None = None) -> bool:
+    return _is_int(v) and v >= lo and (hi is None or v <= hi)
+
+
+def _pair(v: object, ok: Callable[[object], bool]) -> bool:
+    return isinstance(v, tuple | list) and len(v) == 2 and all(ok(x) for x in v)
 
 
 @dataclass
@@ -85,29 +140,72 @@ class Config:
     latency_repeats: int = 20
 
     def check(self) -> None:
-        if not 0.0 < self.flops_reduction < 1.0:
-            raise ValueError(f"flops_reduction must be in (0, 1), got {self.flops_reduction!r}")
-        if self.criterion not in CRITERIA:
-            raise ValueError(f"criterion must be one of {tuple(CRITERIA)}, got {self.criterion!r}")
-        for name in ("train_samples", "val_samples", "batch_size", "prune_steps", "prune_interval"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)!r}")
+        """Validate every field (types, ranges, names); raises `OptionError` naming the field.
+
+        Cheap and complete: run it before any work. The data folder and the output folder
+        are checked by `check_data` and `check_out`.
+        """
+        r = _require
+        r(_is_number(self.flops_reduction) and 0.0 < self.flops_reduction < 1.0, "flops_reduction",
+          "a number in (0, 1)", self.flops_reduction)
+        for name, choices in (("criterion", tuple(CRITERIA)), ("measure", tuple(MEASURES)),
+                              ("normalize", ("softmax", "relu_l1")), ("mode", ("global", "uniform")),
+                              ("calibration", ("mean", "range", "none")),
+                              ("method", tuple(m.name for m in mewcp.methods()))):
+            value = getattr(self, name)
+            r(isinstance(value, str) and value in choices, name, f"one of {', '.join(choices)}", value)
+        r(isinstance(self.min_keep, int | float) and not isinstance(self.min_keep, bool)
+          and ((isinstance(self.min_keep, float) and 0.0 <= self.min_keep <= 1.0)
+               or (_is_int(self.min_keep) and self.min_keep >= 1)),
+          "min_keep", "a fraction in [0, 1] or a channel count >= 1", self.min_keep)
+        r(_int_in(self.round_to, 1), "round_to", "an int >= 1", self.round_to)
+        r(self.data is None or (isinstance(self.data, str | os.PathLike) and os.fspath(self.data) != ""), "data",
+          "a folder path or None (built-in data)", self.data)
+        r(_pair(self.size, lambda v: _int_in(v, 1, MAX_SIDE)), "size", f"two ints H W from 1 to {MAX_SIDE}",
+          self.size)
+        top = 255 if self.data is not None else 16
+        r(_int_in(self.n_classes, 2, top), "n_classes", f"an int from 2 to {top}"
+          + (" (255 is the ignore index)" if self.data is not None else " (the built-in data's classes)"),
+          self.n_classes)
+        r(_pair(self.objects, lambda v: _int_in(v, 1, MAX_OBJECTS)) and self.objects[0] <= self.objects[1],
+          "objects", f"two ints low high with 1 <= low <= high <= {MAX_OBJECTS}", self.objects)
+        r(_pair(self.scale, _is_number) and 0.0 < self.scale[0] <= self.scale[1] <= 1.0, "scale",
+          "two numbers low high with 0 < low <= high <= 1", self.scale)
+        r(_int_in(self.batch_size, 2, MAX_BATCH), "batch_size",
+          f"an int from 2 to {MAX_BATCH} (BatchNorm needs two samples per training batch)", self.batch_size)
+        r(_int_in(self.train_samples, 1), "train_samples", "an int >= 1", self.train_samples)
+        if self.data is None:
+            r(self.train_samples >= self.batch_size, "train_samples",
+              f"at least the batch size, {self.batch_size} (one full batch)", self.train_samples)
+        r(_int_in(self.val_samples, 1), "val_samples", "an int >= 1", self.val_samples)
+        r(isinstance(self.widths, tuple | list) and len(self.widths) == 4
+          and all(_int_in(w, 1, MAX_WIDTH) for w in self.widths),
+          "widths", f"four ints from 1 to {MAX_WIDTH}", self.widths)
+        r(_int_in(self.aspp_channels, 1, MAX_WIDTH), "aspp_channels", f"an int from 1 to {MAX_WIDTH}",
+          self.aspp_channels)
         for name in ("train_iters", "finetune_iters"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")
-        if self.measure not in MEASURES:
-            raise ValueError(f"measure must be one of {tuple(MEASURES)}, got {self.measure!r}")
-        if self.calibration not in ("mean", "range", "none"):
-            raise ValueError(f"calibration must be 'mean', 'range' or 'none', got {self.calibration!r}")
-        if self.normalize not in ("softmax", "relu_l1"):
-            raise ValueError(f"normalize must be 'softmax' or 'relu_l1', got {self.normalize!r}")
-        self.plan_options()
-        if self.every < 1:
-            raise ValueError(f"every must be >= 1, got {self.every!r}")
-        if self.max_samples is not None and self.max_samples < 1:
-            raise ValueError(f"max_samples must be >= 1 or None, got {self.max_samples!r}")
-        if not 0.0 <= self.decay < 1.0:
-            raise ValueError(f"decay must be in [0, 1), got {self.decay!r}")
+            r(_int_in(getattr(self, name), 0), name, "an int >= 0", getattr(self, name))
+        for name in ("prune_steps", "prune_interval", "every", "latency_repeats"):
+            r(_int_in(getattr(self, name), 1), name, "an int >= 1", getattr(self, name))
+        for name in ("lr", "finetune_lr"):
+            value = getattr(self, name)
+            r(_is_number(value) and value > 0, name, "a finite number > 0", value)
+        r(_is_number(self.weight_decay) and self.weight_decay >= 0, "weight_decay", "a finite number >= 0",
+          self.weight_decay)
+        r(self.max_samples is None or _int_in(self.max_samples, 1), "max_samples", "an int >= 1, or None for all",
+          self.max_samples)
+        r(_is_number(self.decay) and 0.0 <= self.decay < 1.0, "decay", "a number in [0, 1)", self.decay)
+        r(_int_in(self.seed, 0, 2**63 - 1), "seed", "an int from 0 to 2**63 - 1", self.seed)
+        cores = os.cpu_count() or 1
+        r(self.threads is None or _int_in(self.threads, 1, cores), "threads",
+          f"an int from 1 to {cores} (this machine's CPUs), or None for torch's choice", self.threads)
+        for build, option in ((self.plan_options, "mode"), (self.make_criterion, "criterion")):
+            try:  # what the library checks beyond the above, still before any work
+                built = build()
+            except (TypeError, ValueError) as exc:
+                raise _as_option_error(exc, option) from None
+            if isinstance(built, Criterion):
+                built.close()
 
     def plan_options(self) -> PlanOptions:
         """The planning options (validated)."""
@@ -127,6 +225,50 @@ class Config:
         return cls(**options)
 
 
+def _as_option_error(exc: Exception, option: str) -> OptionError:
+    """A library's "<field> must be ..." message as an `OptionError` for that field."""
+    first, _, rest = str(exc).partition(" ")
+    names = {f.name for f in dataclasses.fields(Config)}
+    if first in names:
+        return OptionError(first, rest)
+    return OptionError(option, f"does not work with these options: {exc}")
+
+
+def check_out(out_dir: str | os.PathLike[str]) -> Path:
+    """Create the output folder if needed and prove it writable (a probe file is written
+    and removed); raises `OptionError` (option ``"out"``) otherwise."""
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise OptionError("out", f"must be a folder; {out} is a file")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=out, prefix=".sirfp-probe-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise OptionError("out", f"must be a writable folder; {out}: {exc.strerror or exc}") from None
+    return out
+
+
+def check_data(cfg: Config) -> tuple[Any, Any]:
+    """Build and fully check the training and validation sets (`build_datasets`): for a
+    folder every file is read once (`FolderSegmentation.validate`), and the training set
+    must fill one batch. Raises `OptionError` (option ``"data"``) naming the file."""
+    try:
+        train_set, val_set = build_datasets(cfg)
+        for ds in (train_set, val_set):
+            if isinstance(ds, FolderSegmentation):
+                ds.validate()
+    except (FileNotFoundError, ValueError) as exc:
+        text = str(exc)
+        raise OptionError("data", f"is unusable: {text.removeprefix('root: ')}") from None
+    if len(train_set) < cfg.batch_size:
+        where = f"{Path(cfg.data) / 'train'} holds" if cfg.data is not None else "the training set has"
+        raise OptionError("data", f"is too small: {where} {len(train_set)} sample(s), fewer than "
+                                  f"the batch size, {cfg.batch_size} (incomplete batches are dropped)")
+    return train_set, val_set
+
+
 @dataclass
 class Result:
     """What :func:`run` measured."""
@@ -139,6 +281,7 @@ class Result:
     phases: dict[str, int]
     widths: dict[str, tuple[int, int]]
     times: dict[str, float] = field(default_factory=dict)
+    run: str = ""  # the run's id (`new_run_id`), stamped on every output file
 
     def caveat(self) -> str:
         """What the comparison does not control for."""
@@ -186,8 +329,14 @@ def build_datasets(cfg: Config) -> tuple[Any, Any]:
 
 
 def _batches(loader: Any) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """The loader's batches, epoch after epoch; an epoch without a batch is an error, not a hang."""
     while True:
-        yield from loader
+        empty = True
+        for batch in loader:
+            empty = False
+            yield batch
+        if empty:
+            raise TrainingError("the training loader yields no batch (fewer samples than one batch)")
 
 
 def train(
@@ -202,7 +351,10 @@ def train(
     progress: bool = True,
 ) -> list[float]:
     """``iters`` training iterations (cross-entropy, ignore index 255), cosine learning
-    rate from the optimizer's to 5% of it; ``after_step`` runs after each backward pass."""
+    rate from the optimizer's to 5% of it; ``after_step`` runs after each backward pass.
+
+    Raises `TrainingError` on a non-finite loss, before the step that it would poison.
+    """
     losses = [] if losses is None else losses
     base = [g["lr"] for g in optimizer.param_groups]
     bar = _progress(iters, desc, progress)
@@ -213,12 +365,18 @@ def train(
             g["lr"] = lr * scale
         x, y = next(batches)
         loss = F.cross_entropy(model(x), y, ignore_index=255)
+        value = loss.item()
+        if not math.isfinite(value):
+            if bar is not None:
+                bar.close()
+            raise TrainingError(f"{desc}: the training loss is {value} at iteration {i + 1} of {iters}; "
+                                "training stopped (lower the learning rate)")
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         if after_step is not None:
             after_step()
-        losses.append(loss.item())
+        losses.append(value)
         if bar is not None:
             bar.update()
             if i % 10 == 0:
@@ -278,6 +436,8 @@ def run(
     pretrained: dict[str, Any] | None = None,
     log: Callable[[str], None] | None = print,
     prune: bool = True,
+    datasets: tuple[Any, Any] | None = None,
+    run_id: str | None = None,
 ) -> tuple[Result, nn.Module, dict[str, Any]]:
     """Train, prune, fine-tune and measure; write the report when ``out_dir`` is given.
 
@@ -300,13 +460,27 @@ def run(
     prune : bool
         ``False`` trains the unpruned model on through the same phases and budget
         without pruning (the reference a pruned model should be compared with).
+    datasets : (train, val), optional
+        Already checked data sets (`check_data`'s result); default: `check_data(cfg)`.
+    run_id : str, optional
+        The id stamped on the outputs (default: `new_run_id`).
+
+    Notes
+    -----
+    Every input is checked before any training: the options (`Config.check`), the
+    output folder (`check_out`) and the data (`check_data`), each raising `OptionError`.
+    Training raises `TrainingError` on a non-finite loss. Outputs are written only at the
+    end, atomically (`write_report`); a failed or interrupted run leaves ``out_dir``
+    as it was.
     """
     cfg.check()
+    out = check_out(out_dir) if out_dir is not None else None
+    train_set, val_set = datasets if datasets is not None else check_data(cfg)
+    run_id = run_id or new_run_id()
     say = log or (lambda _msg: None)
     if cfg.threads is not None:
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
-    train_set, val_set = build_datasets(cfg)
     train_loader, val_loader = make_loaders(train_set, val_set, batch_size=cfg.batch_size, seed=cfg.seed)
     batches = _batches(train_loader)
     model = DeepLabLite(cfg.n_classes, cfg.widths, aspp_channels=cfg.aspp_channels)
@@ -373,24 +547,75 @@ def run(
         phases={"train": n_train, "prune": cfg.prune_steps * cfg.prune_interval, "finetune": cfg.finetune_iters},
         widths={k: (widths_before[k], widths_after[k]) for k in widths_before},
         times=times,
+        run=run_id,
     )
-    if out_dir is not None:
-        write_report(result, model, Path(out_dir))
+    if out is not None:
+        write_report(result, model, out)
     return result, model, {"state_dict": state, "before": before, "losses": losses[:n_train]}
+
+
+def new_run_id() -> str:
+    """A run's id: UTC start time and 6 random hex digits, e.g. ``20261201T102113Z-3f9a0c``."""
+    return f"{datetime.datetime.now(datetime.UTC):%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
 
 
 def write_report(result: Result, model: nn.Module, out: Path) -> None:
     """``pruned.pt`` (load with ``load_pruned``), ``result.json``, ``report.md`` and
-    PNG plots (training loss, channel widths before/after) in ``out``."""
-    out.mkdir(parents=True, exist_ok=True)
-    summary = {k: v for k, v in asdict(result).items() if k != "losses"}
-    save_pruned(model, out / "pruned.pt", metadata={"config": json.dumps(result.config),
-                                                    "after": json.dumps(result.after)})
-    (out / "result.json").write_text(json.dumps({**summary, "losses": result.losses}, indent=1, default=str))
-    plots = _plots(result, out)
+    PNG plots (training loss, channel widths before/after) in ``out``.
+
+    Notes
+    -----
+    Atomic as a set as far as a file system allows: every file is first written in
+    full to a hidden temporary file in ``out`` (flushed to disk); only then are the
+    previous run's ``result.json`` and ``report.md`` removed, the new files moved into
+    place with ``os.replace`` (``report.md`` and, last, ``result.json``, the record of a
+    finished run) and stale outputs this run did not write removed. Every file carries
+    the run id (``result.run``): ``pruned.pt``'s metadata ``run``, ``report.md``'s first
+    paragraph, the PNGs' ``Description``, and ``result.json``'s ``run`` with the SHA-256
+    of every other file. An exception or interrupt before the moves leaves ``out`` as
+    it was; one during the moves (milliseconds) leaves no ``result.json``.
+    """
     cfg = result.config
+    summary = {k: v for k, v in asdict(result).items() if k != "losses"}
+    staged_files: dict[str, Path] = {}
+    try:
+        staged_files["pruned.pt"] = out / f".pruned.pt.{result.run}.tmp"
+        save_pruned(model, staged_files["pruned.pt"], metadata={
+            "config": json.dumps(result.config), "after": json.dumps(result.after), "run": result.run})
+        for name, data in _plots(result).items():
+            with staged(out / name) as (f, tmp):
+                staged_files[name] = tmp
+                f.write(data)
+        report = _report_text(result, cfg, out, [n for n in ("loss.png", "widths.png") if n in staged_files])
+        with staged(out / "report.md") as (f, tmp):
+            staged_files["report.md"] = tmp
+            f.write(report.encode())
+        digests = {name: hashlib.sha256(tmp.read_bytes()).hexdigest() for name, tmp in staged_files.items()}
+        record = {**summary, "finished": f"{datetime.datetime.now(datetime.UTC):%Y-%m-%dT%H:%M:%SZ}",
+                  "files": digests, "losses": result.losses}
+        with staged(out / "result.json") as (f, tmp):
+            staged_files["result.json"] = tmp
+            f.write(json.dumps(record, indent=1, default=str).encode())
+        # publish: first retire the previous run's records, then move, result.json last
+        for name in ("result.json", "report.md"):
+            (out / name).unlink(missing_ok=True)
+        for name in ("pruned.pt", "loss.png", "widths.png", "report.md", "result.json"):
+            if name in staged_files:
+                os.replace(staged_files[name], out / name)
+                del staged_files[name]
+        for name in OUTPUTS:
+            if name not in digests and name != "result.json":
+                (out / name).unlink(missing_ok=True)
+    finally:
+        for tmp in staged_files.values():
+            tmp.unlink(missing_ok=True)
+
+
+def _report_text(result: Result, cfg: dict[str, Any], out: Path, plots: list[str]) -> str:
     lines = [
         "# SIRFP pruning report",
+        "",
+        f"Run `{result.run}`.",
         "",
         f"Criterion `{cfg['criterion']}`" + (f" (measure `{cfg['measure']}`, per-group solver `{cfg['method']}`)"
                                               if "measure" in inspect.signature(CRITERIA[cfg["criterion"]]).parameters
@@ -416,18 +641,29 @@ def write_report(result: Result, model: nn.Module, out: Path) -> None:
               "from sirfp_adapter.demo.models import DeepLabLite",
               f"model = DeepLabLite({cfg['n_classes']}, {tuple(cfg['widths'])}, aspp_channels={cfg['aspp_channels']})",
               f"load_pruned(model, {str(out / 'pruned.pt')!r})", "```", ""]
-    (out / "report.md").write_text("\n".join(lines))
+    return "\n".join(lines)
 
 
-def _plots(result: Result, out: Path) -> list[str]:
+def _plots(result: Result) -> dict[str, bytes]:
+    """The PNGs by file name, stamped with the run id (``Description``)."""
+    import io
+
     try:
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:  # pragma: no cover - matplotlib is in the prune extra
-        return []
-    names = []
+        return {}
+    names: dict[str, bytes] = {}
+    stamp = {"Description": f"sirfp prune run {result.run}"}
+
+    def png(fig: Any) -> bytes:
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png", dpi=110, metadata=stamp)
+        plt.close(fig)
+        return buffer.getvalue()
+
     fig, ax = plt.subplots(figsize=(7, 3.5))
     losses = np.asarray(result.losses)
     window = max(1, len(losses) // 100)
@@ -441,9 +677,7 @@ def _plots(result: Result, out: Path) -> list[str]:
     ax.set_ylabel("training loss")
     ax.set_yscale("log")
     fig.tight_layout()
-    fig.savefig(out / "loss.png", dpi=110)
-    plt.close(fig)
-    names.append("loss.png")
+    names["loss.png"] = png(fig)
     fig, ax = plt.subplots(figsize=(9, 3.5))
     labels = list(result.widths)
     b = [result.widths[k][0] for k in labels]
@@ -454,7 +688,5 @@ def _plots(result: Result, out: Path) -> list[str]:
     ax.set_ylabel("channels (BatchNorm width)")
     ax.legend()
     fig.tight_layout()
-    fig.savefig(out / "widths.png", dpi=110)
-    plt.close(fig)
-    names.append("widths.png")
+    names["widths.png"] = png(fig)
     return names

@@ -316,15 +316,15 @@ def test_folder_content_errors(tmp_path):
     Image.fromarray(image[:10]).save(tmp_path / "images" / "c.png")
     Image.fromarray(label).save(tmp_path / "labels" / "c.png")             # size mismatch
     ds = FolderSegmentation(tmp_path, n_classes=3)
-    with pytest.raises(ValueError, match=re.escape("labels: a.png holds class index 4; expected values below "
-                                                   "n_classes=3 or ignore_index=255")):
+    with pytest.raises(ValueError, match=re.escape(f"{tmp_path / 'labels' / 'a.png'}: holds class index 4; "
+                                                   "expected values below n_classes=3 or ignore_index=255")):
         ds[0]
     with pytest.raises(ValueError, match=re.escape(
-            f"labels: {tmp_path / 'labels' / 'b.png'} has mode 'RGB'; "
+            f"{tmp_path / 'labels' / 'b.png'}: mode 'RGB'; "
             "labels must be single-channel class-index PNGs (mode 'L', 'P', 'I' or 'I;16')")):
         ds[1]
-    with pytest.raises(ValueError, match=re.escape("images: c.png is 30x10 but its label c.png is 30x20 "
-                                                   "(width x height)")):
+    with pytest.raises(ValueError, match=re.escape(f"{tmp_path / 'images' / 'c.png'}: 30x10 but its label c.png "
+                                                   "is 30x20 (width x height)")):
         ds[2]
     assert FolderSegmentation(tmp_path, n_classes=5)[0][1].max() == 4
 
