@@ -629,3 +629,39 @@ def get_measure(name: str) -> Measure:
     if isinstance(name, str) and name in MEASURES:
         return MEASURES[name]
     raise ValueError(f"unknown measure {name!r}; expected one of: {', '.join(sorted(MEASURES))}")
+
+
+# ---------------------------------------------------------------------------
+# Public access to the pieces of `js`, for benchmarks and diagnostics
+# ---------------------------------------------------------------------------
+
+
+def probabilities(x: Tensor, normalize: str = "softmax") -> Tensor:
+    """Feature maps ``(..., H, W)`` as the ``(..., H*W)`` distributions `js` and `hellinger` compare.
+
+    ``normalize`` is ``"softmax"`` or ``"relu_l1"`` (a dead map becomes uniform).
+    """
+    return _probabilities(x, _check_normalize(normalize))
+
+
+def triton_import_error() -> str | None:
+    """None when the Triton backend of `js` can be imported, else the reason it cannot."""
+    return _triton_import_error()
+
+
+def triton_default_tiles(n_channels: int) -> tuple[int, int, int, int]:
+    """The Triton kernel's default tile shape ``(rows, columns, positions per chunk, warps)`` for C channels."""
+    from sirfp_adapter import _triton_js
+
+    return tuple(_triton_js.choose_config(n_channels))  # type: ignore[return-value]
+
+
+def triton_js_terms(p: Tensor, plogp: Tensor, tiles: tuple[int, int, int, int] | None = None) -> Tensor:
+    """The Triton kernel alone (CUDA): pairwise JS terms of distributions ``p`` ``(C, N)`` and ``p log p``.
+
+    ``tiles`` overrides the tile shape (`triton_default_tiles`); the result is ``2 * JS``
+    off the diagonal, as `js` uses it.
+    """
+    from sirfp_adapter import _triton_js
+
+    return _triton_js.pairwise_js_terms(p, plogp, None if tiles is None else _triton_js.TileConfig(*tiles))
