@@ -82,8 +82,8 @@ _NONE_MEANS = {"data": "the built-in synthetic data", "threads": "torch's choice
 
 def _choices() -> dict[str, tuple[str, ...]]:
     import mewcp
-    from sirfp_adapter.measures import MEASURES
     from sirfp_adapter.criteria import CRITERIA
+    from sirfp_adapter.measures import MEASURES
 
     return {"criterion": tuple(CRITERIA), "measure": tuple(MEASURES), "normalize": ("softmax", "relu_l1"),
             "method": tuple(m.name for m in mewcp.methods()), "mode": ("global", "uniform"),

@@ -19,6 +19,7 @@ finishes in a few minutes on two CPU cores.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import datetime
 import hashlib
 import inspect
@@ -29,7 +30,6 @@ import secrets
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-import dataclasses
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,12 +43,11 @@ import mewcp
 from sirfp_adapter._io import staged
 from sirfp_adapter.apply import save_pruned
 from sirfp_adapter.cost import count_flops, count_params
+from sirfp_adapter.criteria import CRITERIA, Criterion
 from sirfp_adapter.demo.data import FolderSegmentation, SyntheticSegmentation, make_loaders
-from sirfp_adapter.measures import MEASURES
 from sirfp_adapter.demo.metrics import evaluate
 from sirfp_adapter.demo.models import DeepLabLite
-from sirfp_adapter.criteria import CRITERIA, Criterion
-from sirfp_adapter.measures import get_measure
+from sirfp_adapter.measures import MEASURES, get_measure
 from sirfp_adapter.plan import PlanOptions
 from sirfp_adapter.schedule import SIRFPPruner
 

@@ -160,3 +160,39 @@ def test_skip_counts_survive_a_checkpoint():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         other.matrices()  # the skip was reported before the checkpoint
+
+
+hypothesis = pytest.importorskip("hypothesis")
+st = hypothesis.strategies
+_VALUES = st.one_of(st.none(), st.booleans(), st.integers(-2, 9), st.floats(allow_nan=True), st.text(max_size=3),
+                    st.builds(lambda n, m, v: torch.full((n, m), v), st.integers(0, 9), st.integers(0, 9),
+                              st.floats(allow_nan=True, width=32)))
+
+
+@hypothesis.settings(max_examples=80, deadline=None, derandomize=True)
+@hypothesis.given(st.lists(st.tuples(st.sampled_from(["measure", "decay", "ema", "calls", "updates", "skipped",
+                                                       "positions", "other"]),
+                                     st.sampled_from(["1", "3", "9", None]), _VALUES), min_size=1, max_size=3))
+def test_fuzzed_states_load_consistently_or_fail_with_value_error_and_change_nothing(edits):
+    col, state = collected()
+    state = copy.deepcopy(state)
+    for key, layer, value in edits:
+        if layer is None or not isinstance(state.get(key), dict):
+            state[key] = value
+        else:
+            state[key][layer] = value
+    target = fresh()
+    target.update("3", torch.randn(2, 6, 4, 4))
+    before = target.state_dict()
+    try:
+        target.load_state_dict(state)
+    except ValueError:
+        after = target.state_dict()
+        assert after["updates"] == before["updates"] and after["calls"] == before["calls"]
+        assert set(after["ema"]) == set(before["ema"]) and torch.equal(after["ema"]["3"], before["ema"]["3"])
+        return
+    mats = target.matrices()  # accepted: every matrix finite, CxC for its layer, counts consistent
+    for name, m in mats.items():
+        width = {"1": 8, "3": 6}[name]
+        assert m.shape == (width, width) and np.isfinite(m).all()
+        assert target.updates()[name] >= 1

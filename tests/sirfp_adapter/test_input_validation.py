@@ -325,3 +325,33 @@ def test_an_interrupted_write_leaves_nothing_that_looks_finished(tmp_path, finis
         if "report.md" in after:  # every file is then the new run's
             assert "Run `run-b`." in (tmp_path / "report.md").read_text()
             assert torch.load(tmp_path / "pruned.pt", weights_only=True)["metadata"]["run"] == "run-b"
+
+
+# ----------------------------------------------------------------------------- fuzz
+
+
+hypothesis = pytest.importorskip("hypothesis")
+st = hypothesis.strategies
+
+_ANY = st.one_of(st.none(), st.booleans(), st.integers(-2**70, 2**70), st.floats(allow_nan=True),
+                 st.text(max_size=4), st.tuples(st.integers(-3, 5000), st.integers(-3, 5000)),
+                 st.lists(st.integers(-3, 9), max_size=5))
+_FIELDS = [f.name for f in __import__("dataclasses").fields(Config)]
+
+
+@hypothesis.settings(max_examples=150, deadline=None, derandomize=True)
+@hypothesis.given(st.dictionaries(st.sampled_from(_FIELDS), _ANY, min_size=1, max_size=3))
+def test_config_check_refuses_anything_out_of_range_with_an_option_error(changes):
+    """Whatever the values, check() either passes or raises OptionError naming a field it was given."""
+    import dataclasses
+
+    cfg = dataclasses.replace(Config(), **changes)
+    try:
+        cfg.check()
+    except OptionError as exc:
+        assert exc.option in changes or exc.option == "train_samples" and "batch_size" in changes
+        return
+    for name, value in changes.items():  # accepted: every changed value has its field's type and is finite
+        if isinstance(value, float):
+            assert value == value and abs(value) != float("inf"), name
+        assert not isinstance(value, bool) or name == "data", name
