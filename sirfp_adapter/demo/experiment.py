@@ -198,6 +198,15 @@ class Config:
         cores = os.cpu_count() or 1
         r(self.threads is None or _int_in(self.threads, 1, cores), "threads",
           f"an int from 1 to {cores} (this machine's CPUs), or None for torch's choice", self.threads)
+        if self.method == "brute":
+            from mewcp.solvers.brute import BRUTE_MAX_SUBSETS, brute_subset_count
+
+            widest = max(*self.widths, self.aspp_channels)
+            largest = max(n for n in range(1, 64) if brute_subset_count(n, n // 2, True) <= BRUTE_MAX_SUBSETS)
+            if widest > largest:  # a group of n channels may be asked for any size: C(n, n/2) sets
+                raise OptionError("method", f"must not be brute for this model: its widest layer has {widest} "
+                                            f"channels, and brute enumerates every subset (at most "
+                                            f"{BRUTE_MAX_SUBSETS:,}: {largest} channels); choose another method")
         for build, option in ((self.plan_options, "mode"), (self.make_criterion, "criterion")):
             try:  # what the library checks beyond the above, still before any work
                 built = build()

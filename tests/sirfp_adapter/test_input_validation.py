@@ -97,6 +97,9 @@ OPTIONS = [
     (["--train-iters", "-1"], "--train-iters must be an int >= 0; got -1"),
     (["--prune-steps", "0"], "--prune-steps must be an int >= 1; got 0"),
     (["--seed", "-1"], "--seed must be an int from 0 to 2**63 - 1; got -1"),
+    (["--method", "brute", "--widths", "4", "4", "4", "40"],
+     "--method must not be brute for this model: its widest layer has 40 channels, and brute enumerates every "
+     "subset (at most 1,000,000,000: 32 channels); choose another method"),
     (["--measure", "cosine"], "sirfp prune: error: argument --measure: invalid choice: 'cosine' (choose from "
                               "'js', 'gram', 'hellinger', 'dice') (see sirfp prune --help)"),
     (["--size", "a", "b"], "sirfp prune: error: argument --size: invalid int value: 'a' (see sirfp prune --help)"),
