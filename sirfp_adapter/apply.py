@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from sirfp_adapter._io import atomic_write
-from sirfp_adapter.groups import ChannelGroups
+from sirfp_adapter.groups import ChannelGroups, channel_dim
 
 __all__ = ["ChannelMasks", "load_pruned", "prune_channels", "save_pruned"]
 
@@ -85,7 +85,7 @@ class ChannelMasks:
             if mask.device != output.device or mask.dtype != output.dtype:
                 mask = self._masks[name] = mask.to(device=output.device, dtype=output.dtype)
             shape = [1] * output.dim()
-            shape[1 if output.dim() > 2 else -1] = -1
+            shape[channel_dim(module, output)] = -1
             return output * mask.view(shape)
 
         return hook
@@ -150,6 +150,9 @@ def _out_width(module: nn.Module) -> int:
     for attr in ("out_channels", "out_features", "num_features", "num_channels"):
         if hasattr(module, attr):
             return int(getattr(module, attr))
+    shape = getattr(module, "normalized_shape", None)  # LayerNorm over its channels
+    if isinstance(shape, tuple) and len(shape) == 1:
+        return int(shape[0])
     raise TypeError(f"cannot mask the output of a {type(module).__name__}")
 
 

@@ -14,7 +14,26 @@ the rest of the package can use without knowing Torch-Pruning:
   the module-local channel index of every group channel;
 * nothing for the layers that cannot be pruned: the classifier (every layer whose
   output reaches the network's output without passing through another convolution or
-  linear layer) and the layers the user ignores.
+  linear layer) and the layers the user ignores;
+* the shape of every module's output in the trace, and from it which groups a redundancy
+  measure can take (:meth:`ChannelGroups.unmeasurable`, :meth:`ChannelGroups.measurable`).
+
+A redundancy measure compares channel *maps*: it needs the group's feature layers to
+output ``(B, C, H, W)`` tensors, channels on dimension 1. Token tensors ``(B, N, C)`` (a
+transformer's linear layers and LayerNorms), channels-last maps ``(B, H, W, C)`` and
+anything else are not maps of those channels; the groups measured there are
+*unmeasurable*. The policy (applied by the SIRFP criterion): they are left out of
+pruning, with one warning that names them, their layers and the shapes seen; the
+convolutional groups of the same model are still pruned. A model with no measurable
+group at all is an error. Baseline criteria (L1, BN scale, ...) rank weights, not maps,
+and keep every group.
+
+A normalisation over several channels together — a ``LayerNorm`` over the channels (a
+transformer's), a ``GroupNorm`` with ``num_groups < num_channels`` — cannot lose single
+channels exactly: its statistics, and so every other channel's output, change with the
+channels it is left with, so the masked network would not compute what the pruned one
+computes. Groups that touch one are left out of pruning for every criterion, with a
+warning (``ChannelGroups.left_out``).
 
 Groups are numbered in the order their root layers are registered in the model. Channel ``c`` of
 a group is channel ``c`` of its root layer (the layer whose output channels define it).
@@ -22,6 +41,7 @@ a group is channel ``c`` of its root layer (the layer whose output channels defi
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -30,7 +50,7 @@ import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["ChannelGroup", "ChannelGroups", "Member"]
+__all__ = ["ChannelGroup", "ChannelGroups", "Member", "channel_dim"]
 
 _NORM_TYPES = (nn.modules.batchnorm._BatchNorm, nn.GroupNorm, nn.LayerNorm, nn.modules.instancenorm._InstanceNorm)
 _MIXING_TYPES = (nn.modules.conv._ConvNd, nn.Linear)
@@ -103,11 +123,23 @@ class ChannelGroups(Sequence[ChannelGroup]):
     after physical pruning, build again.
     """
 
-    def __init__(self, model: nn.Module, graph: Any, groups: list[ChannelGroup], ignored: tuple[str, ...]) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        graph: Any,
+        groups: list[ChannelGroup],
+        ignored: tuple[str, ...],
+        outputs: dict[str, str] | None = None,
+    ) -> None:
         self.model = model
         self.graph = graph
         self._groups = groups
         self.ignored = ignored
+        #: Why a traced module's output is not a (B, C, H, W) map of its channels
+        #: (``"Linear output (2, 1024, 64)"``); modules whose output is one are absent.
+        self.not_maps: dict[str, str] = dict(outputs or {})
+        #: Groups :meth:`build` left out of pruning for every criterion, with the reason.
+        self.left_out: dict[str, str] = {}
         self._by_name = {g.name: i for i, g in enumerate(groups)}
 
     @classmethod
@@ -147,10 +179,14 @@ class ChannelGroups(Sequence[ChannelGroup]):
             else:
                 raise ValueError(f"ignored_layers must hold modules of the model or their names, got {layer!r}")
         was_training = model.training
+        not_maps: dict[str, str] = {}
+        handles = [m.register_forward_hook(_shape_hook(n, not_maps)) for n, m in lookup.items()]
         try:
             with torch.enable_grad():
                 graph = tp.DependencyGraph().build_dependency(model, example_inputs, verbose=False)
         finally:
+            for handle in handles:
+                handle.remove()
             model.train(was_training)
         ignored = user_ignored + _output_layers(graph)
         groups = [
@@ -159,7 +195,21 @@ class ChannelGroups(Sequence[ChannelGroup]):
         ]
         position = {name: i for i, name in enumerate(lookup)}
         groups.sort(key=lambda g: position[g.name])
-        return cls(model, graph, groups, tuple(sorted({names[m] for m in ignored})))
+        left_out = {g.name: why for g in groups if (why := _not_prunable(g, lookup)) is not None}
+        if left_out:
+            listing = "\n".join(f"  {name}: {why}" for name, why in left_out.items())
+            warnings.warn(
+                f"{len(left_out)} of {len(groups)} channel groups are left out of pruning: their channels "
+                f"cannot be removed exactly (a normalisation over several channels together, or channel "
+                f"indices the dependency graph maps beyond a layer's width):\n{listing}\n"
+                f"to silence this, pass ignored_layers={sorted(left_out)!r}",
+                UserWarning, stacklevel=2,
+            )
+            groups = [g for g in groups if g.name not in left_out]
+        ignored_names = {names[m] for m in ignored} | set(left_out)
+        built = cls(model, graph, groups, tuple(sorted(ignored_names)), not_maps)
+        built.left_out = left_out
+        return built
 
     def __getitem__(self, i: int) -> ChannelGroup:  # type: ignore[override]
         return self._groups[i]
@@ -192,6 +242,48 @@ class ChannelGroups(Sequence[ChannelGroup]):
         handler = self.graph.get_pruner_of_module(module).prune_out_channels
         return self.graph.get_pruning_group(module, handler, list(range(g.size)))
 
+    def unmeasurable(self) -> dict[str, str]:
+        """Groups whose feature maps a redundancy measure cannot take, each with the
+        reason: ``{group name: "layer: Linear output (2, 1024, 64); ..."}`` (see the
+        module Notes)."""
+        out = {}
+        for g in self._groups:
+            bad = [f"{n}: {self.not_maps[n]}" for n in g.feature_layers if n in self.not_maps]
+            if bad:
+                out[g.name] = "; ".join(bad)
+        return out
+
+    def measurable(self) -> ChannelGroups:
+        """These groups less the :meth:`unmeasurable` ones (``self`` when none is), the
+        policy of criteria that measure feature maps: the others are left out of pruning
+        (their root layers join ``ignored``), with a ``UserWarning`` naming them.
+
+        Raises
+        ------
+        ValueError
+            When no group is measurable.
+        """
+        bad = self.unmeasurable()
+        if not bad:
+            return self
+        kept = [g for g in self._groups if g.name not in bad]
+        listing = "\n".join(f"  group {name}, measured at {_first(why)}" for name, why in bad.items())
+        if not kept:
+            raise ValueError(
+                f"no group of the model has (B, C, H, W) feature maps for a redundancy measure; all "
+                f"{len(bad)} were found elsewhere:\n{listing}\nrank them with a baseline criterion "
+                "(criterion='l1', 'bn_scale', 'fpgm', 'taylor' or 'random') instead"
+            )
+        warnings.warn(
+            f"{len(bad)} of {len(self._groups)} channel groups have no (B, C, H, W) feature maps for a "
+            f"redundancy measure and are left out of SIRFP (not pruned); the other {len(kept)} are pruned:"
+            f"\n{listing}\nto silence this, pass ignored_layers={sorted(bad)!r}",
+            UserWarning, stacklevel=3,
+        )
+        out = ChannelGroups(self.model, self.graph, kept, tuple(sorted({*self.ignored, *bad})), self.not_maps)
+        out.left_out = {**self.left_out, **bad}
+        return out
+
     def prune(self, group: int, channels: Sequence[int] | np.ndarray) -> None:
         """Physically remove ``channels`` (group-local indices) of group ``group``.
 
@@ -208,12 +300,99 @@ class ChannelGroups(Sequence[ChannelGroup]):
             raise ValueError(f"channels must lie in [0, {g.size}) for group {g.name!r}")
         if len(idxs) >= g.size:
             raise ValueError(f"cannot remove all {g.size} channels of group {g.name!r}")
-        module = dict(self.model.named_modules())[g.name]
+        modules = dict(self.model.named_modules())
+        module = modules[g.name]
+        # a GroupNorm with one channel per group stays so (Torch-Pruning keeps num_groups)
+        per_channel = [m for m in (modules[x.name] for x in (*g.producers, *g.consumers))
+                       if isinstance(m, nn.GroupNorm) and m.num_groups == m.num_channels]
         handler = self.graph.get_pruner_of_module(module).prune_out_channels
         self.graph.get_pruning_group(module, handler, idxs).prune()
+        for m in per_channel:
+            m.num_groups = m.num_channels
 
     def __repr__(self) -> str:
         return f"ChannelGroups({len(self)} groups, {sum(g.size for g in self)} channels, ignored={list(self.ignored)})"
+
+
+def _width(module: nn.Module, out: bool) -> int | None:
+    attrs = ("out_channels", "out_features") if out else ("in_channels", "in_features")
+    for attr in (*attrs, "num_features", "num_channels", "num_parameters"):
+        if isinstance(getattr(module, attr, None), int):
+            return int(getattr(module, attr))
+    shape = getattr(module, "normalized_shape", None)
+    return int(shape[0]) if isinstance(shape, tuple) and len(shape) == 1 else None
+
+
+def _not_prunable(group: ChannelGroup, modules: dict[str, nn.Module]) -> str | None:
+    """Why ``group`` cannot lose single channels exactly, or None: a LayerNorm or
+    GroupNorm that normalises several of them together, or a member whose mapped channel
+    indices exceed its width (Torch-Pruning's graph through an attention reshape couples
+    a query layer with its twice-as-wide key-value layer)."""
+    for member, out in [*((m, True) for m in group.producers), *((m, False) for m in group.consumers)]:
+        m = modules[member.name]
+        width = _width(m, out)
+        if width is not None and member.index.size and int(member.index.max()) >= width:
+            side = "output" if out else "input"
+            return (f"{member.name} is given channel {int(member.index.max())} of its {width} {side} "
+                    f"channels by the dependency graph")
+        if isinstance(m, nn.GroupNorm) and m.num_groups < m.num_channels:
+            return f"{member.name} is GroupNorm({m.num_groups}, {m.num_channels})"
+        if isinstance(m, nn.LayerNorm):
+            return f"{member.name} is {type(m).__name__}({tuple(m.normalized_shape)})"
+    return None
+
+
+def _first(reasons: str) -> str:
+    parts = reasons.split("; ")
+    return parts[0] + (f" (and {len(parts) - 1} more layers of the group)" if len(parts) > 1 else "")
+
+
+#: Modules whose channels lie on the *last* dimension of their output, by definition.
+_CHANNELS_LAST = (nn.Linear.forward, nn.LayerNorm.forward)
+#: Modules whose channels lie on dimension 1 of their output, by definition.
+_CHANNELS_FIRST = (nn.modules.conv._ConvNd, nn.modules.batchnorm._BatchNorm, nn.GroupNorm,
+                   nn.modules.instancenorm._InstanceNorm)
+
+
+def channel_dim(module: nn.Module, output: torch.Tensor) -> int:
+    """The dimension of ``output`` that holds ``module``'s channels: the last for linear
+    layers and LayerNorms (tokens ``(B, N, C)``, channels-last maps) and for 1-D or 2-D
+    outputs, dimension 1 otherwise."""
+    return -1 if output.dim() <= 2 or type(module).forward in _CHANNELS_LAST else 1
+
+
+def _channels(module: nn.Module) -> int | None:
+    for attr in ("out_channels", "num_features", "num_channels", "out_features"):
+        value = getattr(module, attr, None)
+        if isinstance(value, int):
+            return value
+    shape = getattr(module, "normalized_shape", None)
+    return int(shape[0]) if isinstance(shape, tuple) and len(shape) == 1 else None
+
+
+def _not_a_map(module: nn.Module, output: Any) -> str | None:
+    """Why ``output`` is not a (B, C, H, W) map of ``module``'s channels, or None if it is."""
+    kind = type(module).__name__
+    if not isinstance(output, torch.Tensor):
+        return f"{kind} output is a {type(output).__name__}, not a tensor"
+    shape = tuple(output.shape)
+    if output.dim() != 4:
+        return f"{kind} output {shape} is not (B, C, H, W)"
+    if type(module).forward in _CHANNELS_LAST:
+        return f"{kind} output {shape} has its channels last"
+    channels = _channels(module)
+    if not isinstance(module, _CHANNELS_FIRST) and channels is not None and shape[1] != channels:
+        return f"{kind} output {shape} does not have its {channels} channels on dimension 1"
+    return None
+
+
+def _shape_hook(name: str, found: dict[str, str]):  # noqa: ANN202
+    def hook(module: nn.Module, inputs: Any, output: Any) -> None:
+        why = _not_a_map(module, output)
+        if why is not None:
+            found.setdefault(name, why)
+
+    return hook
 
 
 def _output_layers(graph: Any) -> list[nn.Module]:

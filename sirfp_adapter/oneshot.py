@@ -78,6 +78,8 @@ def prune_once(
         raise ValueError(f"criterion {chosen.name!r} reads gradients: give loss_fn=(outputs, targets) -> loss "
                          f"and batches of (inputs, targets)")
     groups = ChannelGroups.build(model, example_inputs, ignored_layers=ignored_layers)
+    if chosen.watches_activations:  # groups without (B, C, H, W) maps: left out, warned
+        groups = groups.measurable()
     cost = CostModel(model, example_inputs, groups)
     was_training = model.training
     model.eval()

@@ -115,6 +115,8 @@ class SIRFPPruner:
         self.options = plan if plan is not None else PlanOptions()
         self.log = log
         self.groups = ChannelGroups.build(model, example_inputs, ignored_layers=ignored_layers)
+        if self.criterion.watches_activations:  # groups without (B, C, H, W) maps: left out, warned
+            self.groups = self.groups.measurable()
         self.cost = CostModel(model, example_inputs, self.groups)
         # hooks last: nothing above can leave one behind when it raises
         self.masks = ChannelMasks(model, self.groups)

@@ -4,6 +4,13 @@ from __future__ import annotations
 
 import pytest
 
+try:  # before anything imports torchvision (smp and timm do): see sirfp_adapter.zoo
+    from sirfp_adapter.zoo import ensure_torchvision
+except ImportError:  # no torch: the tests that need it skip
+    pass
+else:
+    ensure_torchvision()
+
 
 @pytest.fixture
 def one_thread():
