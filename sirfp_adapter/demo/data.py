@@ -557,9 +557,12 @@ class FolderSegmentation(Dataset[Sample]):
         from concurrent.futures import ThreadPoolExecutor
 
         n = workers if workers is not None else min(8, os.cpu_count() or 1, max(1, len(self.files)))
-        with ThreadPoolExecutor(max_workers=n) as pool:
+        pool = ThreadPoolExecutor(max_workers=n)
+        try:
             for _ in pool.map(self._read, range(len(self.files))):
                 pass
+        finally:  # on the first bad file, files not yet started are not read
+            pool.shutdown(wait=True, cancel_futures=True)
 
     def _read(self, index: int) -> tuple[object, object]:
         """The checked pair ``index``: an RGB ``PIL.Image`` and a label ``PIL.Image`` (its
@@ -594,7 +597,7 @@ def _decode(path: Path, convert: str | None) -> object:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # refused below instead
-            with Image.open(path) as im:
+            with Image.open(path, formats=("PNG", "JPEG")) as im:  # what the folder layout admits
                 w, h = im.size
                 if limit is not None and w * h > limit:
                     raise _TooLarge(w, h)
