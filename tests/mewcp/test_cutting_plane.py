@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import networkx as nx
@@ -114,16 +115,20 @@ def test_time_limit_statuses_and_progress() -> None:
     events: list[dict] = []
     sol = mewcp.solve(problem, 50, "cutting_plane", time_limit=3.0, seed=0, progress=events.append)
     assert sol.status is mewcp.Status.FEASIBLE  # not provable in 3 s: the published gap is open
-    assert sol.runtime < 3.0 + 1.5
+    assert sol.runtime < 3.0 + 2.0
     assert sol.bound > sol.weight and sol.gap == pytest.approx((sol.bound - sol.weight) / sol.weight)
     assert sol.weight <= 19485.18697 * (1 + 1e-9)  # best known value
     assert "stopped: time limit" in sol.message
     bounds = [e["bound"] for e in events]
     assert bounds == sorted(bounds, reverse=True) and bounds[-1] == pytest.approx(sol.bound)
     assert [e["time"] for e in events] == sorted(e["time"] for e in events)
+    # The negative-type check (one eigendecomposition) cannot be interrupted; nothing after it runs late.
+    t0 = time.perf_counter()
+    negative_type(problem.dense)
+    check = time.perf_counter() - t0
     quick = mewcp.solve(problem, 50, "cutting_plane", time_limit=1e-3)
     assert quick.status in (mewcp.Status.NO_SOLUTION, mewcp.Status.FEASIBLE)
-    assert quick.runtime < 1.0
+    assert quick.runtime < 3 * check + 0.5
 
 
 @pytest.mark.parametrize(
