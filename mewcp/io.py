@@ -51,6 +51,7 @@ import numbers
 import os
 import re
 import stat
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -565,7 +566,7 @@ def write(
     ----------
     data : anything `as_problem` accepts
     path : str or path-like
-        Overwritten if it exists.
+        Replaced atomically if it exists (written to a temporary file beside it first).
     format : {"mdplib", "dimacs", "edgelist", "npy"} or None
         None infers it from the suffix: ``.txt`` MDPLIB, ``.clq``/``.wclq`` DIMACS,
         ``.npy``, ``.edges``/``.edgelist`` edge list.
@@ -597,8 +598,8 @@ def write(
         raise ValueError(f"k is only written by format='mdplib'; got k={k!r} with format={fmt!r}")
     problem = as_problem(data)
     if fmt == "npy":
-        with open(path, "wb") as fh:
-            np.save(fh, np.asarray(problem.to_dense(), dtype=np.float64), allow_pickle=False)
+        _write_atomic(path, lambda fh: np.save(fh, np.asarray(problem.to_dense(), dtype=np.float64),
+                                               allow_pickle=False))
         return
     u, v, w = _edges(problem)
     if fmt == "mdplib":
@@ -614,5 +615,19 @@ def write(
         text = f"p edge {problem.n} {len(u)}\n" + _lines((u + 1).tolist(), (v + 1).tolist(), w, "e ")
     else:
         text = _edgelist_text(problem, u, v, w)
-    with open(path, "w", encoding="utf-8", newline="\n") as fh:
-        fh.write(text)
+    _write_atomic(path, lambda fh: fh.write(text.encode("utf-8")))
+
+
+def _write_atomic(path: Path, fill: Callable[[IO[bytes]], Any]) -> None:
+    """Write through a temporary file beside ``path`` and `os.replace`: never a half-written file."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fill(fh)
+        mask = os.umask(0)
+        os.umask(mask)
+        os.chmod(tmp, 0o666 & ~mask)  # the mode a plain open() would give, not mkstemp's 0600
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

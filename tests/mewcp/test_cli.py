@@ -184,3 +184,28 @@ def test_hostile_files_exit_2_with_one_line_and_no_hang(tmp_path, target, messag
                           text=True, check=False, timeout=60)  # a hang fails the test, not CI
     assert done.returncode == 2
     assert done.stderr == message.replace(target, path) + "\n" and done.stdout == ""
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=60)
+@given(option=st.sampled_from(["-k", "--time-limit", "--seed", "--format", "--size", "--method", "-O"]),
+       value=st.sampled_from(["0", "-1", "nan", "inf", "1e400", "1_0", "", "2", "0.05", "x", "target=nan",
+                              "tenure=0", "ehgp", "npy", "exact"]))
+def test_any_option_value_exits_cleanly(option, value):
+    """Every value ends in exit 0/1 or exit 2 with one line, never a traceback."""
+    import contextlib
+    import io
+
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        try:
+            code = main(["solve", str(GKD), "--time-limit", "5", option, value])
+        except SystemExit as exc:  # argparse
+            code = exc.code
+    assert code in (0, 1, 2)
+    if code == 2:
+        assert err.getvalue().rstrip("\n").splitlines()[-1].startswith(("mewcp: error: ", "mewcp solve: error: "))
+        assert "Traceback" not in err.getvalue()

@@ -12,6 +12,8 @@ from pathlib import Path
 import networkx as nx
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mewcp import as_problem, read, write
 from mewcp.io import FORMATS
@@ -517,3 +519,50 @@ def test_fortran_order_npy(tmp_path: Path) -> None:
     w = np.asfortranarray(np.array([[0, 1, 2], [1, 0, 3], [2, 3, 0.0]]))
     np.save(tmp_path / "f.npy", w)
     assert np.array_equal(read(tmp_path / "f.npy").dense, w)
+
+
+def test_write_is_atomic_and_keeps_the_usual_mode(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    w = np.array([[0, 1.0], [1.0, 0]])
+    path = tmp_path / "w.txt"
+    write(w, path, k=1)
+    before = path.read_bytes()
+    assert path.stat().st_mode & 0o777 == 0o666 & ~_umask()
+
+    def boom(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "replace", boom)
+    with pytest.raises(KeyboardInterrupt):
+        write(np.array([[0, 5.0], [5.0, 0]]), path, k=1)
+    assert path.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["w.txt"]
+
+
+def _umask() -> int:
+    import os
+
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_FUZZ = [b"3 2\n0 1 1\n0 2 2\n1 2 3\n", b"c x\np edge 4 3\ne 1 2 5\ne 2 3 1.5\ne 3 4 2\n", b"a b 1\nb c 2\n",
+         b"\x93NUMPY\x01\x00v\x00{'descr': '<f8', 'fortran_order': False, 'shape': (2, 2), }"]
+
+
+@settings(max_examples=150)
+@given(seed=st.sampled_from(_FUZZ), cut=st.integers(0, 200), junk=st.binary(max_size=40),
+       fmt=st.sampled_from([None, "mdplib", "dimacs", "edgelist", "npy"]))
+def test_fuzzed_files_give_a_problem_or_one_value_error(tmp_path_factory: pytest.TempPathFactory, seed: bytes,
+                                                         cut: int, junk: bytes, fmt: str | None) -> None:
+    path = tmp_path_factory.mktemp("fuzz") / "f.dat"
+    path.write_bytes(seed[:cut] + junk + seed[cut:])
+    start = time.perf_counter()
+    try:
+        p = read(path, format=fmt)
+    except ValueError as exc:
+        assert str(exc).startswith(str(path)) and "\n" not in str(exc)
+    else:
+        assert p.n >= 1 and np.isfinite(p.to_dense()).all()
+    assert time.perf_counter() - start < 5

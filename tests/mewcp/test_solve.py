@@ -265,3 +265,48 @@ def test_sparse_complete_graph_is_stored_dense_and_diagonal_dropped():
     assert p.is_complete and np.array_equal(p.dense, w - np.eye(6))
     g = mewcp.as_problem(sp.csr_array(np.array([[5.0, 1, 0], [1, 0, 0], [0, 0, 0]])))
     assert not g.is_complete and g.n_edges == 1
+
+
+# --------------------------------------------------------------------- hostile values (fuzz)
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_HOSTILE = st.sampled_from([0.0, -0.0, 1.0, -1.0, 1e-320, 1e150, -1e150, 1e300, 1e308, -1e308, float("nan"),
+                            float("inf"), -float("inf"), 2.5])
+
+
+@settings(max_examples=80)
+@given(values=st.lists(_HOSTILE, min_size=6, max_size=6), k=st.integers(1, 4),
+       method=st.sampled_from(["ehgp", "tabu", "brute", "local_search"]), size=st.sampled_from(["exact", "at_most"]),
+       kind=st.sampled_from(["float", "complex", "object", "sparse"]))
+def test_hostile_weights_are_refused_or_solved_with_a_finite_weight(values, k, method, size, kind):
+    w = np.zeros((4, 4))
+    w[np.triu_indices(4, 1)] = values
+    w = w + w.T
+    data = {"float": w, "complex": w.astype(complex), "object": w.astype(object), "sparse": sp.csr_array(w)}[kind]
+    try:
+        sol = mewcp.solve(data, k, method, size=size, seed=0, **({"max_iters": 50} if method != "ehgp" and
+                                                                 method != "brute" else {}))
+    except (TypeError, ValueError) as exc:
+        assert str(exc) and "\n" not in str(exc)
+        return
+    assert kind in ("float", "sparse") and np.isfinite(w).all()
+    assert not sol.found or math.isfinite(sol.weight)
+    json.dumps(sol.to_dict(), allow_nan=False)
+
+
+@settings(max_examples=60)
+@given(name=st.sampled_from(["time_limit", "seed", "target", "max_iters", "tenure", "patience", "pop_size"]),
+       value=st.sampled_from([float("nan"), float("inf"), -float("inf"), -1, 0, 0.5, True, "3", None, 1e300]))
+def test_hostile_option_values_are_refused_with_their_name_or_accepted(name, value):
+    method = "memetic" if name == "pop_size" else "tabu"
+    kwargs = {name: value} if name in ("time_limit", "seed") else {name: value, "max_iters": 50}
+    if name == "max_iters":
+        kwargs = {name: value}
+    try:
+        sol = mewcp.solve(W3, 2, method, **kwargs)
+    except (TypeError, ValueError) as exc:
+        assert str(exc).startswith(name), str(exc)
+        return
+    assert sol.found
