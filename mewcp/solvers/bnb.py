@@ -53,7 +53,7 @@ BNB_MAX_N = 8_000
 #: ``best + RTOL * max(1, |best|)``.
 RTOL = 1e-9
 #: Work (sum of squared candidate-set sizes) spent on the bound of a stopped search.
-OPEN_BOUND_WORK = 2_000_000
+OPEN_BOUND_WORK = 500_000
 #: Target wall-clock seconds of one kernel call (the time limit's granularity).
 CHUNK_SECONDS = 0.02
 

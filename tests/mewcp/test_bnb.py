@@ -123,3 +123,16 @@ def test_refuses_graphs_beyond_its_dense_limit():
 def test_listed_as_exact():
     bnb = next(m for m in mewcp.methods() if m.name == "bnb")
     assert bnb.available and bnb.kind == "exact" and bnb.options == {"start": "tabu"}
+
+
+@pytest.mark.parametrize("graph", ["complete", "gnp"])
+def test_the_time_limit_holds_on_500_vertices(graph):
+    rng = np.random.default_rng(2)
+    w = rng.uniform(0, 10, size=(500, 500))
+    w = np.triu(w, 1) + np.triu(w, 1).T
+    if graph == "gnp":
+        upper = np.triu(rng.uniform(size=(500, 500)) < 0.5, 1)
+        w = sp.csr_array(w * (upper | upper.T))
+    sol = mewcp.solve(w, 20, "bnb", time_limit=0.5, seed=0)
+    assert sol.status is mewcp.Status.FEASIBLE and sol.bound >= sol.weight
+    assert sol.runtime < 0.5 + 2.0  # generous: the machine may be shared

@@ -1,0 +1,265 @@
+"""Exact solvers side by side: mewcp's `bnb` and `ilp`, and the public MEWCat C++ solver.
+
+For every shipped DIMACS graph (``instances/dimacs``) at k = k* (the size of the
+published optimal clique; the optimum must equal the published value), k* - 1 and
+ceil(k*/2) (no published values: the first certified table below k*), and for every
+shipped MDPLIB instance with n <= 100 at k = m, one run each of
+
+* ``mewcp.solve(p, k, "bnb", time_limit=CAP_BNB, seed=0)`` (its `tabu` start inside),
+* ``mewcp.solve(p, k, "ilp", time_limit=CAP_ILP, seed=0)`` (HiGHS, strong formulation),
+* MEWCat (Liu, Xiao & Zhou, AAAI-24; github.com/afkbrb/MEWCat), built from its public
+  source in a scratch folder outside the repository (``--mewcat``), on the DIMACS
+  graphs at k = k* only: it has no cardinality bound, so k* is where the two solve
+  the same problem. Its "total" is its PLS start plus its search, as it prints them.
+
+Times are wall-clock seconds of single runs, one run at a time, on whatever machine
+runs the script (recorded in the results); the ratio bnb / MEWCat is measured in the
+same run, instance by instance. Run from the repository root::
+
+    .venv/bin/python benchmarks/exact_solvers.py                      # everything
+    .venv/bin/python benchmarks/exact_solvers.py --only brock200_2 keller4 --ks star
+    .venv/bin/python benchmarks/exact_solvers.py --render-only
+
+Results: ``benchmarks/results/exact_solvers.json`` (rewritten atomically after every
+run, so an interrupted run keeps what it measured; runs already there are skipped
+unless ``--fresh``) and ``exact_solvers.md`` rendered from it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime as dt
+import json
+import math
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:  # run as a script: make the local package importable
+    sys.path.insert(0, str(REPO))
+
+import mewcp  # noqa: E402
+from benchmarks import common  # noqa: E402
+
+INSTANCES = REPO / "instances"
+OUT = REPO / "benchmarks" / "results"
+NAME = "exact_solvers"
+MEWCAT = Path("/work/scratch/mewcat/mewcat")
+#: Targets of issue 15.
+TARGET_STAR_S = 10.0  # every DIMACS optimum at k = k* proven by bnb within this
+TARGET_BELOW_S = 60.0  # every DIMACS graph at k*-1 and ceil(k*/2) proven within this
+REL_TOL = 1e-6
+
+
+def catalogue() -> list[dict[str, Any]]:
+    """Shipped instances from ``instances/best_known.csv``: DIMACS, and MDPLIB with n <= 100."""
+    out = []
+    with open(INSTANCES / "best_known.csv", newline="") as fh:
+        for row in csv.DictReader(fh):
+            n = int(row["n"])
+            if row["family"] != "dimacs" and (n > 100 or not row["best_known"]):
+                continue
+            out.append({"name": Path(row["file"]).stem, "file": row["file"], "dimacs": row["family"] == "dimacs",
+                        "n": n, "k_star": int(row["k"]),
+                        "published": float(row["best_known"]) if row["best_known"] else None})
+    return out
+
+
+def ks_of(inst: dict[str, Any], labels: list[str]) -> list[tuple[str, int]]:
+    """(label, k) pairs: k*, k*-1, ceil(k*/2) for DIMACS (deduplicated), m for MDPLIB."""
+    ks = inst["k_star"]
+    if not inst["dimacs"]:
+        return [("m", ks)] if "star" in labels else []
+    pairs = {"star": ("k*", ks), "minus": ("k*-1", ks - 1), "half": ("⌈k*/2⌉", math.ceil(ks / 2))}
+    out: list[tuple[str, int]] = []
+    for lab in labels:
+        label, k = pairs[lab]
+        if k >= 1 and k not in [x[1] for x in out]:
+            out.append((label, k))
+    return out
+
+
+def run_mewcp(problem: mewcp.Problem, k: int, method: str, cap: float) -> dict[str, Any]:
+    sol = mewcp.solve(problem, k, method, time_limit=cap, seed=0)
+    start = sol.trace[0][1] if sol.trace else None
+    return {"status": sol.status.value, "value": None if not sol.found else sol.weight, "bound": sol.bound,
+            "time": sol.runtime, "nodes": sol.n_iter, "size": sol.size, "start": start, "message": sol.message}
+
+
+def run_mewcat(path: Path, file: Path, cap: float) -> dict[str, Any]:
+    try:
+        proc = subprocess.run([str(path), str(file)], capture_output=True, text=True, timeout=cap)
+    except subprocess.TimeoutExpired:
+        return {"status": "timeout", "time": cap}
+    text = proc.stdout
+
+    def grab(key: str) -> float | None:
+        m = re.search(rf"^{key}:\s*([-0-9.]+)", text, re.M)
+        return float(m.group(1)) if m else None
+
+    return {"status": "optimal" if proc.returncode == 0 and grab("opt") is not None else f"rc {proc.returncode}",
+            "value": grab("opt"), "pls": grab("PLS time"), "search": grab("search time"),
+            "time": grab("total time"), "nodes": grab("node explored")}
+
+
+def load(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text()) if path.exists() else {"runs": {}}
+
+
+def save(path: Path, data: dict[str, Any]) -> None:
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp") as fh:
+        json.dump(data, fh, indent=1, sort_keys=True)
+        tmp = fh.name
+    os.replace(tmp, path)
+    md = path.with_suffix(".md")
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp") as fh:
+        fh.write(render(data))
+        tmp = fh.name
+    os.replace(tmp, md)
+
+
+def fmt_t(r: dict[str, Any] | None) -> str:
+    if r is None:
+        return "—"
+    if r["status"] == "optimal":
+        return f"{r['time']:.2f}"
+    if r["status"] == "timeout":
+        return f"≥{r['time']:.0f}"
+    if r["status"] == "feasible":
+        gap = "" if r.get("bound") is None or not r.get("value") else f", gap {(r['bound'] - r['value']) / r['value']:.0%}"
+        return f"≥{r['cap']:.0f} ({r['value']:.0f}{gap})"
+    return r["status"]
+
+
+def fmt_v(x: float | None) -> str:
+    if x is None:
+        return "—"
+    return f"{x:.0f}" if float(x).is_integer() else f"{x:.5f}"
+
+
+def render(data: dict[str, Any]) -> str:
+    runs = data["runs"]
+    meta = data.get("meta", {})
+    out = [f"# Exact solvers: `bnb`, `ilp` and MEWCat side by side\n",
+           f"Generated by `benchmarks/exact_solvers.py` (last update {meta.get('updated', '?')}). "
+           f"Machine: {meta.get('machine', {}).get('cpu', '?')}, `os.cpu_count()` = "
+           f"{meta.get('machine', {}).get('cpu_count', '?')}; {meta.get('note', '')}\n",
+           f"Caps: bnb {meta.get('cap_bnb')} s, ilp {meta.get('cap_ilp')} s, MEWCat {meta.get('cap_mewcat')} s. "
+           "A time is seconds to a proof of optimality (`status == optimal`, the whole `solve` call: "
+           "validation, the tabu start, the search); `≥cap (v, gap g)` = stopped at the cap with value v and "
+           "gap (bound − v) / v. MEWCat's time is its PLS start plus its search, as it prints them; "
+           "it has no cardinality bound, so it runs at k = k* only. bnb / MEWCat is the ratio of the two "
+           "times measured in this run.\n"]
+    for dimacs in (True, False):
+        out.append("## DIMACS graphs (general graphs, MEWC)\n" if dimacs else "## MDPLIB, n ≤ 100 (complete graphs, MDP), k = m\n")
+        out.append("| instance | n | k | proven optimum | published | bnb s | bnb nodes | ilp s | MEWCat s | MEWCat nodes | bnb / MEWCat |")
+        out.append("|:---|---:|:---|---:|---:|---:|---:|---:|---:|---:|---:|")
+        for key, r in sorted(runs.items(), key=lambda kv: (kv[1]["name"].lower(), -kv[1]["k"])):
+            if r["dimacs"] != dimacs:
+                continue
+            b, i, m = r.get("bnb"), r.get("ilp"), r.get("mewcat")
+            proven = next((x["value"] for x in (b, i, m) if x and x["status"] == "optimal" and x.get("value") is not None), None)
+            pub = fmt_v(r["published"]) if r["label"] in ("k*", "m") else "—"
+            ratio = "—"
+            if b and m and b["status"] == "optimal" and m["status"] == "optimal" and m.get("time"):
+                ratio = common.fmt_x(b["time"] / max(m["time"], 0.01))
+            out.append(f"| {r['name']} | {r['n']} | {r['label']} = {r['k']} | {fmt_v(proven)} | {pub} | {fmt_t(b)} | "
+                       f"{b['nodes'] if b else '—'} | {fmt_t(i)} | {fmt_t(m)} | "
+                       f"{int(m['nodes']) if m and m.get('nodes') is not None else '—'} | {ratio} |")
+        out.append("")
+    out += targets(runs)
+    return "\n".join(out) + "\n"
+
+
+def targets(runs: dict[str, Any]) -> list[str]:
+    dim = [r for r in runs.values() if r["dimacs"]]
+    star = [r for r in dim if r["label"] == "k*"]
+    below = [r for r in dim if r["label"] != "k*"]
+
+    def ok(r: dict[str, Any], cap: float) -> bool:
+        b = r.get("bnb")
+        return bool(b) and b["status"] == "optimal" and b["time"] <= cap
+
+    def right(r: dict[str, Any]) -> bool:
+        b = r.get("bnb")
+        return bool(b) and b.get("value") is not None and abs(b["value"] - r["published"]) <= REL_TOL * max(1, r["published"])
+
+    lines = ["## Targets (issue 15)\n"]
+    n_ok = sum(ok(r, TARGET_STAR_S) and right(r) for r in star)
+    worst = max((r["bnb"]["time"] for r in star if r.get("bnb")), default=float("nan"))
+    lines.append(f"* Every shipped DIMACS optimum proven by bnb at k = k* within {TARGET_STAR_S:.0f} s: "
+                 f"{n_ok} of {len(star)} ({'met' if star and n_ok == len(star) else 'NOT met'}; slowest {worst:.2f} s).")
+    ratios = [r["bnb"]["time"] / max(r["mewcat"]["time"], 0.01) for r in star
+              if r.get("bnb") and r.get("mewcat") and r["bnb"]["status"] == "optimal" and r["mewcat"]["status"] == "optimal"]
+    if ratios:
+        gm = math.exp(sum(map(math.log, ratios)) / len(ratios))
+        lines.append(f"* Stretch, within 2x MEWCat side by side: {sum(x <= 2 for x in ratios)} of {len(ratios)} "
+                     f"within 2x; geometric mean bnb / MEWCat {gm:.2f}x, worst {max(ratios):.2f}x "
+                     f"({'met' if max(ratios) <= 2 else 'NOT met'}).")
+    n_b = sum(ok(r, TARGET_BELOW_S) for r in below)
+    lines.append(f"* Every shipped DIMACS graph proven at k*-1 and ⌈k*/2⌉ within {TARGET_BELOW_S:.0f} s: "
+                 f"{n_b} of {len(below)} ({'met' if below and n_b == len(below) else 'NOT met'}).")
+    return lines + [""]
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--cap-bnb", type=float, default=60.0)
+    ap.add_argument("--cap-ilp", type=float, default=30.0)
+    ap.add_argument("--cap-mewcat", type=float, default=60.0)
+    ap.add_argument("--ks", nargs="+", default=["star", "minus", "half"], choices=["star", "minus", "half"])
+    ap.add_argument("--only", nargs="+", default=None, help="instance names (file stems)")
+    ap.add_argument("--no-ilp", action="store_true")
+    ap.add_argument("--no-mdp", action="store_true")
+    ap.add_argument("--mewcat", type=Path, default=MEWCAT, help="the MEWCat binary (built outside the repository)")
+    ap.add_argument("--out", type=Path, default=OUT)
+    ap.add_argument("--fresh", action="store_true", help="rerun runs already in the JSON")
+    ap.add_argument("--note", default="", help="a line about the machine's state (e.g. shared, loaded)")
+    ap.add_argument("--render-only", action="store_true")
+    args = ap.parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / f"{NAME}.json"
+    data = load(path)
+    data["meta"] = {"machine": common.machine_info("numpy", "numba", "highspy"), "cap_bnb": args.cap_bnb,
+                    "cap_ilp": args.cap_ilp, "cap_mewcat": args.cap_mewcat, "note": args.note,
+                    "updated": dt.datetime.now().isoformat(timespec="seconds")}
+    if args.render_only:
+        save(path, data)
+        return 0
+    # compile the kernels once, outside every measured run
+    warm = mewcp.read(INSTANCES / "dimacs" / "johnson8-2-4.wclq")
+    for method in ("bnb", "ilp"):
+        mewcp.solve(warm, 3, method, seed=0)
+    have_mewcat = args.mewcat.exists()
+    for inst in catalogue():
+        if args.only and inst["name"] not in args.only or (args.no_mdp and not inst["dimacs"]):
+            continue
+        problem = mewcp.read(INSTANCES / inst["file"])
+        for label, k in ks_of(inst, args.ks):
+            key = f"{inst['name']}@{k}"
+            entry = data["runs"].get(key) if not args.fresh else None
+            entry = entry or {"name": inst["name"], "n": inst["n"], "k": k, "label": label,
+                              "dimacs": inst["dimacs"], "published": inst["published"]}
+            if "bnb" not in entry:
+                entry["bnb"] = run_mewcp(problem, k, "bnb", args.cap_bnb) | {"cap": args.cap_bnb}
+            if not args.no_ilp and "ilp" not in entry:
+                entry["ilp"] = run_mewcp(problem, k, "ilp", args.cap_ilp) | {"cap": args.cap_ilp}
+            if have_mewcat and inst["dimacs"] and label == "k*" and "mewcat" not in entry:
+                entry["mewcat"] = run_mewcat(args.mewcat, INSTANCES / inst["file"], args.cap_mewcat)
+            data["runs"][key] = entry
+            save(path, data)
+            b = entry["bnb"]
+            print(f"{key:28s} bnb {b['status']:9s} {b['time']:7.2f}s nodes {b['nodes']:>10}  "
+                  f"ilp {entry.get('ilp', {}).get('status', '-'):9s}  mewcat {entry.get('mewcat', {}).get('time', '-')}",
+                  flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
