@@ -429,6 +429,8 @@ def _bounded(solve: Callable[..., Answer], deadline: Deadline, *, reports: bool 
 
     def child() -> None:
         os.setpgid(0, 0)  # its own group: CBC, started by PuLP, is killed with it
+        if "highspy" in sys.modules:  # worker threads do not survive a fork: start afresh
+            sys.modules["highspy"].Highs.resetGlobalScheduler(True)
         try:
             answer = solve(lambda chosen, bound: send.send(("report", (chosen, bound)))) if reports else solve()
             send.send(("ok", answer))

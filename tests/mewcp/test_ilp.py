@@ -104,3 +104,13 @@ def test_a_limit_spent_before_the_model_is_built_returns_the_start_without_a_bou
     sol = mewcp.solve(w, 5, "ilp", time_limit=1e-9, start=[0, 1, 2, 3, 4])
     assert sol.status is mewcp.Status.FEASIBLE and sol.nodes == (0, 1, 2, 3, 4)
     assert sol.bound is None and "before the model was built" in sol.message
+
+
+@pytest.mark.parametrize("backend", ["highs", "scipy"])
+def test_a_limited_run_after_an_unlimited_one_still_proves(backend):
+    """The limited run is forked; HiGHS's worker threads from the first solve must not hang it."""
+    p = mewcp.read("instances/mdplib/GKD-a/GKD-a_25_n10_m8.txt")
+    first = mewcp.solve(p, method="ilp", backend=backend)
+    sol = mewcp.solve(p, method="ilp", backend=backend, time_limit=60)
+    assert first.status is sol.status is mewcp.Status.OPTIMAL
+    assert sol.weight == pytest.approx(first.weight) and sol.runtime < 30
