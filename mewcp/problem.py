@@ -402,6 +402,11 @@ def edges_to_problem(
     rows = np.asarray(rows, dtype=np.int64)
     cols = np.asarray(cols, dtype=np.int64)
     vals = np.asarray(vals, dtype=np.float64)
+    if rows.size == 0 and n > 1:  # no edges: an all-zero indptr, which np.zeros leaves untouched (lazy pages)
+        _check_n(n)
+        return Problem(n=n, indptr=_read_only(np.zeros(n + 1, dtype=np.int64)),
+                       indices=_read_only(np.empty(0, dtype=np.int64)), data=_read_only(np.empty(0)),
+                       labels=None if labels is None else tuple(labels), default_k=default_k, name=name)
     loops = np.flatnonzero(rows == cols)
     if loops.size:
         raise ValueError(f"edge {int(loops[0])} is a self-loop on vertex {int(rows[loops[0]])}")
