@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet $(INSTALL)
-	$(PY) -m mewcp.warmup  # compile every numba kernel now, so no user call pays for it
+	-$(PY) -m mewcp.warmup  # compile every numba kernel now, so no user call pays for it (a miss warns)
 	touch $(STAMP)
 
 venv: $(STAMP)
