@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 
 # torch is pinned in the same pip command as everything else: a looser pin lets
 # pip pick a multi-GB CUDA build.
-INSTALL := -e ".[dev,ilp,prune,models]" torch==2.13.0
+INSTALL := -e ".[dev,ilp,prune,models,onnx]" torch==2.13.0
 
 .PHONY: demo solver-demo test venv clean
 
