@@ -34,7 +34,8 @@ from mewcp.solvers.brute import solve_brute
 from mewcp.solvers.cutting_plane import solve_cutting_plane
 from mewcp.solvers.greedy import solve_ehgp
 from mewcp.solvers.ilp import solve_ilp
-from mewcp.solvers.local_search import DEFAULT_PATIENCE, solve_local_search, solve_memetic, solve_tabu
+from mewcp.solvers.local_search import (DEFAULT_PATIENCE, solve_local_search, solve_memetic, solve_pls,
+                                       solve_tabu)
 
 __all__ = ["Method", "methods", "objective", "is_clique", "solve"]
 
@@ -111,6 +112,13 @@ _REGISTRY: Mapping[str, Method] = MappingProxyType(
                 solve_memetic,
                 {"start": "ehgp", "pop_size": 10, "tenure": None, "max_stall": None, "patience": None,
                  "max_iters": None, "target": None},
+            ),
+            Method(
+                "pls",
+                "heuristic",
+                "phased local search on general graphs (Pullan): add/plateau-swap, vertex penalties, restarts",
+                solve_pls,
+                {"start": None, "patience": None, "max_iters": None, "target": None},
             ),
             Method(
                 "ilp",
@@ -370,6 +378,8 @@ def _resolve_start(
         exact_method = _REGISTRY[method].kind == "exact"  # a start for an exact method: short
         if exact_method:
             remaining = min(remaining * EXACT_START_SHARE, EXACT_START_SECONDS)
+        else:  # a heuristic's start gets half of what is left, so that the search itself always runs
+            remaining *= 0.5
         patience = EXACT_START_PATIENCE if exact_method else DEFAULT_PATIENCE
         bounded = {"patience": patience} if "patience" in _REGISTRY[start].options else {}
         found = solve(problem, k, start, size=size, time_limit=None if math.isinf(remaining) else remaining,

@@ -129,17 +129,11 @@ def _heap_pop(deg, sc, vx, size):  # pragma: no cover
 
 
 @njit(cache=True)
-def peel_sparse(
-    indptr: np.ndarray, indices: np.ndarray, data: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, int]:  # pragma: no cover
-    """Peel a general graph to the end, keyed on (degree, score, index) in the remainder.
+def peel_sparse_init(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray):  # pragma: no cover
+    """The state of a sparse peel before its first removal (see `peel_sparse_steps`).
 
-    The vertex removed next is the one with the fewest neighbours among the
-    remaining vertices (the most non-edges), then the least score (sum of weights
-    to remaining neighbours), then the lowest index. Returns the removal order, the
-    score of each vertex at its removal, and ``clique_size``: the size of the
-    largest remaining set that was a clique (every suffix of the order at most that
-    long is a clique). O((n + m) log(n + m)) with a lazy binary heap.
+    Returns ``(deg, s, hd, hs, hv, removed, order, scores, counters)`` with
+    ``counters = [heap size, removals done, clique_size]``.
     """
     n = indptr.shape[0] - 1
     deg = np.empty(n, dtype=np.int64)
@@ -160,11 +154,21 @@ def peel_sparse(
     removed = np.zeros(n, dtype=np.bool_)
     order = np.empty(n, dtype=np.int64)
     scores = np.empty(n)
-    clique_size = 0
-    t = 0
-    while t < n:
+    counters = np.array([size, 0, 0], dtype=np.int64)
+    return deg, s, hd, hs, hv, removed, order, scores, counters
+
+
+@njit(cache=True)
+def peel_sparse_steps(indptr, indices, data, deg, s, hd, hs, hv, removed, order, scores, counters,
+                      max_work):  # pragma: no cover
+    """Continue a sparse peel for about ``max_work`` heap operations; True when it is complete."""
+    n = indptr.shape[0] - 1
+    size, t, clique_size = counters[0], counters[1], counters[2]
+    work = 0
+    while t < n and work < max_work:
         d0, s0, v = hd[0], hs[0], hv[0]
         size = _heap_pop(hd, hs, hv, size)
+        work += 1
         if removed[v] or d0 != deg[v] or s0 != s[v]:
             continue  # stale entry
         remaining = n - t
@@ -180,6 +184,26 @@ def peel_sparse(
                 deg[u] -= 1
                 s[u] -= data[p]
                 size = _heap_push(hd, hs, hv, size, deg[u], s[u], u)
-    return order, scores, clique_size
+                work += 1
+    counters[0], counters[1], counters[2] = size, t, clique_size
+    return t >= n
 
 
+@njit(cache=True)
+def peel_sparse(
+    indptr: np.ndarray, indices: np.ndarray, data: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, int]:  # pragma: no cover
+    """Peel a general graph to the end, keyed on (degree, score, index) in the remainder.
+
+    The vertex removed next is the one with the fewest neighbours among the
+    remaining vertices (the most non-edges), then the least score (sum of weights
+    to remaining neighbours), then the lowest index. Returns the removal order, the
+    score of each vertex at its removal, and ``clique_size``: the size of the
+    largest remaining set that was a clique (every suffix of the order at most that
+    long is a clique). O((n + m) log(n + m)) with a lazy binary heap; the same run
+    in bounded pieces is `peel_sparse_init` + `peel_sparse_steps`.
+    """
+    deg, s, hd, hs, hv, removed, order, scores, counters = peel_sparse_init(indptr, indices, data)
+    peel_sparse_steps(indptr, indices, data, deg, s, hd, hs, hv, removed, order, scores, counters,
+                      np.iinfo(np.int64).max)
+    return order, scores, counters[2]

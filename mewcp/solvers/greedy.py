@@ -17,7 +17,15 @@ vertices (i.e. the most non-edges into the remainder), then the least score
 ``s_i`` over remaining neighbours, then the lowest index. On a complete graph every
 degree is equal and the order is exactly Algorithm 1's. Once the remainder is a
 clique, every later remainder is one too; ``clique_size`` is the size at which that
-first happens, and ``size="exact"`` with ``k > clique_size`` ends in NO_SOLUTION.
+first happens.
+
+On a general graph the peel alone can end far below the obvious (on a sparse
+random graph it ends on an arbitrary edge), so `solve_ehgp` also grows a clique
+greedily from each of the ``HEAVY_SEEDS`` heaviest edges (`mewcp.kernels.construct`)
+and returns the better answer: never less than the heaviest edge (for ``k >= 2``).
+The peel runs in bounded pieces between time-limit checks; when the limit
+expires first, the grown clique is the answer. ``size="exact"`` ends in
+NO_SOLUTION only when neither found a clique of k vertices.
 
 References
 ----------
@@ -36,11 +44,18 @@ from typing import Any
 import numpy as np
 
 from mewcp import kernels
+from mewcp.kernels.construct import grow_from_edges
+from mewcp.kernels.peel import peel_sparse_init, peel_sparse_steps
 from mewcp.problem import Problem, as_problem
 from mewcp.solution import Status
 from mewcp.solvers.base import Deadline, SolverOutput
 
-__all__ = ["PeelingOrder", "ehgp_order", "solve_ehgp"]
+__all__ = ["PeelingOrder", "ehgp_order", "heavy_edge_clique", "solve_ehgp"]
+
+#: Seed edges (the heaviest) of the greedy construction on general graphs.
+HEAVY_SEEDS = 64
+#: Heap operations per peel call between time-limit checks.
+PEEL_CHUNK = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -130,28 +145,81 @@ def ehgp_order(data: Any, *, weight: str | None = "weight") -> PeelingOrder:
     return PeelingOrder(order=order, scores=scores, clique_size=clique_size, labels=problem.labels)
 
 
+def heavy_edge_clique(problem: Problem, k: int, exact: bool, seeds: int = HEAVY_SEEDS) -> tuple[np.ndarray, float] | None:
+    """The heaviest clique grown greedily from the ``seeds`` heaviest edges of a sparse problem.
+
+    With ``exact`` only cliques of k vertices count; None when there is none (or
+    no edge, or ``k < 2``). O(m) to find the seeds plus O(degrees) per seed.
+    """
+    assert problem.indptr is not None and problem.data is not None and problem.indices is not None
+    nnz = problem.data.size
+    if k < 2 or nnz == 0:
+        return None
+    top = min(nnz, 2 * seeds)
+    pos = np.argpartition(problem.data, nnz - top)[nnz - top:] if top < nnz else np.arange(nnz)
+    rows = np.searchsorted(problem.indptr, pos, side="right") - 1
+    cols = problem.indices[pos]
+    keep = rows < cols
+    order = np.argsort(-problem.data[pos[keep]], kind="stable")
+    u, v = rows[keep][order].astype(np.int64), cols[keep][order].astype(np.int64)
+    best, size, weight, best_k, weight_k = grow_from_edges(
+        problem.indptr, problem.indices, problem.data, u, v, k, not exact)
+    if exact:
+        return (np.sort(best_k), float(weight_k)) if np.isfinite(weight_k) else None
+    return np.sort(best[:size]), float(weight)
+
+
+def _peel_sparse_limited(problem: Problem, deadline: Deadline) -> tuple[np.ndarray, np.ndarray, int] | None:
+    """The full sparse peel in bounded pieces; None when the time limit expires first."""
+    state = peel_sparse_init(problem.indptr, problem.indices, problem.data)
+    while not peel_sparse_steps(problem.indptr, problem.indices, problem.data, *state, PEEL_CHUNK):
+        if deadline.expired():
+            return None
+    order, scores, counters = state[6], state[7], state[8]
+    return order, scores, int(counters[2])
+
+
 def solve_ehgp(problem: Problem, k: int, *, exact: bool, deadline: Deadline, seed: int | None) -> SolverOutput:
-    """The `ehgp` method: peel to ``k`` vertices (``size="at_most"``: the best suffix of size <= k)."""
+    """The `ehgp` method: peel to ``k`` vertices (``size="at_most"``: the best suffix of size <= k).
+
+    On general graphs, the better of that and `heavy_edge_clique` (see the module notes).
+    """
     n = problem.n
-    if exact and problem.dense is not None:
-        order, _scores, _ = _peel(problem, n - k)
-        kept = np.setdiff1d(np.arange(n), order, assume_unique=True)
-        return SolverOutput(kept, Status.FEASIBLE, n_iter=n - k)
-    order, scores, clique_size = _peel(problem, n - 1)
-    if order.size < n:
+    if problem.dense is not None:
+        if exact:
+            order, _scores, _ = _peel(problem, n - k)
+            kept = np.setdiff1d(np.arange(n), order, assume_unique=True)
+            return SolverOutput(kept, Status.FEASIBLE, n_iter=n - k)
+        order, scores, clique_size = _peel(problem, n - 1)
         order = np.concatenate([order, np.setdiff1d(np.arange(n), order, assume_unique=True)])
         scores = np.concatenate([scores, [0.0]])
-    if exact:
-        if k > clique_size:
-            return SolverOutput(
-                None,
-                Status.NO_SOLUTION,
-                n_iter=n,
-                message=f"peeling reached a clique of only {clique_size} vertices; k={k}",
-            )
-        return SolverOutput(np.sort(order[n - k :]), Status.FEASIBLE, n_iter=n - k)
-    # at_most: the heaviest suffix of size j <= min(k, clique_size); ties -> larger j.
-    top = min(k, clique_size)
+        return SolverOutput(_best_suffix(order, scores, k, n), Status.FEASIBLE, n_iter=n)
+    grown = heavy_edge_clique(problem, k, exact)
+    peeled = _peel_sparse_limited(problem, deadline)
+    if peeled is None:
+        if grown is None:
+            return SolverOutput(None, Status.NO_SOLUTION, n_iter=0,
+                                message="time limit reached while peeling, before any clique of the size was found")
+        return SolverOutput(grown[0], Status.FEASIBLE, n_iter=0,
+                            message="time limit reached while peeling: the clique grown from the heaviest edges")
+    order, scores, clique_size = peeled
+    candidates = [] if grown is None else [grown]
+    if exact and k <= clique_size:
+        kept = np.sort(order[n - k:])
+        candidates.append((kept, float(scores[n - k:].sum())))
+    elif not exact:
+        kept = _best_suffix(order, scores, min(k, clique_size), n)
+        candidates.append((kept, float(scores[n - kept.size:].sum())))
+    if not candidates:
+        return SolverOutput(None, Status.NO_SOLUTION, n_iter=n,
+                            message=f"peeling reached a clique of only {clique_size} vertices and no clique of "
+                                    f"{k} vertices grew from the heaviest edges; k={k}")
+    best = max(candidates, key=lambda c: c[1])
+    return SolverOutput(best[0], Status.FEASIBLE, n_iter=n)
+
+
+def _best_suffix(order: np.ndarray, scores: np.ndarray, top: int, n: int) -> np.ndarray:
+    """The heaviest suffix of the removal order of size j <= top; ties go to the larger j."""
     suffix = np.cumsum(scores[::-1])[:top]  # suffix[j-1] = weight of the last j vertices
     best_j = top - int(np.argmax(suffix[::-1]))
-    return SolverOutput(np.sort(order[n - best_j :]), Status.FEASIBLE, n_iter=n - best_j)
+    return np.sort(order[n - best_j:])

@@ -46,13 +46,14 @@ from typing import Any
 import numpy as np
 
 from mewcp.kernels import clique as ck
+from mewcp.kernels import pls as pk
 from mewcp.kernels import swap as sk
 from mewcp.kernels.gains import set_gains
 from mewcp.problem import Problem
 from mewcp.solution import Status
 from mewcp.solvers.base import Deadline, SolverOutput
 
-__all__ = ["solve_local_search", "solve_memetic", "solve_tabu"]
+__all__ = ["solve_local_search", "solve_memetic", "solve_pls", "solve_tabu"]
 
 #: Wall-clock length a kernel call aims at, so the time limit is checked often.
 CHUNK_SECONDS = 0.004
@@ -148,13 +149,7 @@ class _CliqueEngine:
 
     def __init__(self, problem: Problem, k: int, exact: bool, rng: np.random.Generator,
                  tenure: int | None, max_stall: int | None) -> None:
-        if problem.dense is not None:  # complete graph with negative weights, size="at_most"
-            n = problem.n
-            rows, cols = np.nonzero(~np.eye(n, dtype=bool))
-            self.indptr = np.arange(0, n * (n - 1) + 1, n - 1, dtype=np.int64)
-            self.indices, self.data = cols.astype(np.int64), problem.dense[rows, cols]
-        else:
-            self.indptr, self.indices, self.data = problem.indptr, problem.indices, problem.data
+        self.indptr, self.indices, self.data = _csr(problem)
         self.n, self.k, self.exact, self.rng = problem.n, k, exact, rng
         self.tenure = tenure if tenure is not None else max(3, min(30, self.n // 4))
         self.max_stall = max_stall if max_stall is not None else max(1000, 20 * k)
@@ -211,6 +206,16 @@ class _CliqueEngine:
     @property
     def best_set(self) -> np.ndarray | None:
         return self.best[: self.best_size].copy() if self.best_size else None
+
+
+def _csr(problem: Problem) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The graph as symmetric CSR (a complete graph is converted: n^2 memory)."""
+    if problem.dense is None:
+        return problem.indptr, problem.indices, problem.data
+    n = problem.n
+    rows, cols = np.nonzero(~np.eye(n, dtype=bool))
+    indptr = np.arange(0, n * (n - 1) + 1, n - 1, dtype=np.int64)
+    return indptr, cols.astype(np.int64), problem.dense[rows, cols]
 
 
 def _engine(problem: Problem, k: int, exact: bool, seed: int | None, tenure: int | None = None,
@@ -345,7 +350,14 @@ def solve_tabu(problem: Problem, k: int, *, exact: bool, deadline: Deadline, see
                start: np.ndarray | None, tenure: int | None = None, max_stall: int | None = None,
                strength: int | None = None, patience: int | None = None, max_iters: int | None = None,
                target: float | None = None) -> SolverOutput:
-    """The `tabu` method: iterated tabu search (perturb the best set whenever the search stalls)."""
+    """The `tabu` method: iterated tabu search (perturb the best set whenever the search stalls).
+
+    On complete graphs every other restart is a backbone child of the best set and
+    a member of an elite archive of the stalled runs' best sets (kept as the
+    memetic's pool is): random perturbations of one set alone stagnate on large
+    instances (n = 2000, k = 200), where the archive's common vertices guide the
+    restart (Wu & Hao 2013).
+    """
     _check_positive(tenure=tenure, max_stall=max_stall, strength=strength)
     patience = _patience(patience, max_iters, target, deadline)
     if (out := _trivial(problem, k, exact)) is not None:
@@ -354,7 +366,8 @@ def solve_tabu(problem: Problem, k: int, *, exact: bool, deadline: Deadline, see
     inc = _Incumbent(deadline, max_iters, target)
     engine.load(start if start is not None else engine.random_start())
     inc.offer(_best_set(engine), engine.best_value)
-    chunks, idle = _Chunks(), 0
+    chunks, idle, restarts = _Chunks(), 0, 0
+    elite: list[tuple[np.ndarray, float]] = []
     while True:
         before = inc.value
         if (reason := _tabu_to_stall(engine, inc, chunks)) is not None:
@@ -363,8 +376,25 @@ def solve_tabu(problem: Problem, k: int, *, exact: bool, deadline: Deadline, see
         if patience is not None and idle >= patience:
             reason = f"{patience} perturbations in a row without improvement"
             break
+        restarts += 1
+        if isinstance(engine, _SwapEngine):
+            _pool_admit(elite, engine.best, engine.best_value, ELITE_SIZE)
+            if restarts <= ELITE_SEEDS:  # diverse sets for the archive
+                engine.load(engine.random_start())
+                continue
+            if restarts % 3 != 0 and len(elite) >= 2:  # a backbone child, then an opposition-based one (OBMA)
+                a, b = engine.rng.choice(len(elite), 2, replace=False)
+                child = engine.crossover if restarts % 3 == 1 else engine.opposite
+                engine.load(child(elite[a][0], elite[b][0]))
+                continue
         engine.perturb(inc.members if inc.members is not None else engine.random_start())
     return inc.output(reason)
+
+
+#: Size of the elite archive of `tabu`'s restarts (complete graphs).
+ELITE_SIZE = 10
+#: Restarts from random sets that seed the archive.
+ELITE_SEEDS = 4
 
 
 def _pool_admit(pool: list[tuple[np.ndarray, float]], child: np.ndarray, value: float, capacity: int,
@@ -444,3 +474,67 @@ def solve_memetic(problem: Problem, k: int, *, exact: bool, deadline: Deadline, 
         if reason is None and patience is not None and idle >= patience:
             reason = f"{patience} generations in a row without improvement"
     return inc.output(reason or f"every one of {attempts} improved starts gave the same set")
+
+
+#: PLS iterations per cycle of its three phases; ``patience`` counts cycles.
+PLS_CYCLE = int(pk.PHASE_LENGTHS.sum())
+
+
+def solve_pls(problem: Problem, k: int, *, exact: bool, deadline: Deadline, seed: int | None,
+              start: np.ndarray | None, patience: int | None = None, max_iters: int | None = None,
+              target: float | None = None) -> SolverOutput:
+    """The `pls` method: phased local search (Pullan 2006, 2008) with the cardinality bound.
+
+    See `mewcp.kernels.pls` for the moves, phases, penalties and perturbations.
+    ``max_iters`` counts PLS iterations (one maximal clique, its plateau and a
+    perturbation); ``patience`` counts cycles of the three phases (200 iterations)
+    without improvement. A complete graph is searched as CSR (n^2 memory); the swap
+    methods (`tabu`, `memetic`) are the ones for complete graphs.
+    """
+    patience = _patience(patience, max_iters, target, deadline)
+    if (out := _trivial(problem, k, exact)) is not None:
+        return out
+    indptr, indices, data = _csr(problem)
+    n = problem.n
+    rng = np.random.default_rng(seed)
+    members, pos, adj, idsum, g, sums = pk.pls_state(n, k)
+    size, value = 0, 0.0
+    first = start if start is not None else np.array([rng.integers(0, n)], dtype=np.int64)
+    for v in np.asarray(first, dtype=np.int64):
+        value += g[v]
+        size = ck.add_vertex(indptr, indices, data, members, pos, adj, idsum, g, sums, size, v)
+    inc = _Incumbent(deadline, max_iters, target)
+    best = np.empty(k, dtype=np.int64)
+    best_size, best_value = 0, -np.inf
+    if not exact or size == k:
+        best[:size], best_size, best_value = members[:size], size, value
+        inc.offer(best[:best_size], best_value)
+    penalty = np.zeros(n, dtype=np.int64)
+    pen_state = np.array([0, 2, 0], dtype=np.int64)
+    plateau = np.zeros(n, dtype=np.int64)
+    mark = np.zeros(n + 1, dtype=np.int64)
+    phase_state = np.zeros(3, dtype=np.int64)
+    stop_at = np.inf if target is None else float(target)
+    chunks, idle, since = _Chunks(), 0, 0
+    while (reason := inc.stop_reason()) is None:
+        before = best_value
+        size, value, best_size, best_value, done = pk.pls_search(
+            indptr, indices, data, members, pos, adj, idsum, g, sums, size, value, k, exact,
+            penalty, pen_state, plateau, mark, phase_state, _budget(chunks, inc), best, best_size,
+            best_value, stop_at, rng)
+        chunks.done(done)
+        inc.iterations += done
+        if best_size:
+            inc.offer(best[:best_size], best_value)
+        since += done
+        if best_value > before:
+            idle, since = 0, 0
+        elif since >= PLS_CYCLE:
+            idle, since = idle + since // PLS_CYCLE, since % PLS_CYCLE
+        if patience is not None and idle >= patience:
+            reason = f"{patience} cycles of the three phases in a row without improvement"
+            break
+        if done == 0:
+            reason = "the clique holds every vertex"
+            break
+    return inc.output(reason)

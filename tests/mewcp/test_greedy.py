@@ -143,3 +143,81 @@ def test_labels_are_reported_for_networkx_graphs():
     sol = mewcp.solve(g, 2)
     assert set(sol.nodes) <= {"a", "b", "c", "d"}
     assert sol.weight == mewcp.objective(g, sol.nodes)
+
+
+def grow_reference(w: np.ndarray, mask: np.ndarray, u: int, v: int, k: int, positive_only: bool) -> tuple[list[int], float]:
+    """Plain-Python greedy growth from the edge (u, v): the candidate of greatest gain enters."""
+    clique, weight = [u, v], w[u, v]
+    cand = [x for x in range(len(w)) if mask[u, x] and mask[v, x]]
+    while len(clique) < k and cand:
+        gains = [sum(w[x, c] for c in clique) for x in cand]
+        i = int(np.argmax(gains))  # first maximum, as the kernel
+        if positive_only and gains[i] <= 0:
+            break
+        c = cand[i]
+        clique.append(c)
+        weight += gains[i]
+        cand = [x for x in cand if x != c and mask[x, c]]
+    return clique, weight
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_growth_from_edges_matches_reference(seed):
+    from mewcp.kernels.construct import grow_from_edges
+
+    rng = np.random.default_rng(seed)
+    w, mask = random_graph(40, 0.5, rng, negative=seed % 2 == 1)
+    a = sp.csr_array(_sparse(w, mask))
+    rows, cols = np.nonzero(np.triu(mask, 1))
+    pick = rng.choice(rows.size, 5, replace=False)
+    for positive_only in (False, True):
+        k = 6
+        best, size, weight, _, _ = grow_from_edges(a.indptr.astype(np.int64), a.indices.astype(np.int64), a.data,
+                                                   rows[pick].astype(np.int64), cols[pick].astype(np.int64),
+                                                   k, positive_only)
+        ref = [grow_reference(w, mask, int(rows[p]), int(cols[p]), k, positive_only) for p in pick]
+        best_ref = max(ref, key=lambda r: r[1])
+        assert weight == pytest.approx(best_ref[1])
+        assert sorted(best[:size].tolist()) == sorted(best_ref[0])
+
+
+def _random_sparse_with_planted_clique(n: int, m: int, size: int, heavy: float, seed: int) -> tuple[sp.csr_array, list[int]]:
+    rng = np.random.default_rng(seed)
+    r, c = rng.integers(0, n, m), rng.integers(0, n, m)
+    keep = r != c
+    a = sp.coo_array((rng.uniform(0, 1, keep.sum()), (r[keep], c[keep])), shape=(n, n)).tocsr()
+    a = sp.csr_array(sp.triu(a, 1))
+    planted = sorted(rng.choice(n, size, replace=False).tolist())
+    a = a.tolil()
+    for i, x in enumerate(planted):
+        for y in planted[i + 1:]:
+            a[x, y] = heavy
+    a = sp.csr_array(a)
+    return sp.csr_array(a + a.T), planted
+
+
+def test_general_graph_answer_never_below_the_heaviest_edge():
+    # a sparse random graph: the peel alone ends on an arbitrary edge
+    a, planted = _random_sparse_with_planted_clique(20_000, 100_000, 6, 2.0, 0)
+    p = mewcp.as_problem(a)
+    heaviest = float(p.data.max())
+    sol = mewcp.solve(p, 20, "ehgp", size="at_most")
+    assert sol.found and mewcp.is_clique(p, sol.indices)
+    assert sol.weight >= heaviest
+    assert sorted(sol.indices.tolist()) == planted and sol.weight == pytest.approx(15 * 2.0)
+    exact = mewcp.solve(p, 6, "ehgp")
+    assert exact.found and sorted(exact.indices.tolist()) == planted
+    b, _ = _random_sparse_with_planted_clique(20_000, 100_000, 2, 1.5, 1)  # no heavy clique beyond an edge
+    q = mewcp.as_problem(b)
+    assert mewcp.solve(q, 20, "ehgp", size="at_most").weight >= float(q.data.max())
+
+
+def test_peel_interrupted_by_the_time_limit_returns_the_grown_clique(monkeypatch):
+    from mewcp.solvers import greedy
+
+    a, planted = _random_sparse_with_planted_clique(50_000, 250_000, 5, 2.0, 2)
+    p = mewcp.as_problem(a)
+    monkeypatch.setattr(greedy, "PEEL_CHUNK", 1000)  # many short peel calls, like a huge graph's
+    sol = mewcp.solve(p, 5, "ehgp", size="at_most", time_limit=1e-3)
+    assert sol.message == "time limit reached while peeling: the clique grown from the heaviest edges"
+    assert sorted(sol.indices.tolist()) == planted and sol.weight >= float(p.data.max())

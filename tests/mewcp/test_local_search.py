@@ -15,7 +15,7 @@ import mewcp
 from tests.mewcp.helpers import random_graph
 from tests.mewcp.test_properties import instances
 
-METAHEURISTICS = ["local_search", "tabu", "memetic"]
+METAHEURISTICS = ["local_search", "tabu", "memetic", "pls"]
 INSTANCES = Path(__file__).resolve().parents[2] / "instances"
 
 
@@ -40,7 +40,7 @@ def test_certified_and_never_above_the_optimum(method, inst):
         assert sol.status is mewcp.Status.NO_SOLUTION
 
 
-@pytest.mark.parametrize("method", ["tabu", "memetic"])
+@pytest.mark.parametrize("method", ["tabu", "memetic", "pls"])
 @pytest.mark.parametrize("seed", range(8))
 def test_finds_the_optimum_on_small_graphs(method, seed):
     rng = np.random.default_rng(seed)

@@ -111,7 +111,7 @@ def test_networkx_weights():
         ({"k": 2.0}, TypeError, "k must be an integer; got float"),
         ({"k": True}, TypeError, "k must be an integer; got bool"),
         ({"k": None}, ValueError, "k is required: the data carries no default subset size"),
-        ({"k": 2, "method": "magic"}, ValueError, "method must be one of 'ehgp', 'local_search', 'tabu', 'memetic', 'ilp', 'bnb', 'cutting_plane', 'brute'; got 'magic'"),
+        ({"k": 2, "method": "magic"}, ValueError, "method must be one of 'ehgp', 'local_search', 'tabu', 'memetic', 'pls', 'ilp', 'bnb', 'cutting_plane', 'brute'; got 'magic'"),
         ({"k": 2, "size": "exactly"}, ValueError, "size must be 'exact' or 'at_most'; got 'exactly'"),
         ({"k": 2, "time_limit": 0}, ValueError, "time_limit must be a positive, finite number of seconds; got 0"),
         ({"k": 2, "time_limit": -1.0}, ValueError, "time_limit must be a positive, finite number of seconds; got -1.0"),
