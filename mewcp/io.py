@@ -116,6 +116,7 @@ class _Tokens:
         assert starts.size == len(words)
         tok_line = np.searchsorted(np.flatnonzero(b == 10), starts, side="right") + first_line
         self.where = where
+        self.separators = b"_" in raw  # digit separators anywhere: numbers() checks each token
         self.words = np.empty(len(words), dtype=object)
         self.words[:] = words
         self.first = np.flatnonzero(np.diff(tok_line, prepend=0))  # first token of each non-blank line
@@ -141,7 +142,7 @@ class _Tokens:
         dtype = np.int64 if kind is int else np.float64
         convert = _strict_int if kind is int else _strict_float
         try:
-            if b"_" in b" ".join(flat):
+            if self.separators and b"_" in b" ".join(flat):
                 raise ValueError("digit separator")
             out = np.fromiter(map(kind, flat), dtype, flat.size).reshape(cells.shape)
         except (ValueError, OverflowError):  # rescan to name the offending token
@@ -448,10 +449,24 @@ def _detect(head: bytes) -> str:
         if words := head[pos:end].split():
             found.append(words)
         pos = end + 1
-    if found[0][0] in (b"c", b"p") or _DIMACS_HEADER.search(head):
+    if found[0][0] in (b"c", b"p") or _DIMACS_HEADER.search(head, 0, 1 << 16):
         return "dimacs"
     two_numbers = len(found[0]) == 2 and all(_NUMBERISH.fullmatch(w) for w in found[0])
     return "mdplib" if two_numbers and len(found) > 1 and len(found[1]) == 3 else "edgelist"
+
+
+def _has_two_lines(text: bytes) -> bool:
+    """True when ``text`` has at least two lines holding a token (looks at no more than it must)."""
+    found, pos = 0, 0
+    while pos < len(text):
+        end = text.find(b"\n", pos)
+        end = len(text) if end < 0 else end
+        if text[pos:end].strip():
+            found += 1
+            if found == 2:
+                return True
+        pos = end + 1
+    return False
 
 
 def _text_start(chunks: Iterator[tuple[int, bytes]]) -> tuple[bytes, list[tuple[int, bytes]]]:
@@ -462,7 +477,7 @@ def _text_start(chunks: Iterator[tuple[int, bytes]]) -> tuple[bytes, list[tuple[
         taken.append(item)
         if item[1].strip():
             head += item[1]
-            if sum(1 for line in head.split(b"\n") if line.strip()) >= 2 or len(taken) > 64:
+            if _has_two_lines(head) or len(taken) > 64:
                 break
     return head, taken
 
