@@ -247,24 +247,36 @@ def _check_finite(values: np.ndarray, what: str) -> None:
 
 
 def _from_dense(arr: np.ndarray, *, default_k: int | None, name: str | None) -> Problem:
+    """A complete graph from a square array, checked in one tiled pass (`kernels.dense_scan`).
+
+    A float64 C-contiguous array that is exactly symmetric with a zero diagonal is
+    kept as it is (a read-only view: the `Problem` shares its memory, so the
+    array must not be modified while the problem is in use); any other array is
+    copied once, its diagonal zeroed and, within ``SYMMETRY_RTOL``, symmetrised.
+    """
     if arr.ndim != 2 or arr.shape[0] != arr.shape[1]:
         raise ValueError(f"data must be a square matrix; got shape {arr.shape}")
     n = arr.shape[0]
     _check_n(n)
-    _check_finite(arr, "entry")
-    w = np.array(arr, dtype=np.float64, order="C", copy=True)
-    np.fill_diagonal(w, 0.0)
+    src = arr if arr.dtype == np.float64 and arr.flags.c_contiguous else np.ascontiguousarray(arr, dtype=np.float64)
+    finite, hi, lo, amax, zero_diag, diff, i, j = kernels.dense_scan(src)
+    if not finite:
+        _check_finite(src, "entry")
     if n > 1:
-        _check_total(max(float(w.max()), -float(w.min())), n * (n - 1) // 2)
-    diff, i, j = kernels.max_asymmetry(w)
-    if diff > 0.0:
-        scale = max(1.0, float(np.abs(w).max()))
-        if diff > SYMMETRY_RTOL * scale:
-            raise ValueError(
-                f"data must be a symmetric matrix; W[{i}, {j}] = {float(w[i, j])!r} but "
-                f"W[{j}, {i}] = {float(w[j, i])!r} (pass (W + W.T) / 2 to symmetrise)"
-            )
-        w = (w + w.T) / 2.0
+        _check_total(max(hi, 0.0, -lo), n * (n - 1) // 2)
+    if diff > 0.0 and diff > SYMMETRY_RTOL * max(1.0, amax):
+        raise ValueError(
+            f"data must be a symmetric matrix; W[{i}, {j}] = {float(src[i, j])!r} but "
+            f"W[{j}, {i}] = {float(src[j, i])!r} (pass (W + W.T) / 2 to symmetrise)"
+        )
+    if zero_diag and diff == 0.0:
+        w = src.view()
+    else:
+        w = np.array(src, dtype=np.float64, order="C", copy=src is arr)
+        np.fill_diagonal(w, 0.0)
+        if diff > 0.0:
+            w += w.T
+            w *= 0.5
     return Problem(n=n, dense=_read_only(w), default_k=default_k, name=name)
 
 

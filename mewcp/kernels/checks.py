@@ -132,3 +132,42 @@ def enumerate_cliques_from(
             d += 1
             nxt[d] = v + 1
     return best_weight, best_size, visited
+
+
+@njit(cache=True)
+def dense_scan(w: np.ndarray) -> tuple[bool, float, float, float, bool, float, int, int]:  # pragma: no cover
+    """One tiled pass over a square matrix for `mewcp.as_problem`.
+
+    Returns ``(finite, max_offdiag, min_offdiag, max_abs_offdiag, zero_diagonal,
+    max_asymmetry, i, j)`` where ``max_asymmetry = |w[i, j] - w[j, i]|`` is the
+    largest over ``i < j``. No temporary array: the checks of a 3 GB matrix need
+    no second 3 GB.
+    """
+    n = w.shape[0]
+    tile = 64
+    finite = True
+    zero_diag = True
+    hi, lo = -np.inf, np.inf
+    worst, wi, wj = 0.0, 0, 0
+    for i in range(n):
+        x = w[i, i]
+        if not abs(x) < np.inf:
+            finite = False
+        if x != 0.0:
+            zero_diag = False
+    for bi in range(0, n, tile):
+        for bj in range(bi, n, tile):
+            for i in range(bi, min(bi + tile, n)):
+                for j in range(max(bj, i + 1), min(bj + tile, n)):
+                    a = w[i, j]
+                    b = w[j, i]
+                    if not (abs(a) < np.inf and abs(b) < np.inf):
+                        finite = False
+                        continue
+                    hi = max(hi, max(a, b))
+                    lo = min(lo, min(a, b))
+                    d = abs(a - b)
+                    if d > worst:
+                        worst, wi, wj = d, i, j
+    amax = max(abs(hi), abs(lo)) if n > 1 else 0.0
+    return finite, hi, lo, amax, zero_diag, worst, wi, wj

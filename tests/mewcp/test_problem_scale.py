@@ -1,0 +1,65 @@
+"""as_problem on dense input: one checking pass, no copy of a clean float64 matrix, exact errors."""
+
+from __future__ import annotations
+
+import tracemalloc
+
+import numpy as np
+import pytest
+
+import mewcp
+from mewcp.kernels.checks import dense_scan
+from tests.mewcp.helpers import random_symmetric
+
+
+@pytest.mark.parametrize("n", [1, 2, 5, 63, 64, 65, 130])
+def test_dense_scan_matches_numpy(n):
+    rng = np.random.default_rng(n)
+    w = rng.normal(size=(n, n))
+    finite, hi, lo, amax, zero_diag, diff, i, j = dense_scan(w)
+    off = ~np.eye(n, dtype=bool)
+    assert finite and zero_diag == (not np.diagonal(w).any())
+    if n > 1:
+        assert hi == w[off].max() and lo == w[off].min() and amax == np.abs(w[off]).max()
+        d = np.abs(np.triu(w - w.T, 1))
+        assert diff == d.max() and d[i, j] == diff and i < j
+    w[n // 2, n - 1] = np.nan
+    assert not dense_scan(w)[0]
+
+
+def test_clean_float64_matrix_is_not_copied():
+    w = random_symmetric(300, np.random.default_rng(0))
+    tracemalloc.start()
+    p = mewcp.as_problem(w)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert np.shares_memory(p.dense, w) and not p.dense.flags.writeable and w.flags.writeable
+    assert peak < w.nbytes / 10
+    sol = mewcp.solve(w, 150)  # solve on the raw array: still no copy
+    assert sol.weight == pytest.approx(mewcp.objective(p, sol.indices))
+
+
+def test_other_dense_inputs_are_copied_and_normalised():
+    w = random_symmetric(50, np.random.default_rng(1))
+    d = w.copy()
+    np.fill_diagonal(d, 7.0)  # the diagonal takes no part: zeroed in a copy, the input untouched
+    p = mewcp.as_problem(d)
+    assert not np.shares_memory(p.dense, d) and np.all(np.diagonal(p.dense) == 0) and d[0, 0] == 7.0
+    near = w.copy()
+    near[3, 4] += 1e-12  # within tolerance: symmetrised
+    q = mewcp.as_problem(near)
+    assert q.dense[3, 4] == q.dense[4, 3] == pytest.approx(w[3, 4])
+    assert mewcp.as_problem(w.astype(np.float32)).dense.dtype == np.float64
+    assert np.array_equal(mewcp.as_problem(np.asfortranarray(w)).dense, w)
+
+
+def test_dense_errors_name_the_entry():
+    w = random_symmetric(6, np.random.default_rng(2))
+    bad = w.copy()
+    bad[1, 2] = np.inf
+    with pytest.raises(ValueError, match=r"data must have finite weights; entry \(1, 2\) is inf"):
+        mewcp.as_problem(bad)
+    asym = w.copy()
+    asym[2, 4] += 1.0
+    with pytest.raises(ValueError, match=r"data must be a symmetric matrix; W\[2, 4\] = "):
+        mewcp.as_problem(asym)
