@@ -233,12 +233,17 @@ class _Run:
             self.bound = bound
             self.report()
 
+    def scale(self) -> float:
+        """``max(1, |incumbent|)``: what the relative gap is relative to."""
+        return max(1.0, abs(self.value)) if self.best is not None else 1.0
+
     def done(self) -> bool:
-        return self.bound - self.value <= self.gap * max(1.0, abs(self.value))
+        return self.best is not None and self.bound - self.value <= self.gap * self.scale()
 
     def report(self) -> None:
         if self.progress is not None:
-            gap = (self.bound - self.value) / max(1.0, abs(self.value)) if math.isfinite(self.bound) else None
+            known = self.best is not None and math.isfinite(self.bound)
+            gap = (self.bound - self.value) / self.scale() if known else None
             self.progress({"time": self.deadline.elapsed(), "stage": self.stage, "value": self.value,
                            "bound": self.bound, "gap": gap, "cuts": self.n_cuts})
 
@@ -355,7 +360,7 @@ def _lp_phase(h: Any, run: _Run, rounds: int) -> None:
         theta, y = float(sol[run.n]), np.clip(sol[: run.n], 0.0, 1.0)
         run.tighten(theta)
         history.append(theta)
-        if theta - run.g(y) <= 0.1 * run.gap * max(1.0, abs(run.value)):
+        if theta - run.g(y) <= 0.1 * run.gap * max(1.0, abs(theta)):
             break  # the relaxation's bound is attained: no tangent helps the LP any more
         if len(history) > 5 and history[-6] - theta <= 1e-4 * max(1.0, abs(theta)):
             break  # stalled (Kelley's zigzag): leave the rest to branching
@@ -390,10 +395,11 @@ def _milp_rounds(h: Any, run: _Run, batch: int) -> tuple[int, str]:
                 state["violated"] += 1
                 if batch and state["violated"] >= batch:
                     state["stop"] = True
-        elif kind == cb.HighsCallbackType.kCallbackMipInterrupt and (state["stop"] or run.deadline.expired()):
-            into.user_interrupt = True
-        elif kind == cb.HighsCallbackType.kCallbackSimplexInterrupt and run.deadline.expired():
-            into.user_interrupt = True  # inside long node LPs HiGHS checks its clock too rarely
+        elif kind == cb.HighsCallbackType.kCallbackMipInterrupt:
+            # Always written: HiGHS keeps the flag from one run() to the next.
+            into.user_interrupt = bool(state["stop"] or run.deadline.expired())
+        elif kind == cb.HighsCallbackType.kCallbackSimplexInterrupt:
+            into.user_interrupt = run.deadline.expired()  # HiGHS checks its clock too rarely in long LPs
 
     h.setCallback(callback, None)
     h.startCallback(cb.HighsCallbackType.kCallbackMipSolution)

@@ -161,3 +161,13 @@ def test_from_points() -> None:
     with pytest.raises(ValueError, match="labels must be 2 distinct vertex labels, one per point; got 2 "
                                          r"\(1 distinct\)"):
         mewcp.from_points([[0, 0], [1, 1]], labels=["a", "a"])
+
+
+def test_interrupted_rounds_still_converge() -> None:
+    # batch=1 interrupts every round at its first overestimated candidate; the next round
+    # must run normally (HiGHS keeps the interrupt flag between runs unless it is reset).
+    problem = mewcp.from_points(_points(7, 16, 2))
+    truth = mewcp.solve(problem, 5, "brute")
+    sol = mewcp.solve(problem, 5, "cutting_plane", batch=1, starts=0, lp_rounds=0, time_limit=60)
+    assert sol.status is mewcp.Status.OPTIMAL, sol.message
+    assert sol.weight == pytest.approx(truth.weight, rel=1e-9)
