@@ -292,6 +292,22 @@ def _from_sparse(
     n = mat.shape[0]
     _check_n(n)
     _check_real_dtype(mat.dtype)
+    if (mat.format == "csr" and mat.dtype == np.float64 and mat.has_canonical_format
+            and mat.nnz != n * (n - 1)):
+        indptr, indices, data = mat.indptr, mat.indices, mat.data
+        clean, amax = kernels.csr_scan(indptr, indices, data)
+        if clean:  # the common case, checked in one pass without temporaries
+            if data.size:
+                _check_total(amax, data.size // 2)
+            return Problem(
+                n=n,
+                indptr=_read_only(np.array(indptr, dtype=np.int64)),
+                indices=_read_only(np.array(indices, dtype=np.int64)),
+                data=_read_only(np.array(data, dtype=np.float64)),
+                labels=labels,
+                default_k=default_k,
+                name=name,
+            )
     # Canonical CSR (sorted, duplicates summed as scipy defines them); explicit zeros stay.
     csr = sp.csr_array(mat, dtype=np.float64, copy=True)
     csr.sum_duplicates()

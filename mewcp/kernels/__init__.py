@@ -13,13 +13,20 @@ against brute force in ``tests/mewcp/test_bnb.py``. ``python -m mewcp.warmup``
 compiles them all into numba's on-disk cache.
 """
 
-from mewcp.kernels.checks import (dense_scan, dense_set_weight, enumerate_cliques_from, max_asymmetry,
-                                  sparse_set_weight)
+from mewcp.kernels.checks import (
+    csr_scan,
+    dense_scan,
+    dense_set_weight,
+    enumerate_cliques_from,
+    max_asymmetry,
+    sparse_set_weight,
+)
 from mewcp.kernels.gains import add_gains, set_gains, swap_gains
 from mewcp.kernels.peel import peel_dense, peel_sparse
 
 __all__ = [
     "add_gains",
+    "csr_scan",
     "dense_scan",
     "dense_set_weight",
     "enumerate_cliques_from",

@@ -171,3 +171,37 @@ def dense_scan(w: np.ndarray) -> tuple[bool, float, float, float, bool, float, i
                         worst, wi, wj = d, i, j
     amax = max(abs(hi), abs(lo)) if n > 1 else 0.0
     return finite, hi, lo, amax, zero_diag, worst, wi, wj
+
+
+@njit(cache=True)
+def csr_scan(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray) -> tuple[bool, float]:  # pragma: no cover
+    """Is a canonical CSR (sorted rows, no duplicates) a clean undirected graph, and its max |w|?
+
+    Clean: no diagonal entry, every value finite, the pattern symmetric and every
+    value exactly equal to its mirror. One pass: entry (i, j) with j > i must be
+    the next unmatched entry of row j (rows are visited in order, so row j's
+    lower entries arrive sorted), and each row's lower entries must all have
+    been matched when its turn comes. Returns ``(clean, max_abs)``.
+    """
+    n = indptr.shape[0] - 1
+    cursor = indptr[:-1].copy()
+    amax = 0.0
+    for i in range(n):
+        q = indptr[i]
+        while q < indptr[i + 1] and indices[q] < i:
+            q += 1
+        if cursor[i] != q:  # some (i, j), j < i, had no (j, i)
+            return False, amax
+        for p in range(indptr[i], indptr[i + 1]):
+            j = indices[p]
+            x = data[p]
+            if not abs(x) < np.inf or j == i:
+                return False, amax
+            if abs(x) > amax:
+                amax = abs(x)
+            if j > i:
+                q = cursor[j]
+                if q >= indptr[j + 1] or indices[q] != i or data[q] != x:
+                    return False, amax
+                cursor[j] = q + 1
+    return True, amax
