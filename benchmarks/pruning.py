@@ -118,7 +118,7 @@ def main() -> None:
                 t0 = time.perf_counter()
                 fresh = pretrained is None
                 result, _, pretrained = run(cfg, progress=False, pretrained=pretrained, log=None,
-                                            prune=name != SAME_BUDGET)
+                                            prune=name != SAME_BUDGET, reference=False)
                 if fresh:
                     CACHE.mkdir(parents=True, exist_ok=True)
                     torch.save(pretrained, cache)

@@ -11,10 +11,10 @@ where ``r`` is the batch's redundancy from `sirfp_adapter.measures` (large when 
 channels' maps are alike), so ``a_ij`` is large for channels that carry distinct
 information: the edge weights of the paper's maximum edge weight clique problem
 (Wu et al., AAAI 2025, Eq. 4; the paper uses decay 0.99). How the average starts
-(``start``): ``"mean"`` weighs the ``n``-th observation by
+(``start``): ``"mean"`` (default) weighs the ``n``-th observation by
 ``max(1 - decay, 1 / n)`` — a plain running mean until the EMA's horizon
 ``1 / (1 - decay)`` is reached, so a short collection is not dominated by its first
-batch; ``"first"`` (default) initialises ``a`` with the first observation (then the first of
+batch; ``"first"`` initialises ``a`` with the first observation (then the first of
 ``n`` batches keeps weight ``decay ** (n - 1)``); ``"zero"`` starts from zero, as the
 released code does (scaled by ``1 - decay ** n``).
 
@@ -102,7 +102,7 @@ class RedundancyCollector:
         every: int = 1,
         max_samples: int | None = None,
         training_only: bool = True,
-        start: str = "first",
+        start: str = "mean",
         **measure_options: Any,
     ) -> None:
         if not isinstance(model, nn.Module):

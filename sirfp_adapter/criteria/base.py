@@ -46,8 +46,8 @@ class Criterion(ABC):
     """
 
     name: ClassVar[str] = ""
-    needs_gradients: ClassVar[bool] = False
-    watches_activations: ClassVar[bool] = False
+    needs_gradients: bool = False
+    watches_activations: bool = False
 
     _model: nn.Module | None = None
     _groups: ChannelGroups | None = None

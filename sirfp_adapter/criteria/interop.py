@@ -2,10 +2,13 @@
 
 >>> import torch_pruning as tp                                                    # doctest: +SKIP
 >>> imp = SIRFPImportance(model, example_inputs)            # hooks collect redundancy  # doctest: +SKIP
->>> for x, y in loader: ...                                 # train, or forward passes  # doctest: +SKIP
+>>> for x, y in loader:                                     # your training loop        # doctest: +SKIP
+...     loss = criterion(model(x), y); optimizer.zero_grad(); loss.backward(); optimizer.step()
+...     imp.observe()                                       # gradient statistics (the Taylor budget)
+>>> imp.close()                     # stop collecting (MetaPruner traces the model)  # doctest: +SKIP
 >>> pruner = tp.pruner.MetaPruner(model, example_inputs, importance=imp,          # doctest: +SKIP
 ...                               pruning_ratio=0.5, global_pruning=True, ignored_layers=[model.head])
->>> pruner.step(); imp.close()                                                    # doctest: +SKIP
+>>> pruner.step()                                                                 # doctest: +SKIP
 
 Notes
 -----
@@ -82,6 +85,13 @@ class SIRFPImportance(tp.importance.Importance):
         importance[ranking.order] = scores + 1e-12 * np.arange(ranking.order.size)
         return torch.as_tensor(importance[np.asarray(group[0].idxs, dtype=np.int64)], dtype=torch.float64)
 
+    def observe(self) -> None:
+        """Call after ``loss.backward()`` in the training loop: criteria that read
+        gradients (``sirfp``'s Taylor budget, ``taylor``, ``dcfp``) accumulate here."""
+        self.criterion.observe()
+
     def close(self) -> None:
-        """Remove the criterion's hooks."""
+        """Stop collecting: remove the criterion's hooks (its statistics stay, so the
+        importance still answers). Call it before building ``MetaPruner``, whose tracing
+        pass would otherwise be collected too."""
         self.criterion.close()

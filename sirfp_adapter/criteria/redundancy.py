@@ -1,7 +1,9 @@
 """SIRFP's criteria: channels ranked by EHGP on a redundancy graph collected in training.
 
 * ``sirfp`` — :class:`SIRFP`, the recommended configuration (see docs "What makes SIRFP
-  work"); every ingredient is an option;
+  work"): EHGP on the Jensen–Shannon graph chooses *which* channels each group loses,
+  a Taylor estimate of the loss change decides *how many* (``budget``); the EMA is a
+  running mean until its horizon; every ingredient is an option;
 * ``sirfp-paper`` — :class:`PaperSIRFP`, the paper as written: Jensen–Shannon between
   softmax-normalised full-resolution maps, EMA decay 0.99, scores calibrated by the
   group's mean edge weight (Wu et al., AAAI 2025, Eqs. 2-4, appendix D);
@@ -30,12 +32,14 @@ import torch
 
 from sirfp_adapter.collector import RedundancyCollector
 from sirfp_adapter.criteria.base import Criterion
-from sirfp_adapter.criteria.importance import L1
+from sirfp_adapter.criteria.importance import L1, Taylor
 from sirfp_adapter.groups import ChannelGroup
 from sirfp_adapter.measures import get_measure
 from sirfp_adapter.plan import CALIBRATIONS, Ranking, group_matrix, rank_redundancy
 
 __all__ = ["PaperSIRFP", "ReleasedSIRFP", "SIRFP"]
+
+_DEFAULT = object()  # SIRFP's default budget: a fresh Taylor()
 
 
 class SIRFP(Criterion):
@@ -60,6 +64,13 @@ class SIRFP(Criterion):
         Groups whose maps have fewer positions are ranked by ``fallback``.
     fallback : Criterion, optional
         Ranks those groups (default: a fresh ``L1()``).
+    budget : Criterion or None
+        Default: a fresh ``Taylor()``. Decides how many channels each group loses, while redundancy decides which:
+        the group's removal order stays EHGP's, and its ``t``-th removal gets the
+        ``t``-th smallest calibrated score of ``budget`` for the group. So under one
+        global threshold every group loses as many channels as ``budget`` alone would
+        remove (e.g. ``Taylor()``: a loss-sensitivity estimate comparable across
+        layers), and which ones is SIRFP's choice. ``None``: redundancy's own scores.
     **measure_options
         Passed to the measure (e.g. ``normalize="relu_l1"``, ``downsample=32``).
     """
@@ -75,9 +86,10 @@ class SIRFP(Criterion):
         every: int = 1,
         max_samples: int | None = None,
         calibration: str = "mean",
-        start: str = "first",
-        min_positions: int = 1,
+        start: str = "mean",
+        min_positions: int = 4,
         fallback: Criterion | None = None,
+        budget: Criterion | None | object = _DEFAULT,
         **measure_options: Any,
     ) -> None:
         get_measure(measure)  # raises, naming the valid ones
@@ -90,7 +102,13 @@ class SIRFP(Criterion):
         self.measure = measure
         self.calibration = calibration
         self.min_positions = min_positions
+        if budget is _DEFAULT:
+            budget = Taylor()
+        if budget is not None and (not isinstance(budget, Criterion) or budget.watches_activations):
+            raise ValueError(f"budget must be a Criterion that does not watch activations, got {budget!r}")
         self.fallback = fallback if fallback is not None else L1()
+        self.budget: Criterion | None = budget  # type: ignore[assignment]
+        self.needs_gradients = self.fallback.needs_gradients or (budget is not None and budget.needs_gradients)
         self.collector_options: dict[str, Any] = {"decay": decay, "every": every, "max_samples": max_samples,
                                                   "start": start, **measure_options}
         # validate every collector option now, on a throwaway module
@@ -99,14 +117,19 @@ class SIRFP(Criterion):
         self.fallback_groups: list[str] = []
 
     # ------------------------------------------------------------------ binding
+    def _helpers(self) -> list[Criterion]:
+        return [self.fallback] + ([self.budget] if self.budget is not None else [])
+
     def _attach(self, training_only: bool) -> None:
-        self.fallback.attach(self.model, self.groups)
+        for helper in self._helpers():
+            helper.attach(self.model, self.groups)
         self.collector = RedundancyCollector(self.model, self.groups.feature_layers(), measure=self.measure,
                                              training_only=training_only, **self.collector_options)
         self.collector.open()
 
     def observe(self) -> None:
-        self.fallback.observe()
+        for helper in self._helpers():
+            helper.observe()
 
     def check_ready(self) -> None:
         assert self.collector is not None
@@ -114,9 +137,20 @@ class SIRFP(Criterion):
             what = ("training iterations before pruning (eval-mode passes are not collected)"
                     if self.collector.training_only else "forward passes before pruning")
             raise RuntimeError(f"{self.name}: no redundancy statistics yet: run {what}")
+        if self.budget is not None:
+            self.budget.check_ready()
 
     # ------------------------------------------------------------------ decision
     def rank(self, group: ChannelGroup, active: np.ndarray | None = None) -> Ranking:
+        ranking = self._choice(group, active)
+        if self.budget is None:
+            return ranking
+        shares = np.sort(self.budget.rank(group, active).scores)
+        scores = np.where(np.isfinite(ranking.scores), shares, np.inf)
+        return Ranking(ranking.order, np.maximum.accumulate(scores), ranking.matrix)
+
+    def _choice(self, group: ChannelGroup, active: np.ndarray | None) -> Ranking:
+        """The group's removal order (with redundancy's own scores)."""
         collector = self._collector()
         positions = collector.positions()
         if min((positions.get(n, 0) for n in group.feature_layers), default=0) < self.min_positions \
@@ -140,22 +174,32 @@ class SIRFP(Criterion):
 
     # ------------------------------------------------------------------ checkpoints
     def state_dict(self) -> dict[str, Any]:
-        return {"collector": self._collector().state_dict(), "fallback": self.fallback.state_dict()}
+        state = {"collector": self._collector().state_dict(), "fallback": self.fallback.state_dict()}
+        if self.budget is not None:
+            state["budget"] = self.budget.state_dict()
+        return state
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         if not isinstance(state, Mapping) or not {"collector", "fallback"} <= set(state):
             raise ValueError(f"{self.name}: state must be a mapping with keys 'collector' and 'fallback' "
                              f"(from state_dict())")
+        if (self.budget is None) != ("budget" not in state):
+            raise ValueError(f"{self.name}: the state was saved with{'out' if 'budget' not in state else ''} "
+                             f"a budget criterion, this criterion has{' none' if self.budget is None else ' one'}")
         self._collector().load_state_dict(state["collector"])
         self.fallback.load_state_dict(state["fallback"])
+        if self.budget is not None:
+            self.budget.load_state_dict(state["budget"])
 
     def close(self) -> None:
         if self.collector is not None:
             self.collector.close()
-        self.fallback.close()
+        for helper in self._helpers():
+            helper.close()
 
     def _options(self) -> dict[str, Any]:
-        return {"measure": self.measure, **self.collector_options, "calibration": self.calibration}
+        extra = {"budget": self.budget} if self.budget is not None else {}
+        return {"measure": self.measure, **self.collector_options, "calibration": self.calibration, **extra}
 
 
 class PaperSIRFP(SIRFP):
@@ -171,7 +215,7 @@ class PaperSIRFP(SIRFP):
 
     def __init__(self, *, every: int = 1, max_samples: int | None = None) -> None:
         super().__init__("js", decay=0.99, every=every, max_samples=max_samples, calibration="mean",
-                         start="first", normalize="softmax")
+                         start="first", min_positions=1, budget=None, normalize="softmax")
 
 
 class ReleasedSIRFP(SIRFP):
@@ -200,7 +244,8 @@ class ReleasedSIRFP(SIRFP):
         if isinstance(prior_weight, bool) or not isinstance(prior_weight, (int, float)) or not np.isfinite(prior_weight):
             raise ValueError(f"prior_weight must be a finite number, got {prior_weight!r}")
         super().__init__("gram", decay=0.999, every=every, max_samples=max_samples, calibration="none",
-                         start="zero", min_positions=1)
+                         start="zero", min_positions=1, budget=None)
+        self.needs_gradients = True
         self.prior_weight = float(prior_weight)
         self._prior: dict[str, torch.Tensor] = {}
 

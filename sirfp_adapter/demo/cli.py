@@ -130,6 +130,9 @@ def _parser() -> argparse.ArgumentParser:
     prune.add_argument("--out", default="runs/sirfp",
                        help="output folder for pruned.pt, report.md, result.json, plots (default: runs/sirfp)")
     prune.add_argument("--no-progress", action="store_true", help="no progress bars")
+    prune.add_argument("--no-reference", action="store_true",
+                       help="skip training the unpruned model on for the same iterations (the report then compares "
+                            "with the unpruned model before pruning, which trained less)")
     return parser
 
 
@@ -162,7 +165,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             _say(f"{flag} {exc.message}")
         return 2
     try:
-        result, _, _ = run(cfg, out_dir=out, datasets=datasets, progress=not args.no_progress)
+        result, _, _ = run(cfg, out_dir=out, datasets=datasets, progress=not args.no_progress,
+                           reference=not args.no_reference)
     except TrainingError as exc:
         _say(f"{exc}; nothing was written to {out}")
         return 1

@@ -36,7 +36,7 @@ def test_default_layers_are_the_batch_norms():
 def test_ema_arithmetic_on_a_known_sequence():
     torch.manual_seed(0)
     net = TinyNet()
-    col = RedundancyCollector(net, ["bn1"], measure="gram", decay=0.9)
+    col = RedundancyCollector(net, ["bn1"], measure="gram", decay=0.9, start="first")
     xs = [torch.randn(2, 8, 5, 5) for _ in range(4)]
     for x in xs:
         col.update("bn1", x)
@@ -46,6 +46,26 @@ def test_ema_arithmetic_on_a_known_sequence():
         expected = 0.9 * expected + 0.1 * (1.0 - gram(x))
     np.testing.assert_allclose(col.matrices()["bn1"], expected.double().numpy(), rtol=1e-6, atol=1e-7)
     assert col.updates()["bn1"] == 4
+
+
+@pytest.mark.parametrize("start", ["mean", "zero"])
+def test_ema_starts_as_a_running_mean_or_from_zero(start):
+    torch.manual_seed(0)
+    col = RedundancyCollector(TinyNet(), ["bn1"], measure="gram", decay=0.75, start=start)
+    xs = [torch.randn(2, 8, 5, 5) for _ in range(6)]
+    gram = get_measure("gram")
+    fresh = [(1.0 - gram(x)).double() for x in xs]
+    expected = torch.zeros_like(fresh[0])
+    for n, (x, f) in enumerate(zip(xs, fresh, strict=True), start=1):
+        col.update("bn1", x)
+        # "mean": weight max(1 - decay, 1/n) — the plain mean of the first 4 = 1/(1 - decay) batches
+        rate = max(0.25, 1.0 / n) if start == "mean" else 0.25
+        expected = (1 - rate) * expected + rate * f
+        np.testing.assert_allclose(col.matrices()["bn1"], expected.numpy(), rtol=1e-5, atol=1e-6)
+    if start == "mean":
+        np.testing.assert_allclose(sum(fresh[:4]).numpy() / 4 * 0.75 ** 2 + 0.25 * 0.75 * fresh[4].numpy()
+                                   + 0.25 * fresh[5].numpy(), col.matrices()["bn1"], rtol=1e-5, atol=1e-6)
+    assert col.positions() == {"bn1": 25}
 
 
 def test_hooks_collect_on_training_forward_passes():

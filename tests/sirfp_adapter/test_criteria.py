@@ -17,6 +17,7 @@ from sirfp_adapter import measures  # noqa: E402
 from sirfp_adapter.criteria import (  # noqa: E402
     CRITERIA,
     DCFP,
+    L1,
     SIRFP,
     BNScale,
     ImportanceCriterion,
@@ -340,7 +341,7 @@ def collector_input(model, x, name):
 def test_groups_with_maps_too_small_for_spatial_information_use_the_fallback_and_say_so():
     model, x = lite(), inputs()
     groups = ChannelGroups.build(model, x)
-    crit = SIRFP("js", min_positions=4).attach(model, groups)
+    crit = SIRFP("js", min_positions=4, budget=None).attach(model, groups)
     train_passes(model, 2)
     pool = groups[groups.index("aspp.pool.1.0")]  # the image-pool branch: 1×1 maps
     assert crit.collector.positions()["aspp.pool.1.1"] == 1
@@ -352,3 +353,113 @@ def test_groups_with_maps_too_small_for_spatial_information_use_the_fallback_and
     other = groups[groups.index("backbone.1.0.conv1")]
     assert crit.rank(other).matrix is not None
     crit.close()
+
+
+# ---------------------------------------------------------------------------
+# SIRFP with a budget criterion: redundancy picks the channels, the budget the counts
+# ---------------------------------------------------------------------------
+
+
+def _plan_keep(criterion, model, target=0.6):
+    from sirfp_adapter.cost import CostModel
+    from sirfp_adapter.plan import make_plan
+
+    groups = criterion.groups
+    cost = CostModel(model, inputs(), groups)
+    return make_plan(groups, cost, [criterion.rank(g) for g in groups], target)
+
+
+def test_a_budget_decides_the_counts_and_redundancy_the_channels():
+    model = lite()
+    groups = ChannelGroups.build(model, inputs())
+    sirfp = SIRFP("js", budget=L1()).attach(model, groups)
+    train_passes(model, 2)
+    l1 = attached("l1", model)
+    with_budget, alone = _plan_keep(sirfp, model), _plan_keep(l1, model)
+    assert with_budget.keep == alone.keep  # the same counts as the budget criterion alone
+    for g in groups:  # ... and the channels are a prefix of EHGP's removal order
+        if g.name in with_budget.remove:
+            order = sirfp._choice(g, None).order
+            n = len(with_budget.remove[g.name])
+            assert sorted(with_budget.remove[g.name]) == sorted(order[:n])
+    sirfp.close()
+
+
+def test_no_redundancy_level_can_empty_a_full_resolution_layer_under_a_budget():
+    """A planted stem whose channels all look redundant (a large additive offset in its
+    graph, as the Gram measure gives full-resolution maps) is cut to the floor when
+    raw scores compare groups, and keeps its budget's count under the recommended setup."""
+    model = lite()
+    groups = ChannelGroups.build(model, inputs())
+    stem = groups[0]
+    assert stem.name == "backbone.0.0"  # full resolution, the stem
+    planted = np.full((stem.size, stem.size), 1e-3) + 1e-4 * np.random.default_rng(0).random((stem.size,) * 2)
+    planted = (planted + planted.T) / 2
+
+    def keep(criterion):
+        criterion.attach(model, groups)
+        train_passes(model, 2)
+        layer = stem.feature_layers[0]
+        criterion.collector._ema[layer] = torch.as_tensor(planted, dtype=torch.float32)
+        plan = _plan_keep(criterion, model)
+        criterion.close()
+        return plan.keep[stem.name]
+
+    floor = math.ceil(0.1 * stem.size)
+    assert keep(SIRFP("js", calibration="none", budget=None)) == floor
+    budget = keep(SIRFP("js", budget=L1()))
+    assert budget == _plan_keep(attached("l1", model), model).keep[stem.name] > floor
+
+
+def test_sirfp_with_a_gradient_budget_needs_gradients_and_round_trips_its_state(tmp_path):
+    model, x = lite(), inputs()
+    crit = SIRFP("gram", budget=Taylor())
+    assert crit.needs_gradients and not SIRFP("gram", budget=None).needs_gradients and SIRFP().needs_gradients
+    assert ReleasedSIRFP().needs_gradients
+    groups = ChannelGroups.build(model, x)
+    crit.attach(model, groups)
+    model.train()
+    model(x).square().mean().backward()
+    crit.observe()
+    state = crit.state_dict()
+    twin = SIRFP("gram", budget=Taylor()).attach(lite(), ChannelGroups.build(lite(), x))
+    twin.load_state_dict(state)
+    for g in groups:
+        np.testing.assert_array_equal(twin.rank(g).order, crit.rank(g).order)
+    with pytest.raises(ValueError, match="sirfp: the state was saved with a budget criterion, this criterion has none"):
+        SIRFP("gram", budget=None).attach(lite(), ChannelGroups.build(lite(), x)).load_state_dict(state)
+    crit.close()
+    twin.close()
+
+
+def test_the_documented_custom_criterion_prunes():
+    """The ~20-line example of docs/adapter.md ("A criterion of your own"), verbatim."""
+
+    class OutputVariance(ImportanceCriterion):
+        name = "output_variance"
+        watches_activations = True
+
+        def _attach(self, training_only):
+            self.sums, self._hooks = {}, []
+            for layer in self.groups.feature_layers():
+                module = self.model.get_submodule(layer)
+                self._hooks.append(module.register_forward_hook(self._hook(layer)))
+
+        def _hook(self, layer):
+            def hook(module, inputs, out):
+                v = out.detach().double().var(dim=(0, 2, 3)).cpu()
+                self.sums[layer] = self.sums.get(layer, 0) + v
+            return hook
+
+        def importance(self, group):
+            return np.sum([self.sums[m.name].numpy()[m.index] for m in group.features], axis=0)
+
+        def close(self):
+            for h in self._hooks:
+                h.remove()
+
+    model = lite()
+    pruner, plan = prune_with(model, 0.5, criterion=OutputVariance())
+    assert 0.49 <= plan.flops_reduction <= 0.5
+    pruner.finalize()
+    assert not any(m._forward_hooks for m in model.modules())

@@ -32,6 +32,18 @@ def test_prune_command_writes_a_report_and_a_loadable_model(tmp_path, capsys, cr
     model = DeepLabLite(5, (4, 8, 8, 8), aspp_channels=4)
     metadata = load_pruned(model, out / "pruned.pt")
     assert json.loads(metadata["after"])["flops"] == count_flops(model, torch.randn(1, 3, 32, 32))
+    # accuracy is compared with the unpruned model trained on for the same iterations
+    reference = result["reference"]
+    assert set(reference) == {"miou", "pixel_accuracy"}
+    assert f"| mIoU (%) | {100 * reference['miou']:.2f} | {100 * result['after']['miou']:.2f} |" in printed
+    assert "Both models trained the same iterations" in printed
+
+
+def test_prune_command_without_the_reference_says_what_it_compares(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["prune", *TOY, "--criterion", "l1", "--no-reference", "--out", str(out)]) == 0
+    assert json.loads((out / "result.json").read_text())["reference"] is None
+    assert "iterations more than the unpruned one" in capsys.readouterr().out
 
 
 def test_prune_command_refuses_a_bad_target(capsys):

@@ -55,7 +55,7 @@ def test_prune_once_refuses_gradient_criteria_without_a_loss_and_needs_batches_f
     with pytest.raises(ValueError, match=re.escape("criterion 'taylor' reads gradients: give loss_fn=")):
         prune_once(model, x, [x], criterion="taylor", flops_reduction=0.5)
     with pytest.raises(RuntimeError, match="sirfp: no redundancy statistics yet: run forward passes before pruning"):
-        prune_once(model, x, [], criterion="sirfp", flops_reduction=0.5)
+        prune_once(model, x, [], criterion=SIRFP("js", budget=None), flops_reduction=0.5)
     assert not any(m._forward_hooks for m in model.modules())
     plan = prune_once(model, x, [], criterion="l1", flops_reduction=0.3)  # weights only: no batches needed
     assert 0.29 <= plan.flops_reduction <= 0.3
@@ -64,10 +64,11 @@ def test_prune_once_refuses_gradient_criteria_without_a_loss_and_needs_batches_f
 def test_sirfp_importance_drives_metapruner_and_chooses_the_projects_channels():
     model, x = lite(), inputs()
     model.eval()
-    imp = SIRFPImportance(model, x, SIRFP("js"), training_only=False)
+    imp = SIRFPImportance(model, x, SIRFP("js", budget=None), training_only=False)
     with torch.no_grad():
         for i in range(3):
             model(inputs(20 + i))
+    imp.close()  # statistics stay; MetaPruner's own tracing pass must not be collected
     groups = imp.groups
     ours = {g.name: imp.criterion.rank(g) for g in groups}
     names = {m: n for n, m in model.named_modules()}
@@ -78,7 +79,6 @@ def test_sirfp_importance_drives_metapruner_and_chooses_the_projects_channels():
     for group in pruner.step(interactive=True):
         removed[names[group[0].dep.target.module]] = sorted(int(i) for i in group[0].idxs)
         group.prune()
-    imp.close()
     assert removed, "MetaPruner removed nothing"
     for name, channels in removed.items():
         expected = sorted(int(c) for c in ours[name].order[: len(channels)])

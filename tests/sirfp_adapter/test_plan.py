@@ -140,7 +140,7 @@ def test_a_plan_for_four_channels_removes_four_planted_duplicates(measure):
     assert [g.name for g in probe] == ["backbone.1.0.conv1"]
     cost = CostModel(model, x, probe)
     target = 1.0 - cost.params([4]) / cost.params_base + 1e-9
-    pruner = SIRFPPruner(model, x, params_reduction=target, interval=3, criterion=SIRFP(measure),
+    pruner = SIRFPPruner(model, x, params_reduction=target, interval=3, criterion=SIRFP(measure, budget=None),
                          ignored_layers=others)
     before = model.backbone[1][0].conv1.weight.detach().clone()
     opt = torch.optim.SGD(model.parameters(), lr=0.0)  # statistics only: the copies stay copies

@@ -1,0 +1,359 @@
+"""Which pruning criterion keeps the most accuracy at a FLOPs budget? A benchmark that can tell.
+
+Per seed and architecture, one dense model is trained on the built-in synthetic
+segmentation task (48×48 images, background and three textured-shape classes; cosine
+learning rate; how close to its plateau is measured and reported). Every criterion then prunes a copy of *that* model to each FLOPs
+target and is fine-tuned for the same number of iterations; the dense model fine-tuned
+for those iterations too is the reference. Each criterion's score is its paired
+difference to that reference, mean and 95% t-interval over seeds, and the recommended
+criterion is compared with every other one, paired by seed.
+
+Protocols:
+
+* ``oneshot`` — `sirfp_adapter.prune_once` after a short collection (eval-mode
+  forward passes, one backward pass per batch for gradient criteria), then fine-tuning;
+* ``progressive`` — `sirfp_adapter.SIRFPPruner` (the paper's Algorithm 2): collection
+  during fine-tuning, the target reached in ``steps`` masked steps, then fine-tuning to
+  the same budget.
+
+Architectures: ``basic`` (DeepLabLite: basic blocks, ASPP with image pool) and
+``bottleneck`` (DeepLabResNet: bottleneck ResNet, ASPP with image pool).
+
+Writes ``benchmarks/results/criteria.{md,json}``. Rerun from the repository root::
+
+    .venv/bin/python benchmarks/criteria.py            # the full grid
+    .venv/bin/python benchmarks/criteria.py --quick    # a smoke run (minutes), results not written
+
+Partial results are saved after every run and a rerun resumes from them (``--fresh``
+starts over); ``--render-only`` rewrites the report from the saved runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from scipy import stats
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.common import machine_info  # noqa: E402
+from sirfp_adapter import SIRFPPruner, prune_once  # noqa: E402
+from sirfp_adapter.cost import count_flops  # noqa: E402
+from sirfp_adapter.criteria import (  # noqa: E402
+    DCFP,
+    FPGM,
+    L1,
+    SIRFP,
+    BNScale,
+    Criterion,
+    GroupNorm,
+    PaperSIRFP,
+    Random,
+    ReleasedSIRFP,
+    Taylor,
+)
+from sirfp_adapter.demo.data import SyntheticSegmentation  # noqa: E402
+from sirfp_adapter.demo.experiment import train  # noqa: E402
+from sirfp_adapter.demo.metrics import evaluate  # noqa: E402
+from sirfp_adapter.demo.models import DeepLabLite, DeepLabResNet  # noqa: E402
+from sirfp_adapter.plan import PlanOptions  # noqa: E402
+
+RESULTS = ROOT / "benchmarks" / "results"
+N_CLASSES = 4  # background and three textured shapes (striped discs, checkered discs, striped rectangles)
+RECOMMENDED = "SIRFP (js, Taylor budget)"
+
+ARCHS: dict[str, Callable[[], torch.nn.Module]] = {
+    "basic": lambda: DeepLabLite(N_CLASSES, widths=(16, 32, 64, 64), blocks=1, aspp_channels=32),
+    "bottleneck": lambda: DeepLabResNet(N_CLASSES, layers=(1, 1, 1, 1), width=8, aspp_channels=32),
+}
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A criterion (built fresh per run) and the plan options it is used with."""
+
+    build: Callable[[int], Criterion]
+    plan: PlanOptions = PlanOptions()
+
+
+def _sirfp(measure: str = "js", **options: Any) -> Callable[[int], Criterion]:
+    return lambda seed: SIRFP(measure, start="mean", min_positions=4, max_samples=4, **options)
+
+
+VARIANTS: dict[str, Variant] = {
+    "random": Variant(lambda seed: Random(seed)),
+    "L1": Variant(lambda seed: L1()),
+    "BN scale": Variant(lambda seed: BNScale()),
+    "FPGM": Variant(lambda seed: FPGM()),
+    "Taylor": Variant(lambda seed: Taylor()),
+    "DCFP": Variant(lambda seed: DCFP()),
+    "DepGraph group norm": Variant(lambda seed: GroupNorm()),
+    "SIRFP paper (js)": Variant(lambda seed: PaperSIRFP(max_samples=4)),
+    "SIRFP released code": Variant(lambda seed: ReleasedSIRFP(max_samples=4)),
+    "SIRFP (js, uniform)": Variant(_sirfp(), PlanOptions(mode="uniform")),
+    "SIRFP (js, range)": Variant(_sirfp(calibration="range")),
+    "SIRFP (gram, Taylor budget)": Variant(_sirfp("gram", budget=Taylor())),
+    RECOMMENDED: Variant(_sirfp(budget=Taylor())),
+}
+#: the progressive protocol is costlier: the baselines that matter and the SIRFP variants
+PROGRESSIVE = ("Taylor", "FPGM", "DepGraph group norm", "SIRFP paper (js)", RECOMMENDED)
+SIRFP_NAMES = tuple(n for n in VARIANTS if n.startswith("SIRFP"))
+
+
+@dataclass(frozen=True)
+class Setup:
+    size: int
+    train_iters: int
+    finetune_iters: int
+    collect_batches: int
+    steps: int
+    interval: int
+    batch: int = 8
+    pool: int = 3000
+    val: int = 256
+
+
+FULL = Setup(size=48, train_iters=600, finetune_iters=100, collect_batches=4, steps=2, interval=20,
+             pool=1500, val=96)
+QUICK = Setup(size=32, train_iters=60, finetune_iters=20, collect_batches=2, steps=2, interval=5,
+              pool=200, val=32)
+
+
+def data(seed: int, setup: Setup) -> tuple[torch.Tensor, torch.Tensor, list[tuple[torch.Tensor, torch.Tensor]]]:
+    """A fixed pool of training images (drawn once) and the validation batches."""
+    kw = {"seed": seed, "size": (setup.size, setup.size), "n_classes": N_CLASSES, "objects": (1, 3),
+          "scale": (0.25, 0.5), "period": (3.0, 6.0)}
+    train_set = SyntheticSegmentation(setup.pool, split="train", **kw)
+    xs, ys = zip(*(train_set[i] for i in range(len(train_set))), strict=True)
+    val_set = SyntheticSegmentation(setup.val, split="val", **kw)
+    vx, vy = zip(*(val_set[i] for i in range(len(val_set))), strict=True)
+    val = [(torch.stack(vx[i:i + 32]), torch.stack(vy[i:i + 32])) for i in range(0, len(vx), 32)]
+    return torch.stack(xs), torch.stack(ys), val
+
+
+def batches(xs: torch.Tensor, ys: torch.Tensor, batch: int, seed: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    g = torch.Generator().manual_seed(seed)
+    while True:
+        perm = torch.randperm(len(xs), generator=g)
+        for i in range(0, len(perm) - batch + 1, batch):
+            idx = perm[i:i + batch]
+            yield xs[idx], ys[idx]
+
+
+def miou(model: torch.nn.Module, val: list[tuple[torch.Tensor, torch.Tensor]]) -> float:
+    return float(evaluate(model, val, N_CLASSES)["miou"])
+
+
+def finetune(model: torch.nn.Module, stream: Iterator[Any], iters: int, after_step: Callable[[], Any] | None = None) -> None:
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=1e-4)
+    train(model, stream, iters, optimizer, after_step=after_step, progress=False)
+
+
+def dense(arch: str, seed: int, setup: Setup, xs: torch.Tensor, ys: torch.Tensor,
+          val: list[Any]) -> tuple[dict[str, Any], dict[str, float]]:
+    torch.manual_seed(seed)
+    model = ARCHS[arch]()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=1e-4)
+    train(model, batches(xs, ys, setup.batch, seed), setup.train_iters, optimizer, progress=False)
+    state = copy.deepcopy(model.state_dict())
+    trained = miou(model, val)
+    finetune(model, batches(xs, ys, setup.batch, seed + 1000), setup.finetune_iters)
+    return state, {"trained": trained, "reference": miou(model, val)}
+
+
+def prune_run(arch: str, state: dict[str, Any], name: str, protocol: str, target: float, seed: int, setup: Setup,
+              xs: torch.Tensor, ys: torch.Tensor, val: list[Any]) -> dict[str, Any]:
+    model = ARCHS[arch]()
+    model.load_state_dict(state)
+    variant = VARIANTS[name]
+    criterion = variant.build(seed)
+    example = xs[:2]
+    stream = batches(xs, ys, setup.batch, seed + 1000)  # the same fine-tuning batches as the reference
+    started = time.perf_counter()
+    if protocol == "oneshot":
+        collect = [next(it) for it in [batches(xs, ys, setup.batch, seed + 2000)] for _ in range(setup.collect_batches)]
+        plan = prune_once(model, example, collect, criterion=criterion, flops_reduction=target,
+                          plan=variant.plan, loss_fn=lambda out, y: F.cross_entropy(out, y, ignore_index=255))
+        prune_time = time.perf_counter() - started
+        finetune(model, stream, setup.finetune_iters)
+        keep = plan.keep
+    else:
+        pruner = SIRFPPruner(model, example, criterion=criterion, flops_reduction=target, steps=setup.steps,
+                             interval=setup.interval, plan=variant.plan)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=1e-4)
+        train(model, stream, setup.steps * setup.interval, optimizer, after_step=pruner.step, progress=False)
+        keep = pruner.history[-1].keep
+        pruner.finalize()
+        prune_time = time.perf_counter() - started
+        finetune(model, stream, setup.finetune_iters - setup.steps * setup.interval)
+    base = count_flops(ARCHS[arch](), example)
+    return {"miou": miou(model, val), "flops_reduction": 1 - count_flops(model, example) / base,
+            "prune_s": prune_time, "wall_s": time.perf_counter() - started, "keep": keep}
+
+
+def _dense_state(saved: dict[str, Any], arch: str, seed: int, setup: Setup, xs: torch.Tensor, ys: torch.Tensor,
+                 val: list[Any], quick: bool) -> dict[str, Any]:
+    """The trained dense model of (arch, seed): from the cache, or trained now."""
+    cache = Path(f"/tmp/sirfp_criteria_{'quick' if quick else 'full'}_{arch}_{seed}_{setup.train_iters}.pt")
+    dkey = f"{arch}|{seed}"
+    if cache.exists() and dkey in saved["dense"]:
+        return torch.load(cache, weights_only=True)
+    t0 = time.perf_counter()
+    state, saved["dense"][dkey] = dense(arch, seed, setup, xs, ys, val)
+    torch.save(state, cache)
+    d = saved["dense"][dkey]
+    print(f"{arch} seed {seed}: dense {100 * d['trained']:.2f} -> {100 * d['reference']:.2f} after fine-tuning "
+          f"({time.perf_counter() - t0:.0f} s)", flush=True)
+    return state
+
+
+def _save(saved: dict[str, Any], path: Path) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(saved, indent=1))
+    tmp.replace(path)
+
+
+def key(arch: str, seed: int, protocol: str, target: float, name: str) -> str:
+    return f"{arch}|{seed}|{protocol}|{target}|{name}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    parser.add_argument("--targets", type=float, nargs="+", default=[0.6, 0.8])
+    parser.add_argument("--archs", nargs="+", default=list(ARCHS), choices=list(ARCHS))
+    parser.add_argument("--protocols", nargs="+", default=["oneshot", "progressive"],
+                        choices=["oneshot", "progressive"])
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--fresh", action="store_true")
+    parser.add_argument("--render-only", action="store_true")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    setup = QUICK if args.quick else FULL
+    path = Path("/tmp/sirfp_criteria_quick.json") if args.quick else RESULTS / "criteria.json"
+    saved: dict[str, Any] = {"runs": {}, "dense": {}}
+    if path.exists() and not args.fresh:
+        saved = json.loads(path.read_text())
+    if not args.render_only:
+        saved["setup"] = setup.__dict__
+        saved["machine"] = machine_info("torch", "torch_pruning")
+        seeds = args.seeds[:2] if args.quick else args.seeds
+        pools: dict[int, Any] = {}
+        states: dict[str, Any] = {}
+        # architecture, then protocol, then seed: a cell gets all its seeds before the next starts
+        for arch in args.archs:
+            for protocol in args.protocols:
+                for seed in seeds:
+                    if seed not in pools:
+                        pools[seed] = data(seed, setup)
+                    xs, ys, val = pools[seed]
+                    dkey = f"{arch}|{seed}"
+                    if dkey not in states:
+                        states[dkey] = _dense_state(saved, arch, seed, setup, xs, ys, val, args.quick)
+                    names = list(VARIANTS) if protocol == "oneshot" else list(PROGRESSIVE)
+                    for target in args.targets:
+                        for name in names:
+                            k = key(arch, seed, protocol, target, name)
+                            if k in saved["runs"]:
+                                continue
+                            r = prune_run(arch, states[dkey], name, protocol, target, seed, setup, xs, ys, val)
+                            saved["runs"][k] = r
+                            print(f"{k}: mIoU {100 * r['miou']:.2f} (ref {100 * saved['dense'][dkey]['reference']:.2f}),"
+                                  f" FLOPs -{r['flops_reduction']:.1%}, {r['wall_s']:.0f} s", flush=True)
+                            _save(saved, path)
+    report = render(saved)
+    if not args.quick:
+        tmp = RESULTS / "criteria.md.tmp"
+        tmp.write_text(report)
+        tmp.replace(RESULTS / "criteria.md")
+    print(report)
+
+
+def _interval(values: np.ndarray) -> tuple[float, float]:
+    """Mean and 95% t half-width (points)."""
+    v = 100 * np.asarray(values, dtype=np.float64)
+    if v.size < 2:
+        return float(v.mean()), float("nan")
+    return float(v.mean()), float(stats.t.ppf(0.975, v.size - 1) * v.std(ddof=1) / np.sqrt(v.size))
+
+
+def render(saved: dict[str, Any]) -> str:
+    runs, dense_runs = saved["runs"], saved["dense"]
+    cells: dict[tuple[str, str, float], dict[str, dict[int, float]]] = {}
+    for k, r in runs.items():
+        arch, seed, protocol, target, name = k.split("|")
+        ref = dense_runs[f"{arch}|{seed}"]["reference"]
+        cells.setdefault((arch, protocol, float(target)), {}).setdefault(name, {})[int(seed)] = r["miou"] - ref
+    out = ["# Pruning criteria, paired by seed", "",
+           "Generated by `benchmarks/criteria.py` (see its docstring for the protocol). Entries: mIoU change in "
+           "points against the dense model fine-tuned for the same iterations, mean ± 95% t half-width over seeds; "
+           f"the last column is the paired difference of **{RECOMMENDED}** minus that row (positive: the "
+           "recommended criterion keeps more), mean ± 95% half-width.", ""]
+    setup = saved.get("setup", {})
+    out += [f"Setup: {setup}", ""]
+    plateau = [v["reference"] - v["trained"] for v in dense_runs.values()]
+    if plateau:
+        m, h = _interval(np.array(plateau))
+        out += [f"Dense plateau: fine-tuning the trained dense model for the same budget changes its mIoU by "
+                f"{m:+.2f} ± {h:.2f} points (over {len(plateau)} models).", ""]
+        for arch in sorted({k.split('|')[0] for k in dense_runs}):
+            refs = [v["reference"] for k, v in dense_runs.items() if k.startswith(arch + "|")]
+            out.append(f"* {arch}: dense reference mIoU {100 * np.mean(refs):.2f} (seed std "
+                       f"{100 * np.std(refs, ddof=1) if len(refs) > 1 else 0:.2f})")
+        out.append("")
+    verdicts = []
+    for (arch, protocol, target), by_name in sorted(cells.items()):
+        out += [f"## {arch}, {protocol}, {target:.0%} FLOPs reduction", "",
+                "| criterion | seeds | Δ mIoU vs dense | paired seed std | recommended − this |",
+                "|:---|---:|---:|---:|---:|"]
+        rec = by_name.get(RECOMMENDED, {})
+        rows = []
+        for name, per_seed in by_name.items():
+            seeds = sorted(per_seed)
+            d = np.array([per_seed[s] for s in seeds])
+            m, h = _interval(d)
+            common = sorted(set(seeds) & set(rec))
+            if name != RECOMMENDED and len(common) > 1:
+                diff = np.array([rec[s] - per_seed[s] for s in common])
+                dm, dh = _interval(diff)
+                versus = f"{dm:+.2f} ± {dh:.2f}"
+            else:
+                dm, dh, versus = float("nan"), float("nan"), "—"
+            rows.append((m, name, len(seeds), f"{m:+.2f} ± {h:.2f}", f"{100 * d.std(ddof=1) if d.size > 1 else 0:.2f}",
+                         versus, dm, dh))
+        rows.sort(key=lambda r: -r[0])
+        for _, name, n, delta, std, versus, *_ in rows:
+            bold = "**" if name == RECOMMENDED else ""
+            out.append(f"| {bold}{name}{bold} | {n} | {delta} | {std} | {versus} |")
+        baselines = [r for r in rows if r[1] not in SIRFP_NAMES]
+        if baselines and rec:
+            best = max(baselines, key=lambda r: r[0])
+            common = sorted(set(rec) & set(by_name[best[1]]))
+            diff = np.array([rec[s] - by_name[best[1]][s] for s in common])
+            se = 100 * diff.std(ddof=1) / np.sqrt(diff.size) if diff.size > 1 else float("nan")
+            wins = bool(100 * diff.mean() > 2 * se)
+            verdicts.append(f"* {arch}, {protocol}, {target:.0%}: recommended − best baseline ({best[1]}) = "
+                            f"{100 * diff.mean():+.2f} points, paired SE {se:.2f}: "
+                            f"{'WINS (> 2 SE)' if wins else 'does NOT win by 2 SE'}; best baseline's paired "
+                            f"seed std {100 * np.std([by_name[best[1]][s] for s in common], ddof=1):.2f}")
+        out.append("")
+    out += ["## Verdict: the recommended criterion against the best baseline", ""] + verdicts
+    out += ["", f"Machine: {saved.get('machine', {})}", ""]
+    return "\n".join(out)
+
+
+if __name__ == "__main__":
+    main()
