@@ -253,9 +253,9 @@ def main() -> None:
         seeds = args.seeds[:2] if args.quick else args.seeds
         pools: dict[int, Any] = {}
         states: dict[str, Any] = {}
-        # architecture, then protocol, then seed: a cell gets all its seeds before the next starts
-        for arch in args.archs:
-            for protocol in args.protocols:
+        # protocol, then architecture, then seed: a cell gets all its seeds before the next starts
+        for protocol in args.protocols:
+            for arch in args.archs:
                 for seed in seeds:
                     if seed not in pools:
                         pools[seed] = data(seed, setup)
