@@ -1,0 +1,248 @@
+"""Issue 16 targets for the heuristics: general graphs, n = 2000 tabu, a million vertices, dense memory.
+
+What is measured (one process per part, one core, a shared and noisy machine)
+---------------------------------------------------------------------------
+Part A (shipped DIMACS, ``size="at_most"``, k = the optimal clique's size): for
+each instance and ``--seeds`` seeds, the time to the published optimum of
+``pls``, ``tabu`` and ``memetic`` (`Solution.trace`, on the solve's clock; a
+``target`` stops the run; limit ``--limit-dimacs`` s, a miss counts as infinite),
+and, when ``--pls-binary`` names a build of the public PLS C++ code (Pullan 2008,
+as shipped by Shimizu in MEWCat; built outside the repository, never committed),
+its wall time to the same optimum in the same run (``binary FILE TARGET SEED
+LIMIT`` prints ``weight seconds size``; the scratch build measures wall seconds
+from its search's start, the graph read excluded).
+
+Part B (generated n = 2000, m = 200; ``default_rng(2000)``, ``round(uniform(0, 10),
+2)``, i < j; checksum 9,990,770.95 asserted): ``tabu`` and ``memetic``, 10 s each,
+target 112,962.14.
+
+Part C (a million vertices): ``default_rng(1)``, 10M random pairs (duplicates and
+loops removed), weights ``uniform(0, 2)``, k = 20, ``size="at_most"``: time of
+`as_problem`, of ``ehgp``, the answer against the heaviest edge, then ``tabu`` with
+``time_limit=10``; peak resident memory of the process (``ru_maxrss``, which
+includes building the graph).
+
+Part D (dense): a seeded symmetric float64 matrix with n = ``--dense-n``;
+``as_problem`` time, and the tracemalloc peak of ``solve(W, n // 2)`` relative to
+W's size (numba's own arrays are O(n) and invisible to tracemalloc).
+
+Run from the repository root::
+
+    .venv/bin/python benchmarks/heuristics.py --pls-binary /work/scratch/mewcat/pls_driver
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import time
+import tracemalloc
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+import mewcp  # noqa: E402
+from benchmarks import common  # noqa: E402
+
+GEN_REF = 112962.14
+
+
+def _median(ts: list[float]) -> float:
+    return statistics.median(ts)
+
+
+def _fmt(t: float) -> str:
+    return "miss" if not np.isfinite(t) else f"{t * 1e3:.1f} ms"
+
+
+def part_a(seeds: int, limit: float, pls_binary: str | None) -> dict[str, Any]:
+    rows = [r for r in csv.DictReader((REPO / "instances" / "best_known.csv").open()) if r["family"] == "dimacs"]
+    warm = mewcp.read(REPO / "instances" / "dimacs" / "johnson8-2-4.wclq")
+    for m in ("pls", "tabu", "memetic"):
+        mewcp.solve(warm, 4, m, size="at_most", seed=0, max_iters=50)
+    out = []
+    for r in rows:
+        path = REPO / "instances" / r["file"]
+        p = mewcp.read(path)
+        k, ref = int(r["k"]), float(r["best_known"])
+        rec: dict[str, Any] = {"instance": path.stem, "n": p.n, "k": k, "optimum": ref}
+        for m in ("pls", "tabu", "memetic"):
+            ts = []
+            for s in range(seeds):
+                sol = mewcp.solve(p, k, m, size="at_most", seed=s, time_limit=limit, target=ref)
+                ts.append(next((t for t, v in sol.trace if v >= ref - 1e-9), np.inf))
+            rec[m] = ts
+        if pls_binary:
+            ts = []
+            for s in range(seeds):
+                res = subprocess.run([pls_binary, str(path), str(int(ref)), str(s + 1), str(limit)],
+                                     capture_output=True, text=True, timeout=limit + 30, check=True)
+                w, t, _ = res.stdout.split()
+                ts.append(float(t) if int(w) >= ref else np.inf)
+            rec["PLS C++"] = ts
+        out.append(rec)
+        print(path.stem, {m: _fmt(_median(rec[m])) for m in rec if isinstance(rec[m], list)}, flush=True)
+    return {"rows": out}
+
+
+def part_b(seeds: int) -> dict[str, Any]:
+    rng = np.random.default_rng(2000)
+    u = np.triu(np.round(rng.uniform(0, 10, (2000, 2000)), 2), 1)
+    assert abs(u.sum() - 9_990_770.95) < 1e-3
+    p = mewcp.as_problem(u + u.T)
+    w = np.triu(np.random.default_rng(0).random((60, 60)), 1)
+    for m in ("tabu", "memetic"):  # compile every path (restarts, children) first
+        mewcp.solve(w + w.T, 10, m, seed=0, max_stall=10, patience=8)
+    out: dict[str, Any] = {}
+    for m in ("tabu", "memetic"):
+        runs = []
+        for s in range(seeds):
+            sol = mewcp.solve(p, 200, m, seed=s, time_limit=10, target=GEN_REF - 1e-3)
+            t = next((t for t, v in sol.trace if v >= GEN_REF - 1e-3), np.inf)
+            runs.append({"seed": s, "weight": sol.weight, "time": t})
+            print(m, s, sol.weight, _fmt(t), flush=True)
+        out[m] = runs
+    return out
+
+
+def part_c() -> dict[str, Any]:
+    n, m = 1_000_000, 10_000_000
+    rng = np.random.default_rng(1)
+    r, c = rng.integers(0, n, m), rng.integers(0, n, m)
+    keep = r != c
+    key = np.unique(np.minimum(r[keep], c[keep]) * n + np.maximum(r[keep], c[keep]))
+    lo, hi = key // n, key % n
+    del r, c, keep, key
+    w = rng.uniform(0, 2, lo.size)
+    a = sp.csr_array((np.concatenate([w, w]), (np.concatenate([lo, hi]), np.concatenate([hi, lo]))), shape=(n, n))
+    del lo, hi
+    heaviest = float(w.max())
+    mewcp.solve(mewcp.as_problem(a[:2000, :2000]), 5, "tabu", size="at_most", seed=0, max_iters=20)
+    t0 = time.perf_counter()
+    p = mewcp.as_problem(a)
+    t1 = time.perf_counter()
+    sol = mewcp.solve(p, 20, "ehgp", size="at_most")
+    t2 = time.perf_counter()
+    tabu = mewcp.solve(p, 20, "tabu", size="at_most", seed=0, time_limit=10)
+    t3 = time.perf_counter()
+    res = {"edges": int(a.nnz // 2), "heaviest_edge": heaviest, "as_problem_s": t1 - t0, "ehgp_s": t2 - t1,
+           "ehgp_weight": sol.weight, "ehgp_size": sol.size, "tabu_wall_s": t3 - t2, "tabu_weight": tabu.weight,
+           "tabu_size": tabu.size, "tabu_iterations": tabu.n_iter, "tabu_message": tabu.message,
+           "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}
+    print(res, flush=True)
+    return res
+
+
+def part_d(n: int) -> dict[str, Any]:
+    rng = np.random.default_rng(7)
+    w = rng.random((n, n))
+    w = np.triu(w, 1)
+    w += w.T
+    mewcp.solve(w[:100, :100].copy(), 50)
+    t0 = time.perf_counter()
+    mewcp.as_problem(w)
+    t1 = time.perf_counter()
+    tracemalloc.start()
+    t2 = time.perf_counter()
+    sol = mewcp.solve(w, n // 2)
+    t3 = time.perf_counter()
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    t4 = time.perf_counter()
+    w.sum(axis=1)
+    floor = time.perf_counter() - t4
+    res = {"n": n, "bytes": w.nbytes, "as_problem_s": t1 - t0, "solve_s": t3 - t2, "row_sum_s": floor,
+           "extra_peak_bytes": peak, "peak_ratio": (w.nbytes + peak) / w.nbytes, "weight": sol.weight}
+    print(res, flush=True)
+    return res
+
+
+def report(res: dict[str, Any]) -> str:
+    lines = ["# Heuristics: issue 16 targets", "",
+             f"Generated by `benchmarks/heuristics.py` on {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}; "
+             f"machine: {common.cpu_name()}, {res['cpu_count']} cores shared with other jobs (load average "
+             f"{res['load']}), so absolute times are inflated and noisy; ratios in one run are what count.", ""]
+    if "A" in res:
+        a = res["A"]
+        has = any("PLS C++" in r for r in a["rows"])
+        cols = ["pls", "tabu", "memetic"] + (["PLS C++"] if has else [])
+        lines += ["## A. Shipped DIMACS graphs, k = k*, size='at_most' "
+                  f"({res['seeds_a']} seeds; median time to the optimum, hits)", "",
+                  "| instance | n | k | " + " | ".join(cols) + (" | pls / PLS C++ |" if has else ""),
+                  "|:--|--:|--:|" + "--:|" * len(cols) + ("--:|" if has else "")]
+        for r in a["rows"]:
+            cells = [f"{_fmt(_median(r[c]))} ({sum(np.isfinite(r[c]))}/{len(r[c])})" for c in cols]
+            ratio = ""
+            if has:
+                ratio = f" {_median(r['pls']) / max(_median(r['PLS C++']), 1e-4):.1f}x |"
+            lines.append(f"| {r['instance']} | {r['n']} | {r['k']} | " + " | ".join(cells) + " |" + ratio)
+        lines += ["", "PLS C++ times are wall seconds from its search's start (graph read excluded), floored at "
+                  "0.1 ms for the ratio; mewcp times are wall seconds on the solve's clock.", ""]
+    if "B" in res:
+        lines += ["## B. Generated n = 2000, m = 200 (10 s, target 112,962.14)", "",
+                  "| method | hits | median time | weights |", "|:--|--:|--:|:--|"]
+        for m, runs in res["B"].items():
+            ts = [r["time"] for r in runs]
+            lines.append(f"| {m} | {sum(np.isfinite(ts))}/{len(ts)} | {_fmt(_median(ts))} | "
+                         + ", ".join(f"{r['weight']:,.2f}" for r in runs) + " |")
+        lines.append("")
+    if "C" in res:
+        c = res["C"]
+        lines += ["## C. A million vertices, 10M edges, k = 20, size='at_most'", "",
+                  f"* edges {c['edges']:,}; heaviest edge {c['heaviest_edge']:.4f}",
+                  f"* as_problem {c['as_problem_s']:.2f} s, ehgp {c['ehgp_s']:.2f} s; ehgp answer "
+                  f"{c['ehgp_weight']:.4f} ({c['ehgp_size']} vertices)",
+                  f"* tabu, time_limit=10: returned after {c['tabu_wall_s']:.2f} s wall, {c['tabu_iterations']} "
+                  f"iterations, {c['tabu_weight']:.4f} ({c['tabu_size']} vertices): {c['tabu_message']}",
+                  f"* peak RSS of the process (graph generation included) {common.fmt_bytes(c['peak_rss_bytes'])}",
+                  ""]
+    if "D" in res:
+        d = res["D"]
+        lines += [f"## D. Dense n = {d['n']} ({common.fmt_bytes(d['bytes'])})", "",
+                  f"* as_problem {d['as_problem_s']:.2f} s (one `W.sum(1)`: {d['row_sum_s']:.2f} s)",
+                  f"* solve(W, n // 2) {d['solve_s']:.2f} s; peak memory (W + traced extra) / W = "
+                  f"{d['peak_ratio']:.3f}", ""]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--parts", default="ABCD")
+    ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--limit-dimacs", type=float, default=5.0)
+    ap.add_argument("--pls-binary", default=None)
+    ap.add_argument("--dense-n", type=int, default=10000)
+    ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
+    args = ap.parse_args()
+    import os
+    previous = args.out / "heuristics.json"
+    res: dict[str, Any] = json.loads(previous.read_text()) if previous.exists() and args.parts != "ABCD" else {}
+    res.update({"cpu_count": os.cpu_count(), "load": " ".join(f"{x:.1f}" for x in os.getloadavg()),
+                "seeds_a": args.seeds})  # a partial run keeps the other parts of the last run
+    if "A" in args.parts:
+        res["A"] = part_a(args.seeds, args.limit_dimacs, args.pls_binary)
+    if "B" in args.parts:
+        res["B"] = part_b(args.seeds)
+    if "C" in args.parts:
+        res["C"] = part_c()
+    if "D" in args.parts:
+        res["D"] = part_d(args.dense_n)
+    args.out.mkdir(parents=True, exist_ok=True)
+    common.write_atomic(args.out / "heuristics.json", json.dumps(res, indent=1, default=float))
+    common.write_atomic(args.out / "heuristics.md", report(res))
+    print(report(res))
+
+
+if __name__ == "__main__":
+    main()
