@@ -13,7 +13,8 @@ One *iteration* (Pullan 2006, 2008): add vertices from C0 while ``size < k``;
 record the clique; make a plateau swap (a vertex of C1 for the one member it
 misses, or, at ``size == k``, a vertex of C0 for its best partner) with a vertex
 not dropped earlier in this plateau; repeat until neither an add nor such a swap
-is left; then raise the penalties of the members and perturb. Selection in the
+is left (at ``size == k``: after at most ``FULL_PLATEAU`` swaps); then raise the penalties of the
+members and perturb. Selection in the
 *greedy* phase: the greatest weight gain; *penalty* phase: the least vertex
 penalty, then the greatest gain; *degree* phase: the greatest degree, then the
 greatest gain; ties at random. Perturbation in the greedy and degree phases: a
@@ -44,6 +45,8 @@ GREEDY, PENALTY, DEGREE = 0, 1, 2
 #: Iterations of each phase, in the order they run.
 PHASE_LENGTHS = np.array([50, 50, 100], dtype=np.int64)
 PHASE_KIND = np.array([GREEDY, PENALTY, DEGREE], dtype=np.int64)
+#: Plateau swaps of a clique of k vertices before the iteration ends.
+FULL_PLATEAU = 8
 
 
 @njit(cache=True)
@@ -188,11 +191,13 @@ def pls_search(
     while done < max_iters:
         kind = PHASE_KIND[phase_state[0]]
         eps = 1e-12 * (1.0 + abs(value))
+        full_swaps = 0
         while True:
             if size < k:
                 v = _select_add(indptr, indices, members, pos, adj, g, penalty, size, kind, eps, rng)
                 if v >= 0:
                     stamp += 1  # an add ends the plateau: every vertex may be swapped in again
+                    full_swaps = 0
                 while v >= 0:
                     value += g[v]
                     size = add_vertex(indptr, indices, data, members, pos, adj, idsum, g, sums, size, v)
@@ -223,6 +228,10 @@ def pls_search(
                                    plateau, stamp, mark, mstamp, size, k, kind, eps, rng)
             if v < 0:
                 break
+            if size == k:  # a full clique's plateau is short: each swap there scans C0 x members
+                full_swaps += 1
+                if full_swaps > FULL_PLATEAU:
+                    break
             plateau[u] = stamp
             size = drop_vertex(indptr, indices, data, members, pos, adj, idsum, g, sums, size, u)
             value += d

@@ -62,8 +62,8 @@ CHUNK_SECONDS = 0.004
 class _Chunks:
     """Iteration counts for kernel calls that each take about ``CHUNK_SECONDS``."""
 
-    def __init__(self) -> None:
-        self.size = 64
+    def __init__(self, first: int = 64) -> None:
+        self.size = first
         self.t0 = 0.0
 
     def start(self) -> int:
@@ -515,7 +515,7 @@ def solve_pls(problem: Problem, k: int, *, exact: bool, deadline: Deadline, seed
     mark = np.zeros(n + 1, dtype=np.int64)
     phase_state = np.zeros(3, dtype=np.int64)
     stop_at = np.inf if target is None else float(target)
-    chunks, idle, since = _Chunks(), 0, 0
+    chunks, idle, since = _Chunks(first=1), 0, 0  # one PLS iteration may be long: start small
     while (reason := inc.stop_reason()) is None:
         before = best_value
         size, value, best_size, best_value, done = pk.pls_search(
