@@ -88,8 +88,12 @@ class Variant:
     plan: PlanOptions = PlanOptions()
 
 
-def _sirfp(measure: str = "js", **options: Any) -> Callable[[int], Criterion]:
-    return lambda seed: SIRFP(measure, start="mean", min_positions=4, max_samples=4, **options)
+def _sirfp(measure: str = "js", budget: Callable[[], Criterion] | None = None,
+           **options: Any) -> Callable[[int], Criterion]:
+    """SIRFP with the recommended collection; ``budget`` builds a fresh budget criterion per run
+    (``None``: redundancy's own scores share the budget)."""
+    return lambda seed: SIRFP(measure, start="mean", min_positions=4, max_samples=4,
+                              budget=budget() if budget is not None else None, **options)
 
 
 VARIANTS: dict[str, Variant] = {
@@ -104,8 +108,8 @@ VARIANTS: dict[str, Variant] = {
     "SIRFP released code": Variant(lambda seed: ReleasedSIRFP(max_samples=4)),
     "SIRFP (js, uniform)": Variant(_sirfp(), PlanOptions(mode="uniform")),
     "SIRFP (js, range)": Variant(_sirfp(calibration="range")),
-    "SIRFP (gram, Taylor budget)": Variant(_sirfp("gram", budget=Taylor())),
-    RECOMMENDED: Variant(_sirfp(budget=Taylor())),
+    "SIRFP (gram, Taylor budget)": Variant(_sirfp("gram", budget=Taylor)),
+    RECOMMENDED: Variant(_sirfp(budget=Taylor)),
 }
 #: the progressive protocol is costlier: the baselines that matter and the SIRFP variants
 PROGRESSIVE = ("Taylor", "FPGM", "DepGraph group norm", "SIRFP paper (js)", RECOMMENDED)
@@ -240,13 +244,24 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--fresh", action="store_true")
     parser.add_argument("--render-only", action="store_true")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="JSON of the runs (default benchmarks/results/criteria.json); a run split over "
+                             "processes writes one file each, and --merge folds them into the default one")
+    parser.add_argument("--merge", type=Path, nargs="*", default=[], help="JSON files whose runs to fold in")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     setup = QUICK if args.quick else FULL
-    path = Path("/tmp/sirfp_criteria_quick.json") if args.quick else RESULTS / "criteria.json"
+    path = args.out or (Path("/tmp/sirfp_criteria_quick.json") if args.quick else RESULTS / "criteria.json")
     saved: dict[str, Any] = {"runs": {}, "dense": {}}
     if path.exists() and not args.fresh:
         saved = json.loads(path.read_text())
+    for other in args.merge:
+        extra = json.loads(other.read_text())
+        saved["runs"].update(extra["runs"])
+        saved["dense"].update(extra["dense"])
+        saved.setdefault("setup", extra.get("setup"))
+    if args.merge:
+        _save(saved, path)
     if not args.render_only:
         saved["setup"] = setup.__dict__
         saved["machine"] = machine_info("torch", "torch_pruning")
