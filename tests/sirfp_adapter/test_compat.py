@@ -65,7 +65,7 @@ def test_the_trace_names_every_layer_whose_output_is_not_a_channel_map():
 def test_sirfp_leaves_the_unmeasurable_groups_out_with_one_warning_and_prunes_the_rest():
     model, x = Hybrid(), inputs()
     with pytest.warns(UserWarning) as caught:
-        pruner = SIRFPPruner(model, x, flops_reduction=0.3, interval=1, criterion=SIRFP("gram"))
+        pruner = SIRFPPruner(model, x, flops_reduction=0.3, interval=1, criterion=SIRFP("gram", budget=None))
     (message,) = [str(w.message) for w in caught]
     assert message == (
         "2 of 4 channel groups have no (B, C, H, W) feature maps for a redundancy measure and are left "
@@ -87,7 +87,7 @@ def test_sirfp_leaves_the_unmeasurable_groups_out_with_one_warning_and_prunes_th
     # the line the warning offers silences it
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        SIRFPPruner(Hybrid(), x, flops_reduction=0.3, interval=1, criterion=SIRFP("gram"),
+        SIRFPPruner(Hybrid(), x, flops_reduction=0.3, interval=1, criterion=SIRFP("gram", budget=None),
                     ignored_layers=["fc1", "last"]).close()
 
 

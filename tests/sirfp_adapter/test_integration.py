@@ -148,7 +148,7 @@ def _prune_and_check(spec: str, side: int, **options: Any) -> tuple[nn.Module, d
 @pytest.mark.parametrize(("spec", "side"), CONVOLUTIONAL)
 def test_convolutional_networks_prune_to_the_target(spec: str, side: int) -> None:
     pytest.importorskip("torchvision" if spec.startswith("torchvision") else "segmentation_models_pytorch")
-    *_, caught = _prune_and_check(spec, side, criterion=SIRFP("gram"))
+    *_, caught = _prune_and_check(spec, side, criterion=SIRFP("gram", budget=None))
     assert not [w for w in caught if "left out of SIRFP" in w]  # every group has (B, C, H, W) maps
     inexact = [w for w in caught if "left out of pruning" in w]
     if spec.startswith("smp:FPN"):  # its decoder's GroupNorm(32, 128) blocks cannot lose single channels
@@ -166,7 +166,7 @@ def test_deeplabv3_resnet50_with_a_baseline_criterion() -> None:
 
 def test_segformer_prunes_its_convolutional_groups_and_names_the_token_layers() -> None:
     pytest.importorskip("segmentation_models_pytorch")
-    _, before, after, caught = _prune_and_check("smp:Segformer:mit_b0", 64, criterion=SIRFP("gram"))
+    _, before, after, caught = _prune_and_check("smp:Segformer:mit_b0", 64, criterion=SIRFP("gram", budget=None))
     # the trace leaves out what cannot lose channels exactly: LayerNorms over the channels,
     # and Torch-Pruning's coupling of each attention's query with its twice-as-wide key-value
     (exact,) = [w for w in caught if "left out of pruning" in w]
