@@ -4,7 +4,7 @@
 >>> imp = SIRFPImportance(model, example_inputs)            # hooks collect redundancy  # doctest: +SKIP
 >>> for x, y in loader:                                     # your training loop        # doctest: +SKIP
 ...     loss = criterion(model(x), y); optimizer.zero_grad(); loss.backward(); optimizer.step()
-...     imp.observe()                                       # gradient statistics (the Taylor budget)
+...     imp.observe()                                       # gradient statistics (gradient criteria)
 >>> imp.close()                     # stop collecting (MetaPruner traces the model)  # doctest: +SKIP
 >>> pruner = tp.pruner.MetaPruner(model, example_inputs, importance=imp,          # doctest: +SKIP
 ...                               pruning_ratio=0.5, global_pruning=True, ignored_layers=[model.head])
@@ -87,7 +87,7 @@ class SIRFPImportance(tp.importance.Importance):
 
     def observe(self) -> None:
         """Call after ``loss.backward()`` in the training loop: criteria that read
-        gradients (``sirfp``'s Taylor budget, ``taylor``, ``dcfp``) accumulate here."""
+        gradients (``taylor``, ``dcfp``, ``sirfp-released``, a SIRFP ``budget``) accumulate here."""
         self.criterion.observe()
 
     def close(self) -> None:

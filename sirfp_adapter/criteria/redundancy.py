@@ -1,9 +1,10 @@
 """SIRFP's criteria: channels ranked by EHGP on a redundancy graph collected in training.
 
 * ``sirfp`` — :class:`SIRFP`, the recommended configuration (see docs "What makes SIRFP
-  work"): EHGP on the Jensen–Shannon graph chooses *which* channels each group loses,
-  a Taylor estimate of the loss change decides *how many* (``budget``); the EMA is a
-  running mean until its horizon; every ingredient is an option;
+  work"): EHGP on the Jensen–Shannon graph, the paper's calibrated global threshold, an
+  EMA that is a running mean until its horizon, and a documented fallback for maps too
+  small to carry spatial information; every ingredient is an option (``budget=`` lets
+  another criterion decide how many channels each group loses);
 * ``sirfp-paper`` — :class:`PaperSIRFP`, the paper as written: Jensen–Shannon between
   softmax-normalised full-resolution maps, EMA decay 0.99, scores calibrated by the
   group's mean edge weight (Wu et al., AAAI 2025, Eqs. 2-4, appendix D);
@@ -32,14 +33,12 @@ import torch
 
 from sirfp_adapter.collector import RedundancyCollector
 from sirfp_adapter.criteria.base import Criterion
-from sirfp_adapter.criteria.importance import L1, Taylor
+from sirfp_adapter.criteria.importance import L1
 from sirfp_adapter.groups import ChannelGroup
 from sirfp_adapter.measures import get_measure
 from sirfp_adapter.plan import CALIBRATIONS, Ranking, group_matrix, rank_redundancy
 
 __all__ = ["PaperSIRFP", "ReleasedSIRFP", "SIRFP"]
-
-_DEFAULT = object()  # SIRFP's default budget: a fresh Taylor()
 
 
 class SIRFP(Criterion):
@@ -64,8 +63,8 @@ class SIRFP(Criterion):
         Groups whose maps have fewer positions are ranked by ``fallback``.
     fallback : Criterion, optional
         Ranks those groups (default: a fresh ``L1()``).
-    budget : Criterion or None
-        Default: a fresh ``Taylor()``. Decides how many channels each group loses, while redundancy decides which:
+    budget : Criterion, optional
+        Decides how many channels each group loses, while redundancy decides which:
         the group's removal order stays EHGP's, and its ``t``-th removal gets the
         ``t``-th smallest calibrated score of ``budget`` for the group. So under one
         global threshold every group loses as many channels as ``budget`` alone would
@@ -89,7 +88,7 @@ class SIRFP(Criterion):
         start: str = "mean",
         min_positions: int = 4,
         fallback: Criterion | None = None,
-        budget: Criterion | None | object = _DEFAULT,
+        budget: Criterion | None = None,
         **measure_options: Any,
     ) -> None:
         get_measure(measure)  # raises, naming the valid ones
@@ -102,12 +101,10 @@ class SIRFP(Criterion):
         self.measure = measure
         self.calibration = calibration
         self.min_positions = min_positions
-        if budget is _DEFAULT:
-            budget = Taylor()
         if budget is not None and (not isinstance(budget, Criterion) or budget.watches_activations):
             raise ValueError(f"budget must be a Criterion that does not watch activations, got {budget!r}")
         self.fallback = fallback if fallback is not None else L1()
-        self.budget: Criterion | None = budget  # type: ignore[assignment]
+        self.budget = budget
         self.needs_gradients = self.fallback.needs_gradients or (budget is not None and budget.needs_gradients)
         self.collector_options: dict[str, Any] = {"decay": decay, "every": every, "max_samples": max_samples,
                                                   "start": start, **measure_options}
