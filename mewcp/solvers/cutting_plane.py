@@ -312,7 +312,11 @@ def _build(run: _Run) -> Any:
     with _quiet_stdout():
         h = highspy.Highs()
     h.setOptionValue("output_flag", False)
-    h.setOptionValue("threads", 1)  # HiGHS's MIP is serial; idle workers spin on a busy machine
+    # HiGHS's MIP is serial; idle workers spin on a busy machine. The thread count is fixed
+    # by the process's first HiGHS run (an earlier ilp solve, say): a different one makes
+    # run() return without a status, so restart the global scheduler first.
+    highspy.Highs.resetGlobalScheduler(True)
+    h.setOptionValue("threads", 1)
     top = -np.sort(-w, axis=1)[:, : max(k - 1, 0)].sum(axis=1) if k > 1 else np.zeros(n)
     ub = 0.5 * float(np.sort(top)[::-1][:k].sum())
     h.addVars(n + 1, np.zeros(n + 1), np.append(np.ones(n), ub))

@@ -171,3 +171,14 @@ def test_interrupted_rounds_still_converge() -> None:
     sol = mewcp.solve(problem, 5, "cutting_plane", batch=1, starts=0, lp_rounds=0, time_limit=60)
     assert sol.status is mewcp.Status.OPTIMAL, sol.message
     assert sol.weight == pytest.approx(truth.weight, rel=1e-9)
+
+
+def test_runs_after_an_ilp_solve_in_the_same_process() -> None:
+    """HiGHS fixes its thread count at the process's first run: an ilp solve first must not
+    leave cutting_plane's HiGHS runs without a status."""
+    pts = np.random.default_rng(4).random((14, 2))
+    problem = mewcp.from_points(pts, "euclidean")
+    assert mewcp.solve(problem, 4, "ilp").status is mewcp.Status.OPTIMAL
+    sol = mewcp.solve(problem, 4, "cutting_plane")
+    assert sol.status is mewcp.Status.OPTIMAL
+    assert sol.weight == pytest.approx(mewcp.solve(problem, 4, "brute").weight)
