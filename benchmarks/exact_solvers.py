@@ -18,7 +18,7 @@ same run, instance by instance. Run from the repository root::
 
     .venv/bin/python benchmarks/exact_solvers.py                      # everything
     .venv/bin/python benchmarks/exact_solvers.py --only brock200_2 keller4 --ks star
-    .venv/bin/python benchmarks/exact_solvers.py --time-limits 0.5 2   # every exact method vs its limit
+    .venv/bin/python benchmarks/exact_solvers.py --time-limits 0.5 2   # every proving method vs its limit
     .venv/bin/python benchmarks/exact_solvers.py --render-only
 
 Results: ``benchmarks/results/exact_solvers.json`` (rewritten atomically after every
@@ -123,7 +123,7 @@ def time_limit_graphs() -> dict[str, tuple[Any, int]]:
 
 
 def run_time_limits(limits: list[float]) -> list[dict[str, Any]]:
-    """Wall time of every exact method against its limit; one unrecorded call first (compiled kernels)."""
+    """Wall time of every proving method (kind "proven") against its limit; one unrecorded call first (compiled kernels)."""
     out = []
     for gname, (data, k) in time_limit_graphs().items():
         problem = mewcp.as_problem(data)
@@ -221,7 +221,7 @@ def render(data: dict[str, Any]) -> str:
                            f"{r['time'] - r['limit']:+.2f} | {r['status']} |")
         worst = max((r["time"] - r["limit"] for r in tl if "refused" not in r), default=float("nan"))
         out.append("")
-        out.append(f"* Every exact method returns within time_limit + 0.5 s: worst overrun {worst:+.2f} s "
+        out.append(f"* Every proving method returns within time_limit + 0.5 s: worst overrun {worst:+.2f} s "
                    f"({'met' if worst <= 0.5 else 'NOT met'}).\n")
     out += targets(runs)
     return "\n".join(out) + "\n"
@@ -273,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--note", default="", help="a line about the machine's state (e.g. shared, loaded)")
     ap.add_argument("--render-only", action="store_true")
     ap.add_argument("--time-limits", nargs="*", type=float, default=None,
-                    help="only measure the time limits of every exact method (default limits 0.5 2)")
+                    help="only measure the time limits of every proving method (default limits 0.5 2)")
     args = ap.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / f"{NAME}.json"

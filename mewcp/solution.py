@@ -17,9 +17,9 @@ class Status(str, enum.Enum):
     """What a solver can say about its answer.
 
     OPTIMAL
-        The clique is proven optimal (exact methods that finished).
+        The clique is proven optimal (methods of kind ``"proven"`` that finished).
     FEASIBLE
-        A valid clique, not proven optimal (heuristics, stopped exact methods).
+        A valid clique, not proven optimal (heuristics, stopped proving methods).
     INFEASIBLE
         Proven: the graph has no clique of the requested size.
     NO_SOLUTION
@@ -52,7 +52,7 @@ class Solution:
     status : Status
     method : str
     bound : float or None
-        A proven upper bound on the optimum (exact methods), else None.
+        A proven upper bound on the optimum (methods of kind ``"proven"``), else None.
     gap : float or None
         ``(bound - weight) / max(1, |weight|)``, when a bound is known.
     n_iter : int

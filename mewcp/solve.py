@@ -39,12 +39,12 @@ from mewcp.solvers.local_search import (DEFAULT_PATIENCE, solve_local_search, so
 
 __all__ = ["Method", "methods", "objective", "is_clique", "solve"]
 
-#: An exact method's named start heuristic gets at most this share of the time limit,
-#: at most this many seconds, and this patience: its answer is only the incumbent the
+#: A proving method's (kind ``"proven"``) named start heuristic gets at most this share of
+#: the time limit, at most this many seconds, and this patience: its answer is only the incumbent the
 #: proof starts from (measured on the DIMACS graphs, a longer start costs more than it saves).
-EXACT_START_SHARE = 0.2
-EXACT_START_SECONDS = 0.1
-EXACT_START_PATIENCE = 20
+PROVEN_START_SHARE = 0.2
+PROVEN_START_SECONDS = 0.1
+PROVEN_START_PATIENCE = 20
 
 Size = Literal["exact", "at_most"]
 SIZES = ("exact", "at_most")
@@ -57,7 +57,9 @@ class Method:
     Attributes
     ----------
     name, kind, summary : str
-        ``kind`` is ``"heuristic"`` or ``"exact"``.
+        ``kind`` is ``"heuristic"`` (a good clique, no certificate) or ``"proven"``
+        (proves its answer optimal, with a bound, when it finishes; not to be confused
+        with ``size="exact"``, the cardinality ``|C| == k``).
     options : Mapping[str, Any]
         The method's own keyword options and their defaults.
     requires : tuple of str
@@ -122,7 +124,7 @@ _REGISTRY: Mapping[str, Method] = MappingProxyType(
             ),
             Method(
                 "ilp",
-                "exact",
+                "proven",
                 "integer program (strengthened linearisation) via PuLP/HiGHS, CBC or scipy; proves optima",
                 solve_ilp,
                 {"start": "tabu", "backend": "highs", "formulation": "strong"},
@@ -131,14 +133,14 @@ _REGISTRY: Mapping[str, Method] = MappingProxyType(
             ),
             Method(
                 "bnb",
-                "exact",
+                "proven",
                 "branch and bound with a cardinality-aware independent-set bound (MEWCat, WLMC); proves optima",
                 solve_bnb,
                 {"start": "tabu"},
             ),
             Method(
                 "cutting_plane",
-                "exact",
+                "proven",
                 "concave outer approximation on HiGHS for negative-type (e.g. Euclidean) weights; proves optima",
                 solve_cutting_plane,
                 {"tol": 1e-6, "gap": 1e-6, "starts": 8, "lp_rounds": 200, "batch": 10, "progress": None},
@@ -147,7 +149,7 @@ _REGISTRY: Mapping[str, Method] = MappingProxyType(
             ),
             Method(
                 "brute",
-                "exact",
+                "proven",
                 "exhaustive clique enumeration for tiny instances (the test oracle)",
                 solve_brute,
             ),
@@ -375,12 +377,12 @@ def _resolve_start(
         remaining = deadline.remaining()
         if remaining <= 0:
             return None
-        exact_method = _REGISTRY[method].kind == "exact"  # a start for an exact method: short
-        if exact_method:
-            remaining = min(remaining * EXACT_START_SHARE, EXACT_START_SECONDS)
+        proving = _REGISTRY[method].kind == "proven"  # a start for a proving method: short
+        if proving:
+            remaining = min(remaining * PROVEN_START_SHARE, PROVEN_START_SECONDS)
         else:  # a heuristic's start gets half of what is left, so that the search itself always runs
             remaining *= 0.5
-        patience = EXACT_START_PATIENCE if exact_method else DEFAULT_PATIENCE
+        patience = PROVEN_START_PATIENCE if proving else DEFAULT_PATIENCE
         bounded = {"patience": patience} if "patience" in _REGISTRY[start].options else {}
         found = solve(problem, k, start, size=size, time_limit=None if math.isinf(remaining) else remaining,
                       seed=seed, **bounded)

@@ -173,11 +173,11 @@ def _quiet_stdout() -> Iterator[None]:
         os.close(saved)
 
 
-def _exact_methods_for_any_weights() -> str:
+def _proving_methods_for_any_weights() -> str:
     from mewcp.solve import methods  # late import: mewcp.solve imports this module
 
-    names = [m.name for m in methods() if m.kind == "exact" and m.name not in ("cutting_plane", "brute")]
-    return ", ".join(f"method={n!r}" for n in names) or "an exact method"
+    names = [m.name for m in methods() if m.kind == "proven" and m.name not in ("cutting_plane", "brute")]
+    return ", ".join(f"method={n!r}" for n in names) or "a method of kind 'proven'"
 
 
 def _check_options(tol: Any, gap: Any, starts: Any, lp_rounds: Any, batch: Any, progress: Any) -> None:
@@ -464,7 +464,7 @@ def solve_cutting_plane(problem: Problem, k: int, *, exact: bool, deadline: Dead
         raise ValueError(
             f"method='cutting_plane' needs a complete graph (weights between every pair): the "
             f"outer approximation has no clique constraints; this graph has {problem.n_edges:,} of "
-            f"{problem.n * (problem.n - 1) // 2:,} edges. Use {_exact_methods_for_any_weights()}"
+            f"{problem.n * (problem.n - 1) // 2:,} edges. Use {_proving_methods_for_any_weights()}"
         )
     w = problem.dense
     check = negative_type(w, tol)
@@ -474,7 +474,7 @@ def solve_cutting_plane(problem: Problem, k: int, *, exact: bool, deadline: Dead
             "conditionally negative definite matrix): it checked that the doubly centred matrix "
             f"-1/2 J W J (J = I - 11^T/n) is positive semidefinite up to tol = {tol:g} times its "
             f"largest eigenvalue ({check.largest:.6g}), but its smallest eigenvalue is "
-            f"{check.smallest:.6g}. Use {_exact_methods_for_any_weights()}, which take any weights"
+            f"{check.smallest:.6g}. Use {_proving_methods_for_any_weights()}, which take any weights"
         )
     if not exact and problem.n > 1 and float(w.min()) < 0:
         raise ValueError(

@@ -122,7 +122,7 @@ def test_refuses_graphs_beyond_its_dense_limit():
 
 def test_listed_as_exact():
     bnb = next(m for m in mewcp.methods() if m.name == "bnb")
-    assert bnb.available and bnb.kind == "exact" and bnb.options == {"start": "tabu"}
+    assert bnb.available and bnb.kind == "proven" and bnb.options == {"start": "tabu"}
 
 
 @pytest.mark.parametrize("graph", ["complete", "gnp"])

@@ -128,8 +128,12 @@ def test_methods_lists_availability(capsys):
     assert main(["methods", "--json"]) == 0
     rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
     assert rows["ehgp"]["available"] is True
+    assert {r["kind"] for r in rows.values()} == {"heuristic", "proven"}
+    assert rows["ehgp"]["kind"] == "heuristic" and rows["bnb"]["kind"] == rows["brute"]["kind"] == "proven"
     assert main(["methods"]) == 0
-    assert "ehgp" in capsys.readouterr().out
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split()[:2] == ["ehgp", "heuristic"]
+    assert any(line.split()[:2] == ["bnb", "proven"] for line in lines)
 
 
 def test_module_entry_point_runs():

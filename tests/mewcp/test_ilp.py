@@ -83,7 +83,7 @@ def test_option_errors():
 
 def test_listed_as_available():
     ilp = next(m for m in mewcp.methods() if m.name == "ilp")
-    assert ilp.available and ilp.kind == "exact" and ilp.extra == "ilp"
+    assert ilp.available and ilp.kind == "proven" and ilp.extra == "ilp"
 
 
 @pytest.mark.parametrize("backend", ["highs", "scipy"])

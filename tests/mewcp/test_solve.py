@@ -169,7 +169,7 @@ def test_methods_lists_the_registry():
     listed = {m.name: m for m in mewcp.methods()}
     assert {"ehgp", "local_search", "tabu", "memetic", "brute"} <= set(listed)
     assert listed["ehgp"].available and listed["ehgp"].kind == "heuristic"
-    assert listed["brute"].kind == "exact"
+    assert listed["brute"].kind == "proven"
 
 
 # --------------------------------------------------------------------- brute force
