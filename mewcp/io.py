@@ -51,13 +51,13 @@ import numbers
 import os
 import re
 import stat
-import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
 
+from mewcp.atomic import atomic_write
 from mewcp.problem import Problem, as_problem, edges_to_problem
 
 __all__ = ["CHUNK_BYTES", "FORMATS", "MAX_DIMACS_N", "MAX_LINE_BYTES", "read", "write"]
@@ -613,7 +613,7 @@ def write(
         raise ValueError(f"k is only written by format='mdplib'; got k={k!r} with format={fmt!r}")
     problem = as_problem(data)
     if fmt == "npy":
-        _write_atomic(path, lambda fh: np.save(fh, np.asarray(problem.to_dense(), dtype=np.float64),
+        atomic_write(path, lambda fh: np.save(fh, np.asarray(problem.to_dense(), dtype=np.float64),
                                                allow_pickle=False))
         return
     u, v, w = _edges(problem)
@@ -630,19 +630,5 @@ def write(
         text = f"p edge {problem.n} {len(u)}\n" + _lines((u + 1).tolist(), (v + 1).tolist(), w, "e ")
     else:
         text = _edgelist_text(problem, u, v, w)
-    _write_atomic(path, lambda fh: fh.write(text.encode("utf-8")))
+    atomic_write(path, lambda fh: fh.write(text.encode("utf-8")))
 
-
-def _write_atomic(path: Path, fill: Callable[[IO[bytes]], Any]) -> None:
-    """Write through a temporary file beside ``path`` and `os.replace`: never a half-written file."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fill(fh)
-        mask = os.umask(0)
-        os.umask(mask)
-        os.chmod(tmp, 0o666 & ~mask)  # the mode a plain open() would give, not mkstemp's 0600
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from sirfp_adapter._io import atomic_write
+from mewcp.atomic import atomic_write
 from sirfp_adapter.groups import ChannelGroups, channel_dim
 
 __all__ = ["ChannelMasks", "load_pruned", "prune_channels", "save_pruned"]

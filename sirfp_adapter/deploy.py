@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from sirfp_adapter._io import atomic_write
+from mewcp.atomic import atomic_write
 
 __all__ = ["LatencyRow", "OnnxExport", "compare_latency", "export_onnx", "latency_table"]
 

@@ -40,7 +40,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import mewcp
-from sirfp_adapter._io import staged
+from mewcp.atomic import staged
 from sirfp_adapter.apply import save_pruned
 from sirfp_adapter.cost import count_flops, count_params
 from sirfp_adapter.criteria import CRITERIA, Criterion

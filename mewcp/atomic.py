@@ -1,6 +1,17 @@
-"""Atomic file writes: a temporary file in the target's folder, flushed to disk, then
-``os.replace`` onto the target, so a reader sees the old file or the new one, never a
-partial one (an interrupted write leaves at most a hidden ``.<name>.*.tmp`` file)."""
+"""Atomic file writes, shared by `mewcp.io`, `sirfp_adapter` and the benchmark scripts.
+
+A file is written to a temporary file in the target's folder, flushed and fsynced, then
+moved onto the target with `os.replace`, so a reader sees the old file or the new one,
+never a partial one; an interrupted write leaves nothing behind (the temporary file,
+``.<name>.*.tmp``, is removed). The new file gets the mode a plain ``open()`` would give
+(``0o666`` less the umask), not `tempfile.mkstemp`'s ``0o600``.
+
+>>> import pathlib, tempfile
+>>> target = pathlib.Path(tempfile.mkdtemp()) / "note.txt"
+>>> atomic_write(target, lambda f: f.write(b"hello"))
+>>> target.read_bytes(), [p.name for p in target.parent.iterdir()]
+(b'hello', ['note.txt'])
+"""
 
 from __future__ import annotations
 
@@ -19,13 +30,14 @@ def staged(path: str | os.PathLike[str]) -> Iterator[tuple[BinaryIO, Path]]:
     """Open a temporary file beside ``path``; yields ``(file, temporary path)``.
 
     On a normal exit the file is flushed, fsynced and closed but **not** moved: call
-    ``os.replace(temporary, path)`` to publish it. On an exception it is removed.
+    ``os.replace(temporary, path)`` to publish it (several files can so be staged first
+    and published together). On an exception it is removed.
     """
     target = Path(path)
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     tmp_path = Path(tmp)
     try:
-        os.chmod(fd, 0o666 & ~_umask())  # what open() would give, not mkstemp's 0o600
+        os.chmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as f:
             yield f, tmp_path
             f.flush()
