@@ -61,9 +61,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
-import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -72,6 +70,7 @@ import numpy as np
 from mewcp.problem import Problem
 from mewcp.solution import Status
 from mewcp.solvers.base import Deadline, SolverOutput
+from mewcp.solvers.highs import new_highs, set_start
 
 __all__ = ["NegativeType", "negative_type", "solve_cutting_plane"]
 
@@ -157,20 +156,6 @@ def _one_blas_thread() -> contextlib.AbstractContextManager[Any]:
     except ImportError:  # pragma: no cover - optional
         return contextlib.nullcontext()
     return threadpool_limits(1, user_api="blas")
-
-
-@contextlib.contextmanager
-def _quiet_stdout() -> Iterator[None]:
-    """Silence file descriptor 1 (HiGHS prints a banner from C++ when constructed)."""
-    sys.stdout.flush()
-    saved = os.dup(1)
-    try:
-        with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), 1)
-            yield
-    finally:
-        os.dup2(saved, 1)
-        os.close(saved)
 
 
 def _proving_methods_for_any_weights() -> str:
@@ -309,14 +294,7 @@ def _build(run: _Run) -> Any:
     import highspy
 
     n, k, w = run.n, run.k, run.w
-    with _quiet_stdout():
-        h = highspy.Highs()
-    h.setOptionValue("output_flag", False)
-    # HiGHS's MIP is serial; idle workers spin on a busy machine. The thread count is fixed
-    # by the process's first HiGHS run (an earlier ilp solve, say): a different one makes
-    # run() return without a status, so restart the global scheduler first.
-    highspy.Highs.resetGlobalScheduler(True)
-    h.setOptionValue("threads", 1)
+    h = new_highs(threads=1)  # HiGHS's MIP is serial; idle workers spin on a busy machine
     top = -np.sort(-w, axis=1)[:, : max(k - 1, 0)].sum(axis=1) if k > 1 else np.zeros(n)
     ub = 0.5 * float(np.sort(top)[::-1][:k].sum())
     h.addVars(n + 1, np.zeros(n + 1), np.append(np.ones(n), ub))
@@ -416,8 +394,7 @@ def _milp_rounds(h: Any, run: _Run, batch: int) -> tuple[int, str]:
             ended = "time limit"
             break
         if run.best is not None:  # warm start: the incumbent, with theta at its true value
-            h.setSolution(n + 1, np.arange(n + 1, dtype=np.int32),
-                          np.append(np.isin(np.arange(n), run.best).astype(float), run.value))
+            set_start(h, np.append(np.isin(np.arange(n), run.best).astype(float), run.value))
         state.update(violated=0, stop=False)
         rounds += 1
         run.stage = f"milp round {rounds}"

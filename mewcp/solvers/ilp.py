@@ -47,14 +47,13 @@ size exists, NO_SOLUTION otherwise. HiGHS (both backends) reports a dual bound, 
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
 import multiprocessing
 import os
 import signal
 import sys
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -63,6 +62,7 @@ import scipy.sparse as sp
 from mewcp.problem import Problem
 from mewcp.solution import Status
 from mewcp.solvers.base import Deadline, SolverOutput
+from mewcp.solvers.highs import dual_bound, new_highs, set_start
 
 __all__ = ["BACKENDS", "FORMULATIONS", "ILP_MAX_ENTRIES", "build_model", "solve_ilp"]
 
@@ -242,45 +242,10 @@ def _solve_scipy(model: Model, time_limit: float | None) -> tuple[np.ndarray | N
     return None, Status.NO_SOLUTION, bound, f"stopped without a solution: {res.message}"
 
 
-@contextlib.contextmanager
-def _quiet_stdout() -> Iterator[None]:
-    """Silence file descriptor 1 (C++ code writes there directly, around sys.stdout)."""
-    sys.stdout.flush()
-    saved = os.dup(1)
-    try:
-        with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), 1)
-            yield
-    finally:
-        os.dup2(saved, 1)
-        os.close(saved)
-
-
-def _pulp_solver(backend: str, time_limit: float | None, warm: np.ndarray | None):  # noqa: ANN202
+def _pulp_solver(time_limit: float | None, warm: np.ndarray | None):  # noqa: ANN202
+    """PuLP's CBC: the binary of the ``ilp`` extra (cbcbox), else the one PuLP bundles."""
     import pulp
 
-    if backend == "highs":
-        class _WarmHiGHS(pulp.HiGHS):  # type: ignore[name-defined, misc]
-            """PuLP's highspy backend, silent, handed a starting solution before it runs."""
-
-            def createAndConfigureSolver(self, lp):  # noqa: N802, ANN001, ANN202
-                with _quiet_stdout():  # HiGHS prints a banner when constructed
-                    super().createAndConfigureSolver(lp)
-
-            def callSolver(self, lp):  # noqa: N802, ANN001, ANN202
-                if warm is not None:
-                    import highspy
-
-                    sol = highspy.HighsSolution()
-                    values = [0.0] * lp.solverModel.getNumCol()
-                    for var in lp.variables():
-                        values[var.index] = var.varValue if var.varValue is not None else 0.0
-                    sol.col_value = values
-                    sol.value_valid = True
-                    lp.solverModel.setSolution(sol)
-                lp.solverModel.run()
-
-        return _WarmHiGHS(msg=False, timeLimit=time_limit)
     options = {"msg": False, "timeLimit": time_limit, "warmStart": warm is not None}
     if importlib.util.find_spec("cbcbox") is not None:  # the CBC binary of the `ilp` extra
         import cbcbox
@@ -308,9 +273,7 @@ def _solve_highs(model: Model, deadline: Deadline, warm: np.ndarray | None,
     """
     import highspy
 
-    with _quiet_stdout():  # HiGHS prints a banner when constructed
-        h = highspy.Highs()
-    h.setOptionValue("output_flag", False)
+    h = new_highs()
     remaining = deadline.remaining()
     if np.isfinite(remaining):
         h.setOptionValue("time_limit", max(remaining, 0.01))
@@ -323,10 +286,7 @@ def _solve_highs(model: Model, deadline: Deadline, warm: np.ndarray | None,
                 np.asarray(model.lo, dtype=np.float64), np.asarray(model.hi, dtype=np.float64),
                 csc.indptr.astype(np.int32), csc.indices.astype(np.int32), csc.data.astype(np.float64), integrality)
     if warm is not None:
-        sol = highspy.HighsSolution()
-        sol.col_value = np.asarray(warm, dtype=np.float64)
-        sol.value_valid = True
-        h.setSolution(sol)
+        set_start(h, warm)
     if report is not None:
         last = [np.inf]
 
@@ -344,8 +304,7 @@ def _solve_highs(model: Model, deadline: Deadline, warm: np.ndarray | None,
     h.run()
     status = h.getModelStatus()
     info = h.getInfo()
-    dual = getattr(info, "mip_dual_bound", None)
-    bound = None if dual is None or not np.isfinite(dual) else float(dual)
+    bound = dual_bound(info)
     has_sol = info.primal_solution_status == 2  # kSolutionStatusFeasible
     values = np.asarray(h.getSolution().col_value) if has_sol else None
     name = h.modelStatusToString(status)
@@ -385,14 +344,10 @@ def _solve_pulp(model: Model, backend: str, deadline: Deadline,
     if warm is not None:
         for v, value in zip(var, warm):
             v.setInitialValue(float(value))
-    solver = _pulp_solver(backend, _time_left(deadline), warm)
+    solver = _pulp_solver(_time_left(deadline), warm)
     prob.solve(solver)
     values = np.array([v.varValue if v.varValue is not None else np.nan for v in var])
-    bound = None
-    if backend == "highs":
-        info = prob.solverModel.getInfo()
-        dual = getattr(info, "mip_dual_bound", None)
-        bound = None if dual is None or not np.isfinite(dual) else -float(dual)  # PuLP negates a max
+    bound = None  # CBC through PuLP reports no dual bound
     code = prob.sol_status
     found = not np.isnan(values[: model.n]).any()
     if code == pulp.LpSolutionOptimal:
