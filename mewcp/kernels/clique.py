@@ -72,6 +72,21 @@ def drop_vertex(indptr, indices, data, members, pos, adj, idsum, g, sums, size, 
 
 
 @njit(cache=True)
+def least_degree_pair(indptr, members, size):  # pragma: no cover
+    """The two members of least degree, least first (the second is -1 when size == 1)."""
+    a, b = members[0], -1
+    da, db = indptr[a + 1] - indptr[a], np.iinfo(np.int64).max
+    for j in range(1, size):
+        m = members[j]
+        dm = indptr[m + 1] - indptr[m]
+        if dm < da:
+            b, db, a, da = a, da, m, dm
+        elif dm < db:
+            b, db = m, dm
+    return a, b
+
+
+@njit(cache=True)
 def build_state(indptr, indices, data, start, k):  # pragma: no cover
     """Arrays for a search over cliques of at most k vertices, starting from ``start``."""
     n = indptr.shape[0] - 1
@@ -100,16 +115,7 @@ def _candidates(indptr, indices, members, pos, size, seen, stamp, out):  # pragm
                 out[count] = v
                 count += 1
         return count
-    a, b = members[0], members[1]  # the two members of least degree
-    da, db = indptr[a + 1] - indptr[a], indptr[b + 1] - indptr[b]
-    for j in range(2, size):
-        m = members[j]
-        dm = indptr[m + 1] - indptr[m]
-        if dm < da:
-            b, db, a, da = a, da, m, dm
-        elif dm < db:
-            b, db = m, dm
-    for src in (a, b):
+    for src in least_degree_pair(indptr, members, size):
         for p in range(indptr[src], indptr[src + 1]):
             v = indices[p]
             if pos[v] < 0 and seen[v] != stamp:

@@ -1,6 +1,6 @@
 """Phased local search over the cliques of a general graph, with a cardinality bound.
 
-State (`pls_state`, the layout of `mewcp.kernels.clique`): ``members[:size]`` (the
+State (`mewcp.kernels.clique.build_state`, the layout of `mewcp.kernels.clique`): ``members[:size]`` (the
 clique), ``pos`` (slot in ``members`` or -1), and for every vertex v: ``adj[v]`` =
 members adjacent to v, ``idsum[v]`` = the sum of their ids, ``g[v]`` = the sum of
 their edge weights to v; ``sums[0]`` is the members' id sum. The add set C0
@@ -39,7 +39,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from mewcp.kernels.clique import add_vertex, drop_vertex
+from mewcp.kernels.clique import add_vertex, drop_vertex, edge_weight, least_degree_pair
 
 GREEDY, PENALTY, DEGREE = 0, 1, 2
 #: Iterations of each phase, in the order they run.
@@ -47,48 +47,6 @@ PHASE_LENGTHS = np.array([50, 50, 100], dtype=np.int64)
 PHASE_KIND = np.array([GREEDY, PENALTY, DEGREE], dtype=np.int64)
 #: Plateau swaps of a clique of k vertices before the iteration ends.
 FULL_PLATEAU = 8
-
-
-@njit(cache=True)
-def pls_state(n, k):  # pragma: no cover - compiled
-    """Empty-clique state arrays ``(members, pos, adj, idsum, g, sums)``."""
-    members = np.empty(k, dtype=np.int64)
-    pos = np.full(n, -1, dtype=np.int64)
-    adj = np.zeros(n, dtype=np.int64)
-    idsum = np.zeros(n, dtype=np.int64)
-    g = np.zeros(n)
-    sums = np.zeros(1, dtype=np.int64)
-    return members, pos, adj, idsum, g, sums
-
-
-@njit(cache=True)
-def _sources(indptr, members, size):  # pragma: no cover
-    """The two members of least degree (the second is -1 when size == 1)."""
-    a, b = members[0], -1
-    da, db = indptr[a + 1] - indptr[a], np.iinfo(np.int64).max
-    for j in range(1, size):
-        m = members[j]
-        dm = indptr[m + 1] - indptr[m]
-        if dm < da:
-            b, db, a, da = a, da, m, dm
-        elif dm < db:
-            b, db = m, dm
-    return a, b
-
-
-@njit(cache=True)
-def _edge_weight(indptr, indices, data, u, v):  # pragma: no cover
-    lo, hi = indptr[u], indptr[u + 1]
-    while lo < hi:
-        mid = (lo + hi) // 2
-        x = indices[mid]
-        if x < v:
-            lo = mid + 1
-        elif x > v:
-            hi = mid
-        else:
-            return data[mid]
-    return np.nan
 
 
 @njit(cache=True)
@@ -110,7 +68,7 @@ def _better(kind, pen_a, deg_a, gain_a, pen_b, deg_b, gain_b, eps):  # pragma: n
 @njit(cache=True)
 def _select_add(indptr, indices, members, pos, adj, g, penalty, size, kind, eps, rng):  # pragma: no cover
     """The vertex to add (adjacent to every member, all in the least-degree member's row), or -1."""
-    a = _sources(indptr, members, size)[0]
+    a = least_degree_pair(indptr, members, size)[0]
     best, bp, bd, bg, ties = -1, 0, 0, -np.inf, 0
     for q in range(indptr[a], indptr[a + 1]):
         v = indices[q]
@@ -137,7 +95,7 @@ def _select_swap(indptr, indices, data, members, pos, adj, g, idsum, sums, penal
     Every such ``v`` is a neighbour of one of the two least-degree members.
     """
     bu, bv, bp, bd, bg, ties = -1, -1, 0, 0, -np.inf, 0
-    a, b = _sources(indptr, members, size)
+    a, b = least_degree_pair(indptr, members, size)
     for src in (a, b):
         if src < 0:
             continue
@@ -153,7 +111,7 @@ def _select_swap(indptr, indices, data, members, pos, adj, g, idsum, sums, penal
                 u, gv = -1, -np.inf
                 for j in range(size):
                     x = members[j]
-                    d = g[v] - g[x] - _edge_weight(indptr, indices, data, x, v)
+                    d = g[v] - g[x] - edge_weight(indptr, indices, data, x, v)
                     if d > gv:
                         u, gv = x, d
             else:

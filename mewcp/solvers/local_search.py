@@ -497,12 +497,9 @@ def solve_pls(problem: Problem, k: int, *, exact: bool, deadline: Deadline, seed
     indptr, indices, data = _csr(problem)
     n = problem.n
     rng = np.random.default_rng(seed)
-    members, pos, adj, idsum, g, sums = pk.pls_state(n, k)
-    size, value = 0, 0.0
     first = start if start is not None else np.array([rng.integers(0, n)], dtype=np.int64)
-    for v in np.asarray(first, dtype=np.int64):
-        value += g[v]
-        size = ck.add_vertex(indptr, indices, data, members, pos, adj, idsum, g, sums, size, v)
+    members, pos, adj, idsum, g, sums, size, value = ck.build_state(
+        indptr, indices, data, np.asarray(first, dtype=np.int64), k)
     inc = _Incumbent(deadline, max_iters, target)
     best = np.empty(k, dtype=np.int64)
     best_size, best_value = 0, -np.inf

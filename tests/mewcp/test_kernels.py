@@ -278,6 +278,23 @@ def test_best_move_is_the_best_of_all_moves(seed):
     assert (w_uv == w[0, 1]) if mask[0, 1] else np.isnan(w_uv)
 
 
+@pytest.mark.parametrize("seed", range(6))
+def test_least_degree_pair_is_the_two_members_of_least_degree(seed):
+    rng = np.random.default_rng(seed)
+    n = 15
+    w, mask = random_graph(n, 0.5, rng)
+    indptr, _, _ = csr(w, mask)
+    degree = mask.sum(axis=1)
+    for size in range(1, 8):
+        members = rng.permutation(n)[:size].astype(np.int64)
+        a, b = clique.least_degree_pair(indptr, members, size)
+        if size == 1:
+            assert (a, b) == (members[0], -1)
+            continue
+        assert a != b and {a, b} <= set(members.tolist()) and degree[a] <= degree[b]
+        assert [degree[a], degree[b]] == sorted(degree[members])[:2]
+
+
 @pytest.mark.parametrize("exact", [True, False])
 @pytest.mark.parametrize("seed", range(4))
 def test_clique_search_keeps_a_clique_and_finds_the_optimum(seed, exact):
