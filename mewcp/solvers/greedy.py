@@ -50,7 +50,7 @@ from mewcp.problem import Problem, as_problem
 from mewcp.solution import Status
 from mewcp.solvers.base import Deadline, SolverOutput
 
-__all__ = ["PeelingOrder", "ehgp_order", "heavy_edge_clique", "solve_ehgp"]
+__all__ = ["PeelingOrder", "ehgp_order", "heavy_edge_clique", "peel", "solve_ehgp"]
 
 #: Seed edges (the heaviest) of the greedy construction on general graphs.
 HEAVY_SEEDS = 64
@@ -96,8 +96,38 @@ class PeelingOrder:
         return np.sort(self.order[self.order.size - k :])
 
 
-def _peel(problem: Problem, n_remove: int) -> tuple[np.ndarray, np.ndarray, int]:
-    """Removal order, scores and clique size; on dense graphs only ``n_remove`` steps."""
+def peel(problem: Problem, n_remove: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """EHGP's removals on a built `Problem`: the one call `solve` and `ehgp_order` make.
+
+    Parameters
+    ----------
+    problem : Problem
+        From `mewcp.as_problem` (no further checks here).
+    n_remove : int
+        Dense problems: how many vertices to remove, ``0 <= n_remove < n`` (0 runs only
+        the first phase, the initial gains, and finds the first vertex to go). Sparse
+        problems always peel to the end.
+
+    Returns
+    -------
+    order, scores : ndarray
+        The removed vertices in order and each one's score at removal.
+    clique_size : int
+        As `PeelingOrder.clique_size` (``n`` for a dense problem).
+
+    Notes
+    -----
+    No time limit and no answer certification: this is the bare O(n^2) peel, public so
+    that ``benchmarks/ehgp_speed.py`` can time it without reaching into `mewcp.kernels`.
+
+    Examples
+    --------
+    >>> import numpy as np, mewcp
+    >>> from mewcp.solvers.greedy import peel
+    >>> order, scores, _ = peel(mewcp.as_problem(np.array([[0, 1, 5], [1, 0, 4], [5, 4, 0.]])), 1)
+    >>> order.tolist(), scores.tolist()
+    ([1], [5.0])
+    """
     if problem.dense is not None:
         order, scores = kernels.peel_dense(problem.dense, n_remove)
         return order, scores, problem.n
@@ -135,7 +165,7 @@ def ehgp_order(data: Any, *, weight: str | None = "weight") -> PeelingOrder:
     """
     problem = as_problem(data, weight=weight)
     n = problem.n
-    order, scores, clique_size = _peel(problem, n - 1)
+    order, scores, clique_size = peel(problem, n - 1)
     if order.size < n:  # dense peel stops before the survivor
         survivor = np.setdiff1d(np.arange(n), order, assume_unique=True)
         order = np.concatenate([order, survivor])
@@ -187,10 +217,10 @@ def solve_ehgp(problem: Problem, k: int, *, exact: bool, deadline: Deadline, see
     n = problem.n
     if problem.dense is not None:
         if exact:
-            order, _scores, _ = _peel(problem, n - k)
+            order, _scores, _ = peel(problem, n - k)
             kept = np.setdiff1d(np.arange(n), order, assume_unique=True)
             return SolverOutput(kept, Status.FEASIBLE, n_iter=n - k)
-        order, scores, clique_size = _peel(problem, n - 1)
+        order, scores, clique_size = peel(problem, n - 1)
         order = np.concatenate([order, np.setdiff1d(np.arange(n), order, assume_unique=True)])
         scores = np.concatenate([scores, [0.0]])
         return SolverOutput(_best_suffix(order, scores, k, n), Status.FEASIBLE, n_iter=n)
