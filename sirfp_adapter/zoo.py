@@ -3,7 +3,9 @@
 ``build_model("torchvision:deeplabv3_resnet50", num_classes=21)``,
 ``build_model("smp:Unet:resnet34", num_classes=5)`` or
 ``build_model("timm:convnext_atto", num_classes=5)`` make an untrained network
-(``weights=None`` / ``encoder_weights=None``: nothing is downloaded). The packages come
+(``weights=None`` / ``encoder_weights=None``: nothing is downloaded);
+``build_model("package.module:factory", num_classes=5)`` imports the user's own module and
+calls ``factory(num_classes=5)`` (``factory()`` when it takes no ``num_classes``). The packages come
 with the ``models`` extra (``pip install -e ".[models]" torch==2.13.0``); a missing one
 raises an ``ImportError`` that names the extra.
 
@@ -29,6 +31,7 @@ from __future__ import annotations
 
 import ast
 import importlib
+import inspect
 import importlib.util
 import sys
 from collections.abc import Callable
@@ -145,6 +148,28 @@ def _timm(parts: list[str], num_classes: int) -> nn.Module:
     return timm.create_model(parts[0], pretrained=False, num_classes=num_classes)
 
 
+def _factory(module_name: str, attr: str, num_classes: int) -> nn.Module:
+    """``package.module:factory``: the user's own network."""
+    spec = f"{module_name}:{attr}"
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ValueError(f"spec: cannot import module {module_name!r} of {spec!r} ({type(exc).__name__}: {exc}); "
+                         f"it must be importable from the current folder or the Python path") from None
+    factory = getattr(module, attr, None)
+    if not callable(factory):
+        raise ValueError(f"spec: module {module_name!r} has no callable {attr!r}")
+    try:
+        parameters = inspect.signature(factory).parameters
+    except (TypeError, ValueError):  # a builtin without a signature
+        parameters = {}
+    takes = "num_classes" in parameters or any(p.kind is p.VAR_KEYWORD for p in parameters.values())
+    model = factory(num_classes=num_classes) if takes else factory()
+    if not isinstance(model, nn.Module):
+        raise ValueError(f"spec: {spec}() must return a torch.nn.Module; it returned {type(model).__name__}")
+    return model
+
+
 #: How each source's networks are made: ``"source:..."`` -> builder(parts, num_classes).
 SOURCES: MappingProxyType[str, Callable[[list[str], int], nn.Module]] = MappingProxyType(
     {"torchvision": _torchvision, "smp": _smp, "timm": _timm}
@@ -159,7 +184,10 @@ def build_model(spec: str, num_classes: int) -> nn.Module:
     spec : str
         ``"torchvision:NAME"`` (a ``torchvision.models.segmentation`` builder, without its
         auxiliary head), ``"smp:ARCH[:ENCODER]"`` (a segmentation_models_pytorch
-        architecture and encoder) or ``"timm:NAME"`` (a timm classifier).
+        architecture and encoder), ``"timm:NAME"`` (a timm classifier) or
+        ``"package.module:factory"`` (any importable module; ``factory(num_classes=...)``
+        is called, or ``factory()`` when it takes no ``num_classes``; a name in
+        `SOURCES` is never read as a module).
     num_classes : int
         Output classes (channels of the logits).
 
@@ -169,12 +197,16 @@ def build_model(spec: str, num_classes: int) -> nn.Module:
         The network with random weights; no file is downloaded.
     """
     if not isinstance(spec, str) or ":" not in spec:
-        raise ValueError(f"spec must be 'SOURCE:NAME' with SOURCE one of {sorted(SOURCES)}; got {spec!r}")
+        raise ValueError(f"spec must be 'SOURCE:NAME' with SOURCE one of {sorted(SOURCES)}, or "
+                         f"'package.module:factory'; got {spec!r}")
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
         raise ValueError(f"num_classes must be a positive integer; got {num_classes!r}")
     source, *parts = spec.split(":")
-    if source not in SOURCES:
-        raise ValueError(f"spec: source {source!r} is not one of {sorted(SOURCES)}")
     if not all(parts):
         raise ValueError(f"spec: {spec!r} has an empty part")
-    return SOURCES[source](parts, num_classes)
+    if source in SOURCES:
+        return SOURCES[source](parts, num_classes)
+    if len(parts) == 1 and all(p.isidentifier() for p in source.split(".")) and parts[0].isidentifier():
+        return _factory(source, parts[0], num_classes)
+    raise ValueError(f"spec: source {source!r} is not one of {sorted(SOURCES)}, and {spec!r} is not "
+                     f"'package.module:factory'")

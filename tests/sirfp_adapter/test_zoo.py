@@ -41,8 +41,15 @@ def test_build_model_makes_untrained_networks() -> None:
 
 
 @pytest.mark.parametrize(("spec", "message"), [
-    ("deeplab", "spec must be 'SOURCE:NAME' with SOURCE one of ['smp', 'timm', 'torchvision']; got 'deeplab'"),
-    ("hub:deeplab", "spec: source 'hub' is not one of ['smp', 'timm', 'torchvision']"),
+    ("deeplab", "spec must be 'SOURCE:NAME' with SOURCE one of ['smp', 'timm', 'torchvision'], or "
+                "'package.module:factory'; got 'deeplab'"),
+    ("no_such_pkg_x:deeplab", "spec: cannot import module 'no_such_pkg_x' of 'no_such_pkg_x:deeplab' "
+                              "(ModuleNotFoundError: No module named 'no_such_pkg_x'); it must be importable from the "
+                              "current folder or the Python path"),
+    ("hub-x:deeplab", "spec: source 'hub-x' is not one of ['smp', 'timm', 'torchvision'], and 'hub-x:deeplab' is not "
+                      "'package.module:factory'"),
+    ("sirfp_adapter.zoo:nothing", "spec: module 'sirfp_adapter.zoo' has no callable 'nothing'"),
+    ("sirfp_adapter.zoo:SOURCES", "spec: module 'sirfp_adapter.zoo' has no callable 'SOURCES'"),
     ("smp:", "spec: 'smp:' has an empty part"),
     ("torchvision:a:b", "spec: torchvision models are 'torchvision:NAME'; got 'torchvision:a:b'"),
     ("smp:Unet:resnet18:x", "spec: smp models are 'smp:ARCH' or 'smp:ARCH:ENCODER'; got 'smp:Unet:resnet18:x'"),
@@ -61,3 +68,21 @@ def test_build_model_names_unknown_models() -> None:
         zoo.build_model("torchvision:fcn", num_classes=3)
     with pytest.raises(ValueError, match=r"^num_classes must be a positive integer; got 0$"):
         zoo.build_model("smp:Unet", num_classes=0)
+
+
+def test_build_model_calls_the_users_factory(tmp_path, monkeypatch) -> None:
+    torch = pytest.importorskip("torch")
+    (tmp_path / "my_nets.py").write_text(
+        "import torch\n"
+        "def net(num_classes):\n"
+        "    return torch.nn.Conv2d(3, num_classes, 1)\n"
+        "def fixed():\n"
+        "    return torch.nn.Conv2d(3, 2, 1)\n"
+        "def not_a_model(num_classes=3):\n"
+        "    return 'conv'\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert zoo.build_model("my_nets:net", num_classes=7).out_channels == 7
+    assert zoo.build_model("my_nets:fixed", num_classes=7).out_channels == 2  # no num_classes: called bare
+    with pytest.raises(ValueError, match=r"^spec: my_nets:not_a_model\(\) must return a torch.nn.Module; it "
+                                         r"returned str$"):
+        zoo.build_model("my_nets:not_a_model", num_classes=3)
