@@ -15,6 +15,7 @@ leaves ``--out`` as it was.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from dataclasses import fields
@@ -34,15 +35,19 @@ _HELP = {
                    "or none (raw EHGP scores)",
     "min_keep": "per-layer floor: a fraction of the layer's width (0.1) or a channel count (2)",
     "round_to": "keep a multiple of this many channels per layer",
+    "model": "the network: torchvision:NAME, smp:ARCH[:ENCODER], timm:NAME or package.module:factory "
+             "(called with num_classes=); untrained unless --weights",
+    "weights": "state-dict file to start from (read with torch.load(weights_only=True); keys and shapes must "
+               "match the model)",
     "data": "folder with train/ and val/, each holding images/ and labels/",
-    "size": "image size",
+    "size": "input image size",
     "n_classes": "number of classes (background included)",
     "objects": "built-in data: fewest and most shapes per image",
     "scale": "built-in data: smallest and largest shape size, as a fraction of the image side",
     "train_samples": "synthetic training images (generated on the fly)",
     "val_samples": "synthetic validation images",
-    "widths": "channels of the model's four stages",
-    "aspp_channels": "channels of the ASPP branches and the head",
+    "widths": "built-in model: channels of its four stages",
+    "aspp_channels": "built-in model: channels of the ASPP branches and the head",
     "batch_size": "training batch size (at least 2: BatchNorm)",
     "train_iters": "training iterations of the unpruned model",
     "prune_steps": "progressive pruning steps (Algorithm 2's T_step)",
@@ -57,7 +62,11 @@ _HELP = {
     "seed": "seed of data order, initialisation and random choices",
     "threads": "torch CPU threads",
     "latency_repeats": "timed forward passes for the latency figure",
+    "latency_time": "seconds each model is timed per batch size in the deployment latency table",
 }
+#: Command-line names of the fields whose flag is not the field's name (the old name stays an alias).
+_FLAGS = {"size": ("--input-size", "--size"), "n_classes": ("--num-classes", "--n-classes")}
+
 def _count_or_fraction(text: str) -> int | float:
     """``--min-keep``: ``3`` is a channel count, ``0.25`` a fraction."""
     try:
@@ -73,11 +82,14 @@ _SHAPES: dict[str, dict[str, Any]] = {
     "scale": {"type": float, "nargs": 2, "metavar": ("LOW", "HIGH")},
     "widths": {"type": int, "nargs": 4, "metavar": "C"},
     "data": {"metavar": "DIR"},
+    "model": {"metavar": "SPEC"},
+    "weights": {"metavar": "FILE"},
     "threads": {"type": int},
     "max_samples": {"type": int},
     "min_keep": {"type": _count_or_fraction},
 }
-_NONE_MEANS = {"data": "the built-in synthetic data", "threads": "torch's choice"}
+_NONE_MEANS = {"data": "the built-in synthetic data", "threads": "torch's choice",
+               "model": "the built-in DeepLabLite", "weights": "random initialisation"}
 
 
 def _choices() -> dict[str, tuple[str, ...]]:
@@ -125,15 +137,21 @@ def _parser() -> argparse.ArgumentParser:
         spec: dict[str, Any] = dict(_SHAPES.get(f.name, {"type": type(default)}))
         if f.name in choices:
             spec["choices"] = choices[f.name]
-        prune.add_argument("--" + f.name.replace("_", "-"), default=list(default) if isinstance(default, tuple)
+        prune.add_argument(*_flags(f.name), dest=f.name, default=list(default) if isinstance(default, tuple)
                            else default, help=f"{_HELP[f.name]} (default: {_shown(f.name, default)})", **spec)
     prune.add_argument("--out", default="runs/sirfp",
                        help="output folder for pruned.pt, report.md, result.json, plots (default: runs/sirfp)")
     prune.add_argument("--no-progress", action="store_true", help="no progress bars")
+    prune.add_argument("--no-onnx", action="store_true", help="skip the ONNX export of the pruned model")
     prune.add_argument("--no-reference", action="store_true",
                        help="skip training the unpruned model on for the same iterations (the report then compares "
                             "with the unpruned model before pruning, which trained less)")
     return parser
+
+
+def _flags(name: str) -> tuple[str, ...]:
+    """A `Config` field's command-line flags, the one errors name first."""
+    return _FLAGS.get(name, ("--" + name.replace("_", "-"),))
 
 
 def _say(message: str) -> None:
@@ -149,14 +167,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     if values["max_samples"] == 0:
         values["max_samples"] = None
     cfg = Config(**values)
-    from sirfp_adapter.demo.experiment import check_data, check_out, run
+    from sirfp_adapter.demo.experiment import check_data, check_model, check_out, run
 
+    if cfg.model is not None and os.getcwd() not in sys.path:  # package.module:factory from the current folder
+        sys.path.insert(0, os.getcwd())
     try:
         cfg.check()
         out = check_out(args.out)
+        network = check_model(cfg)
         datasets = check_data(cfg)
     except OptionError as exc:
-        flag = "--" + exc.option.replace("_", "-")
+        flag = _flags(exc.option)[0]
         if exc.requirement is not None:  # the command line's words: 0 for all samples, pairs as H W
             requirement = exc.requirement.replace(", or None for all", ", or 0 for all").replace(
                 ", or None for torch's choice", "")
@@ -165,8 +186,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             _say(f"{flag} {exc.message}")
         return 2
     try:
-        result, _, _ = run(cfg, out_dir=out, datasets=datasets, progress=not args.no_progress,
-                           reference=not args.no_reference)
+        result, _, _ = run(cfg, out_dir=out, datasets=datasets, network=network, progress=not args.no_progress,
+                           reference=not args.no_reference, onnx=not args.no_onnx)
     except TrainingError as exc:
         _say(f"{exc}; nothing was written to {out}")
         return 1
@@ -179,7 +200,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     print()
     print(result.table())
     print(f"\n{result.caveat()}")
-    print(f"\nrun {result.run}   report: {out}/report.md   pruned model: {out}/pruned.pt")
+    onnx = (result.deploy or {}).get("onnx", {})
+    print(f"\nrun {result.run}   report: {out}/report.md   pruned model: {out}/pruned.pt"
+          + (f"   ONNX: {out}/pruned.onnx" if "file" in onnx else ""))
     return 0
 
 

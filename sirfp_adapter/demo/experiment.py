@@ -1,6 +1,12 @@
 """The main job end to end: train a segmentation network, prune it with SIRFP (or a
 baseline) to a FLOPs target, fine-tune, and measure before and after.
 
+The network is the built-in `DeepLabLite` or, with ``Config.model``, any network
+`sirfp_adapter.zoo.build_model` names (``torchvision:NAME``, ``smp:ARCH:ENCODER``,
+``timm:NAME``, ``package.module:factory``), optionally initialised from
+``Config.weights`` (`load_weights`); `check_model` builds it and runs one batch through
+it before any training.
+
 :func:`run` is what ``sirfp prune`` and ``benchmarks/pruning.py`` call. Phases:
 
 1. **train** the unpruned model (``train_iters`` iterations, AdamW, cosine schedule);
@@ -10,7 +16,14 @@ baseline) to a FLOPs target, fine-tune, and measure before and after.
 3. **remove** the masked channels physically and **fine-tune** (``finetune_iters``);
 4. **measure** both models: mIoU, pixel accuracy, parameters, FLOPs
    (``torch.utils.flop_counter``, one image) and CPU latency (batch 1, median, the two
-   models timed interleaved).
+   models timed interleaved); with an output folder also the deployment outputs: the
+   pruned model as ONNX checked in onnxruntime (`sirfp_adapter.deploy.export_onnx`,
+   the ``onnx`` extra) and dense vs pruned latency at batch 1, 2 and 4
+   (`sirfp_adapter.deploy.compare_latency`).
+
+With an output folder the validation loss and mIoU are also measured during training
+(a few points per phase) and after every pruning step (the masked model), for the
+report's loss and accuracy-vs-FLOPs plots.
 
 Every phase shows a progress bar (``progress=True``); the default configuration
 finishes in a few minutes on two CPU cores.
@@ -27,9 +40,10 @@ import json
 import math
 import os
 import secrets
+import shutil
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,13 +59,14 @@ from sirfp_adapter.apply import save_pruned
 from sirfp_adapter.cost import count_flops, count_params
 from sirfp_adapter.criteria import CRITERIA, Criterion
 from sirfp_adapter.demo.data import FolderSegmentation, SyntheticSegmentation, make_loaders
-from sirfp_adapter.demo.metrics import evaluate
+from sirfp_adapter.demo.metrics import ConfusionMatrix, evaluate, logits_of
 from sirfp_adapter.demo.models import DeepLabLite
 from sirfp_adapter.measures import MEASURES, get_measure
 from sirfp_adapter.plan import PlanOptions
 from sirfp_adapter.schedule import SIRFPPruner
 
-__all__ = ["Config", "OptionError", "TrainingError", "check_data", "check_out", "run", "write_report"]
+__all__ = ["Config", "OptionError", "TrainingError", "check_data", "check_model", "check_out", "load_weights", "run",
+           "validate", "write_report"]
 
 #: Largest image side, model width and batch size ``Config.check`` accepts (a demo on CPUs:
 #: beyond these the run would exhaust memory rather than finish).
@@ -61,7 +76,11 @@ MAX_BATCH = 4096
 #: Most shapes per synthetic image.
 MAX_OBJECTS = 256
 #: The files ``write_report`` writes; a run replaces all of them (or removes stale ones).
-OUTPUTS = ("pruned.pt", "report.md", "result.json", "loss.png", "widths.png")
+OUTPUTS = ("pruned.pt", "pruned.onnx", "report.md", "result.json", "loss.png", "accuracy.png", "widths.png")
+#: Validation points per training phase for the report's curves (besides every pruning step).
+CURVE_POINTS = 4
+#: Batch sizes of the deployment latency table.
+LATENCY_BATCHES = (1, 2, 4)
 
 
 class OptionError(ValueError):
@@ -112,6 +131,8 @@ class Config:
     method: str = "ehgp"
     mode: str = "global"
     calibration: str = "mean"
+    model: str | None = None  # a sirfp_adapter.zoo.build_model spec; None: the built-in DeepLabLite
+    weights: str | None = None  # a state-dict file (torch.load(weights_only=True)) for the model
     min_keep: float = 0.1
     round_to: int = 1
     data: str | None = None  # folder with images/ and labels/ (train/ and val/ inside); None: built-in
@@ -137,6 +158,7 @@ class Config:
     seed: int = 0
     threads: int | None = None
     latency_repeats: int = 20
+    latency_time: float = 0.5
 
     def check(self) -> None:
         """Validate every field (types, ranges, names); raises `OptionError` naming the field.
@@ -160,6 +182,17 @@ class Config:
         r(_int_in(self.round_to, 1), "round_to", "an int >= 1", self.round_to)
         r(self.data is None or (isinstance(self.data, str | os.PathLike) and os.fspath(self.data) != ""), "data",
           "a folder path or None (built-in data)", self.data)
+        r(self.model is None or (isinstance(self.model, str) and ":" in self.model), "model",
+          "SOURCE:NAME (torchvision:NAME, smp:ARCH[:ENCODER], timm:NAME, package.module:factory) or None "
+          "(the built-in model)", self.model)
+        r(self.weights is None or (isinstance(self.weights, str | os.PathLike) and os.fspath(self.weights) != ""),
+          "weights", "a file path or None", self.weights)
+        if self.model is not None:
+            for name in ("widths", "aspp_channels"):
+                default = Config.__dataclass_fields__[name].default
+                value = getattr(self, name)
+                if (tuple(value) if isinstance(value, list) else value) != default:
+                    raise OptionError(name, f"applies to the built-in model only, not to model {self.model}")
         r(_pair(self.size, lambda v: _int_in(v, 1, MAX_SIDE)), "size", f"two ints H W from 1 to {MAX_SIDE}",
           self.size)
         top = 255 if self.data is not None else 16
@@ -186,6 +219,8 @@ class Config:
             r(_int_in(getattr(self, name), 0), name, "an int >= 0", getattr(self, name))
         for name in ("prune_steps", "prune_interval", "every", "latency_repeats"):
             r(_int_in(getattr(self, name), 1), name, "an int >= 1", getattr(self, name))
+        r(_is_number(self.latency_time) and 0.0 < self.latency_time <= 60.0, "latency_time",
+          "a number of seconds in (0, 60]", self.latency_time)
         for name in ("lr", "finetune_lr"):
             value = getattr(self, name)
             r(_is_number(value) and value > 0, name, "a finite number > 0", value)
@@ -198,7 +233,7 @@ class Config:
         cores = os.cpu_count() or 1
         r(self.threads is None or _int_in(self.threads, 1, cores), "threads",
           f"an int from 1 to {cores} (this machine's CPUs), or None for torch's choice", self.threads)
-        if self.method == "brute":
+        if self.method == "brute" and self.model is None:
             from mewcp.solvers.brute import BRUTE_MAX_SUBSETS, brute_subset_count
 
             widest = max(*self.widths, self.aspp_channels)
@@ -277,6 +312,144 @@ def check_data(cfg: Config) -> tuple[Any, Any]:
     return train_set, val_set
 
 
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
+def load_weights(model: nn.Module, path: str | os.PathLike[str]) -> None:
+    """Load a state dict from ``path`` into ``model``, strictly; raises `OptionError`
+    (option ``"weights"``) naming the file and what does not fit.
+
+    Notes
+    -----
+    The file is read with ``torch.load(weights_only=True)``: tensors and plain
+    containers only, no code runs. It holds a state dict (parameter name -> tensor), or
+    a checkpoint mapping with one under ``"state_dict"`` or ``"model"``. Every key of the
+    model must be in it with the model's shape and no other key: nothing is renamed,
+    dropped or reshaped (a ``module.`` prefix from ``DataParallel`` is named in the error,
+    not stripped).
+    """
+    file = Path(path)
+    if not file.is_file():
+        raise OptionError("weights", f"must be a file; {file} {'is a folder' if file.is_dir() else 'does not exist'}")
+    try:
+        state = torch.load(file, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - unpickling errors of every kind: one line
+        raise OptionError("weights", f"is unreadable with torch.load(weights_only=True): {file}: "
+                                     f"{_first_line(exc)}") from None
+
+    def tensors(value: object) -> bool:
+        return isinstance(value, Mapping) and bool(value) and all(
+            isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in value.items())
+
+    if not tensors(state) and isinstance(state, Mapping):
+        state = next((state[k] for k in ("state_dict", "model") if tensors(state.get(k))), state)
+    if not tensors(state):
+        raise OptionError("weights", f"holds no state dict: {file} must hold a mapping of parameter names to tensors "
+                                     f"(or a checkpoint with one under 'state_dict' or 'model'); got "
+                                     f"{type(state).__name__}")
+    assert isinstance(state, Mapping)
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    if missing or unexpected:
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} of the model's keys missing (first: {missing[0]!r})")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected key(s) (first: {unexpected[0]!r})")
+        hint = (" (saved from DataParallel? the file's keys start with 'module.')"
+                if unexpected and all(k.startswith("module.") for k in unexpected) else "")
+        raise OptionError("weights", f"does not fit the model: {file}: {', '.join(parts)}{hint}")
+    wrong = [k for k in own if tuple(state[k].shape) != tuple(own[k].shape)]
+    if wrong:
+        k = wrong[0]
+        more = f" ({len(wrong)} tensors differ)" if len(wrong) > 1 else ""
+        raise OptionError("weights", f"does not fit the model: {file}: {k!r} has shape {tuple(state[k].shape)} in the "
+                                     f"file and {tuple(own[k].shape)} in the model{more}; check --num-classes")
+    model.load_state_dict(state)
+
+
+def build_network(cfg: Config) -> nn.Module:
+    """The untrained network of ``cfg`` (`DeepLabLite`, or ``cfg.model`` via
+    `sirfp_adapter.zoo.build_model`), initialised under ``cfg.seed``."""
+    torch.manual_seed(cfg.seed)
+    if cfg.model is None:
+        return DeepLabLite(cfg.n_classes, cfg.widths, aspp_channels=cfg.aspp_channels)
+    from sirfp_adapter.zoo import build_model
+
+    return build_model(cfg.model, num_classes=cfg.n_classes)
+
+
+def check_model(cfg: Config) -> nn.Module:
+    """Build the network (`build_network`), load ``cfg.weights`` (`load_weights`) and run
+    one eval-mode batch of two ``cfg.size`` images through it: the logits (a tensor, or
+    ``"out"`` of a mapping) must be ``(2, n_classes, h, w)``. Returns the network; raises
+    `OptionError` (option ``"model"`` or ``"weights"``) otherwise."""
+    try:
+        model = build_network(cfg)
+    except (ImportError, ValueError) as exc:
+        raise OptionError("model", f"is unusable: {str(exc).removeprefix('spec: ')}") from None
+    except Exception as exc:  # noqa: BLE001 - the user's factory may raise anything
+        raise OptionError("model", f"could not be built: {cfg.model}: {_first_line(exc)}") from None
+    if cfg.weights is not None:
+        load_weights(model, cfg.weights)
+    h, w = cfg.size
+    name = cfg.model or "the built-in model"
+    model.eval()
+    try:
+        with torch.no_grad():
+            output = model(torch.randn(2, 3, h, w))
+    except Exception as exc:  # noqa: BLE001 - a model that cannot take the input size: one line
+        raise OptionError("model", f"fails on a batch of 2x3x{h}x{w} (--input-size {h} {w}): {name}: "
+                                   f"{_first_line(exc)}") from None
+    finally:
+        model.train()
+    try:
+        logits = logits_of(output)
+    except TypeError as exc:
+        raise OptionError("model", f"is unusable: {name}: {exc}") from None
+    if logits.dim() != 4 or tuple(logits.shape[:2]) != (2, cfg.n_classes):
+        raise OptionError("model", f"must return segmentation logits (B, {cfg.n_classes}, h, w) "
+                                   f"(--num-classes {cfg.n_classes}); {name} returns "
+                                   f"{tuple(logits.shape)} for a batch of 2x3x{h}x{w}")
+    return model
+
+
+def segmentation_loss(output: Any, labels: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of a model's output (`logits_of`) against ``labels``, label 255
+    ignored; logits of another spatial size are resized to the labels' first (bilinear)."""
+    logits = logits_of(output)
+    if tuple(logits.shape[-2:]) != tuple(labels.shape[-2:]):
+        logits = F.interpolate(logits, size=tuple(labels.shape[-2:]), mode="bilinear", align_corners=False)
+    return F.cross_entropy(logits, labels, ignore_index=255)
+
+
+@torch.no_grad()
+def validate(model: nn.Module, loader: Any, n_classes: int) -> dict[str, float]:
+    """Validation loss (`segmentation_loss`, mean over pixels) and mIoU in one pass
+    (eval mode, mode restored)."""
+    was_training = model.training
+    model.eval()
+    cm = ConfusionMatrix(n_classes, ignore_index=255)
+    total, weight = 0.0, 0
+    try:
+        for images, labels in loader:
+            output = model(images)
+            pixels = int((labels != 255).sum())
+            if pixels:
+                total += float(segmentation_loss(output, labels)) * pixels
+                weight += pixels
+            logits = logits_of(output)
+            if tuple(logits.shape[-2:]) != tuple(labels.shape[-2:]):
+                logits = F.interpolate(logits, size=tuple(labels.shape[-2:]), mode="bilinear", align_corners=False)
+            cm.update(logits, labels)
+    finally:
+        model.train(was_training)
+    return {"loss": total / weight if weight else float("nan"), "miou": float(cm.results()["miou"])}
+
+
 @dataclass
 class Result:
     """What :func:`run` measured."""
@@ -291,6 +464,12 @@ class Result:
     times: dict[str, float] = field(default_factory=dict)
     run: str = ""  # the run's id (`new_run_id`), stamped on every output file
     reference: dict[str, Any] | None = None  # the unpruned model trained on for the same iterations
+    # validation during the run (with an output folder): {"iteration", "phase", "loss", "miou"} ...
+    validation: list[dict[str, Any]] = field(default_factory=list)
+    # ... and the accuracy-vs-FLOPs path: {"label", "flops", "miou"} per stage (unpruned, each step, fine-tuned)
+    steps: list[dict[str, Any]] = field(default_factory=list)
+    # deployment outputs: {"latency": [LatencyRow fields], "onnx": {...}} (with an output folder)
+    deploy: dict[str, Any] | None = None
 
     def caveat(self) -> str:
         """What the comparison controls for, and what it does not."""
@@ -378,7 +557,7 @@ def train(
         for g, lr in zip(optimizer.param_groups, base, strict=True):
             g["lr"] = lr * scale
         x, y = next(batches)
-        loss = F.cross_entropy(model(x), y, ignore_index=255)
+        loss = segmentation_loss(model(x), y)
         value = loss.item()
         if not math.isfinite(value):
             if bar is not None:
@@ -453,6 +632,8 @@ def run(
     reference: bool = True,
     datasets: tuple[Any, Any] | None = None,
     run_id: str | None = None,
+    network: nn.Module | None = None,
+    onnx: bool = True,
 ) -> tuple[Result, nn.Module, dict[str, Any]]:
     """Train, prune, fine-tune and measure; write the report when ``out_dir`` is given.
 
@@ -463,7 +644,9 @@ def run(
     ----------
     cfg : Config
     out_dir : path, optional
-        Where to save ``pruned.pt``, ``report.md``, ``result.json`` and the plots.
+        Where to save ``pruned.pt``, ``pruned.onnx``, ``report.md``, ``result.json`` and
+        the plots; with it the run also measures the validation curves and the
+        deployment outputs.
     progress : bool
         Show progress bars.
     pretrained : dict, optional
@@ -482,17 +665,23 @@ def run(
         Already checked data sets (`check_data`'s result); default: `check_data(cfg)`.
     run_id : str, optional
         The id stamped on the outputs (default: `new_run_id`).
+    network : torch.nn.Module, optional
+        The already checked network (`check_model`'s result, not modified: the run
+        trains a copy); default: `check_model(cfg)`.
+    onnx : bool
+        Export the pruned model to ONNX (with ``out_dir`` and the ``onnx`` extra).
 
     Notes
     -----
     Every input is checked before any training: the options (`Config.check`), the
-    output folder (`check_out`) and the data (`check_data`), each raising `OptionError`.
-    Training raises `TrainingError` on a non-finite loss. Outputs are written only at the
-    end, atomically (`write_report`); a failed or interrupted run leaves ``out_dir``
-    as it was.
+    output folder (`check_out`), the network (`check_model`) and the data
+    (`check_data`), each raising `OptionError`. Training raises `TrainingError` on a
+    non-finite loss. Outputs are written only at the end, atomically (`write_report`); a
+    failed or interrupted run leaves ``out_dir`` as it was.
     """
     cfg.check()
     out = check_out(out_dir) if out_dir is not None else None
+    initial = network if network is not None else check_model(cfg)
     train_set, val_set = datasets if datasets is not None else check_data(cfg)
     run_id = run_id or new_run_id()
     say = log or (lambda _msg: None)
@@ -501,13 +690,39 @@ def run(
     torch.manual_seed(cfg.seed)
     train_loader, val_loader = make_loaders(train_set, val_set, batch_size=cfg.batch_size, seed=cfg.seed)
     batches = _batches(train_loader)
-    model = DeepLabLite(cfg.n_classes, cfg.widths, aspp_channels=cfg.aspp_channels)
+    model = copy.deepcopy(initial)
+    curves = out is not None
+    validation: list[dict[str, Any]] = []
+
+    def checkpoint(phase: str, iteration: int) -> dict[str, Any]:
+        point = {"iteration": iteration, "phase": phase, **validate(model, val_loader, cfg.n_classes)}
+        validation.append(point)
+        return point
+
+    def curve(phase: str, iters: int, then: Callable[[], Any] | None = None) -> Callable[[], Any] | None:
+        """An ``after_step`` that validates at CURVE_POINTS evenly spaced iterations of the phase."""
+        if not curves:
+            return then
+        at = {max(1, round(iters * j / CURVE_POINTS)) for j in range(1, CURVE_POINTS + 1)} if iters else set()
+        first = len(losses)
+        done = [0]
+
+        def after() -> Any:
+            value = then() if then is not None else None
+            done[0] += 1
+            if done[0] in at:
+                checkpoint(phase, first + done[0])
+            return value
+
+        return after
+
     times: dict[str, float] = {}
     started = time.perf_counter()
     if pretrained is None:
         losses: list[float] = []
         optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-        train(model, batches, cfg.train_iters, optimizer, losses=losses, desc="train (unpruned)", progress=progress)
+        train(model, batches, cfg.train_iters, optimizer, losses=losses, desc="train (unpruned)", progress=progress,
+              after_step=curve("train", cfg.train_iters))
         times["train"] = time.perf_counter() - started
         before = measure(model, val_loader, cfg)
         state = copy.deepcopy(model.state_dict())
@@ -516,10 +731,13 @@ def run(
         losses = list(pretrained["losses"])
         before = dict(pretrained["before"])
         state = pretrained["state_dict"]
+    if curves and not any(p["iteration"] == len(losses) for p in validation):
+        checkpoint("train", len(losses))
     say(f"unpruned: mIoU {100 * before['miou']:.2f}%, {before['params'] / 1e6:.3f} M params, "
         f"{before['flops'] / 1e9:.3f} GFLOPs")
     widths_before = _widths(model)
     n_train = len(losses)
+    steps: list[dict[str, Any]] = [{"label": "unpruned", "flops": before["flops"], "miou": before["miou"]}]
 
     # phase 2: progressive pruning with masks, training on
     t0 = time.perf_counter()
@@ -528,10 +746,20 @@ def run(
     if prune:
         pruner = SIRFPPruner(model, example, criterion=cfg.make_criterion(), flops_reduction=cfg.flops_reduction,
                              steps=cfg.prune_steps, interval=cfg.prune_interval, plan=cfg.plan_options())
+
+    def prune_and_validate() -> None:
+        assert pruner is not None
+        plan = pruner.step()
+        if plan is not None and curves:  # the masked model after this step
+            point = checkpoint("prune", len(losses) + 1)
+            steps.append({"label": f"step {pruner.completed}", "miou": point["miou"],
+                          "flops": before["flops"] * (1 - plan.flops_reduction)})
+
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.finetune_lr, weight_decay=cfg.weight_decay)
     train(model, batches, cfg.prune_steps * cfg.prune_interval, optimizer,
-          after_step=pruner.step if pruner is not None else None, losses=losses,
-          desc=f"prune ({cfg.criterion})" if prune else "train on", progress=progress)
+          after_step=prune_and_validate if pruner is not None else curve("train on", cfg.prune_steps
+                                                                         * cfg.prune_interval),
+          losses=losses, desc=f"prune ({cfg.criterion})" if prune else "train on", progress=progress)
     history = pruner.history if pruner is not None else []
     for plan in history:
         say("  " + plan.summary().splitlines()[0])
@@ -544,15 +772,17 @@ def run(
     t0 = time.perf_counter()
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.finetune_lr, weight_decay=cfg.weight_decay)
     train(model, batches, cfg.finetune_iters, optimizer, losses=losses,
-          desc="fine-tune (pruned)" if prune else "train on", progress=progress)
+          desc="fine-tune (pruned)" if prune else "train on", progress=progress,
+          after_step=curve("fine-tune" if prune else "train on", cfg.finetune_iters))
     times["finetune"] = time.perf_counter() - t0
     after = measure(model, val_loader, cfg)
-    unpruned = DeepLabLite(cfg.n_classes, cfg.widths, aspp_channels=cfg.aspp_channels)
+    steps.append({"label": "fine-tuned" if prune else "trained on", "flops": after["flops"], "miou": after["miou"]})
+    unpruned = copy.deepcopy(initial)
     unpruned.load_state_dict(state)
     same_budget = None
     if prune and reference:
         t0 = time.perf_counter()
-        twin = DeepLabLite(cfg.n_classes, cfg.widths, aspp_channels=cfg.aspp_channels)
+        twin = copy.deepcopy(initial)
         twin.load_state_dict(state)
         stream = _batches(make_loaders(train_set, val_set, batch_size=cfg.batch_size, seed=cfg.seed + 1)[0])
         for iters, desc in ((cfg.prune_steps * cfg.prune_interval, "train on (reference)"),
@@ -564,26 +794,75 @@ def run(
         say(f"unpruned, trained on the same iterations: mIoU {100 * same_budget['miou']:.2f}%")
     before = dict(before)
     before["latency_ms"], after["latency_ms"] = latency_ms([unpruned, model], cfg.size, cfg.latency_repeats)
-    times["total"] = time.perf_counter() - started
-    widths_after = _widths(model)
-    result = Result(
-        config=asdict(cfg),
-        before=before,
-        after=after,
-        plans=[{"target": p.target, "flops_reduction": p.flops_reduction, "params_reduction": p.params_reduction,
-                "threshold": p.threshold, "planning_time": p.planning_time, "notes": list(p.notes),
-                "clique_weight": float(sum(p.clique_weights.values()))}
-               for p in history],
-        losses=losses,
-        phases={"train": n_train, "prune": cfg.prune_steps * cfg.prune_interval, "finetune": cfg.finetune_iters},
-        widths={k: (widths_before[k], widths_after[k]) for k in widths_before},
-        times=times,
-        run=run_id,
-        reference=same_budget,
-    )
-    if out is not None:
-        write_report(result, model, out)
+    stage = Path(tempfile.mkdtemp(dir=out, prefix=".sirfp-deploy-")) if out is not None else None
+    try:
+        deploy = None
+        if stage is not None:
+            t0 = time.perf_counter()
+            deploy = _deploy(unpruned, model, cfg, stage if onnx else None, say)
+            times["deploy"] = time.perf_counter() - t0
+        times["total"] = time.perf_counter() - started
+        widths_after = _widths(model)
+        result = Result(
+            config=asdict(cfg),
+            before=before,
+            after=after,
+            plans=[{"target": p.target, "flops_reduction": p.flops_reduction, "params_reduction": p.params_reduction,
+                    "threshold": p.threshold, "planning_time": p.planning_time, "notes": list(p.notes),
+                    "clique_weight": float(sum(p.clique_weights.values()))}
+                   for p in history],
+            losses=losses,
+            phases={"train": n_train, "prune": cfg.prune_steps * cfg.prune_interval, "finetune": cfg.finetune_iters},
+            widths={k: (widths_before[k], widths_after[k]) for k in widths_before},
+            times=times,
+            run=run_id,
+            reference=same_budget,
+            validation=validation,
+            steps=steps,
+            deploy=deploy,
+        )
+        if out is not None:
+            assert stage is not None
+            onnx_file = stage / "pruned.onnx"
+            write_report(result, model, out, onnx_file=onnx_file if onnx_file.is_file() else None)
+    finally:
+        if stage is not None:
+            shutil.rmtree(stage, ignore_errors=True)
     return result, model, {"state_dict": state, "before": before, "losses": losses[:n_train]}
+
+
+def _deploy(dense: nn.Module, pruned: nn.Module, cfg: Config, stage: Path | None,
+            say: Callable[[str], None]) -> dict[str, Any]:
+    """The deployment outputs: dense vs pruned latency (`compare_latency`) and, with a
+    ``stage`` folder, the pruned model as ``stage/pruned.onnx`` checked in onnxruntime
+    (the dense model is exported beside it for its size). A failed export is recorded,
+    not raised: the trained model is still saved."""
+    from sirfp_adapter.deploy import compare_latency, export_onnx
+
+    rows = compare_latency(dense, pruned, (3, *cfg.size), batch_sizes=LATENCY_BATCHES, min_run_time=cfg.latency_time)
+    record: dict[str, Any] = {"latency": [{**asdict(r), "speedup": r.speedup} for r in rows]}
+    if stage is None:
+        record["onnx"] = {"skipped": "not asked for (--no-onnx)"}
+        return record
+    try:
+        import onnxruntime  # noqa: F401
+        import onnxscript  # noqa: F401
+    except ImportError:
+        record["onnx"] = {"skipped": "the onnx extra is not installed: pip install -e '.[onnx]' torch==2.13.0"}
+        return record
+    x = torch.randn(1, 3, *cfg.size)
+    try:
+        done = export_onnx(pruned, x, stage / "pruned.onnx")
+        dense_done = export_onnx(dense, x, stage / "dense.onnx")
+    except Exception as exc:  # noqa: BLE001 - reported in the report and on the console
+        (stage / "pruned.onnx").unlink(missing_ok=True)
+        say(f"ONNX export failed: {_first_line(exc)}")
+        record["onnx"] = {"failed": _first_line(exc)}
+        return record
+    record["onnx"] = {"file": "pruned.onnx", "bytes": done.size_bytes, "dense_bytes": dense_done.size_bytes,
+                      "outputs": done.outputs, "max_abs_diff": done.max_abs_diff,
+                      "dense_max_abs_diff": dense_done.max_abs_diff}
+    return record
 
 
 def new_run_id() -> str:
@@ -591,9 +870,11 @@ def new_run_id() -> str:
     return f"{datetime.datetime.now(datetime.UTC):%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
 
 
-def write_report(result: Result, model: nn.Module, out: Path) -> None:
-    """``pruned.pt`` (load with ``load_pruned``), ``result.json``, ``report.md`` and
-    PNG plots (training loss, channel widths before/after) in ``out``.
+def write_report(result: Result, model: nn.Module, out: Path, *, onnx_file: Path | None = None) -> None:
+    """``pruned.pt`` (load with ``load_pruned``), ``result.json``, ``report.md``, PNG
+    plots (training and validation loss, accuracy vs FLOPs over the pruning steps,
+    channel widths before/after) and, when given, ``onnx_file`` as ``pruned.onnx`` in
+    ``out``.
 
     Notes
     -----
@@ -610,6 +891,9 @@ def write_report(result: Result, model: nn.Module, out: Path) -> None:
     cfg = result.config
     summary = {k: v for k, v in asdict(result).items() if k != "losses"}
     staged_files: dict[str, Path] = {}
+    if onnx_file is not None:  # a file of the same folder's file system, moved in like the others
+        staged_files["pruned.onnx"] = out / f".pruned.onnx.{result.run}.tmp"
+        os.replace(onnx_file, staged_files["pruned.onnx"])
     try:
         staged_files["pruned.pt"] = out / f".pruned.pt.{result.run}.tmp"
         save_pruned(model, staged_files["pruned.pt"], metadata={
@@ -618,7 +902,8 @@ def write_report(result: Result, model: nn.Module, out: Path) -> None:
             with staged(out / name) as (f, tmp):
                 staged_files[name] = tmp
                 f.write(data)
-        report = _report_text(result, cfg, out, [n for n in ("loss.png", "widths.png") if n in staged_files])
+        report = _report_text(result, cfg, out, [n for n in ("loss.png", "accuracy.png", "widths.png")
+                                                  if n in staged_files])
         with staged(out / "report.md") as (f, tmp):
             staged_files["report.md"] = tmp
             f.write(report.encode())
@@ -631,7 +916,8 @@ def write_report(result: Result, model: nn.Module, out: Path) -> None:
         # publish: first retire the previous run's records, then move, result.json last
         for name in ("result.json", "report.md"):
             (out / name).unlink(missing_ok=True)
-        for name in ("pruned.pt", "loss.png", "widths.png", "report.md", "result.json"):
+        for name in ("pruned.pt", "pruned.onnx", "loss.png", "accuracy.png", "widths.png", "report.md",
+                     "result.json"):
             if name in staged_files:
                 os.replace(staged_files[name], out / name)
                 del staged_files[name]
@@ -667,13 +953,42 @@ def _report_text(result: Result, cfg: dict[str, Any], out: Path, plots: list[str
         "Time: " + ", ".join(f"{k} {v:.1f} s" for k, v in result.times.items()),
         "",
     ]
+    if result.steps[1:-1]:
+        lines += ["Validation mIoU along the way (the masked model after each pruning step):", "",
+                  "| stage | GFLOPs (1 image) | mIoU (%) |", "|:---|---:|---:|"]
+        lines += [f"| {p['label']} | {p['flops'] / 1e9:.3f} | {100 * p['miou']:.2f} |" for p in result.steps]
+        lines.append("")
     lines += [f"![{name}]({name})" for name in plots]
-    lines += ["", "Load the pruned model with:", "", "```python",
-              "from sirfp_adapter import load_pruned",
-              "from sirfp_adapter.demo.models import DeepLabLite",
-              f"model = DeepLabLite({cfg['n_classes']}, {tuple(cfg['widths'])}, aspp_channels={cfg['aspp_channels']})",
+    lines += ["", *_deploy_text(result.deploy)]
+    build = (["from sirfp_adapter.zoo import build_model",
+              f"model = build_model({cfg['model']!r}, num_classes={cfg['n_classes']})"] if cfg.get("model") else
+             ["from sirfp_adapter.demo.models import DeepLabLite",
+              f"model = DeepLabLite({cfg['n_classes']}, {tuple(cfg['widths'])}, aspp_channels={cfg['aspp_channels']})"])
+    lines += ["", "Load the pruned model with:", "", "```python", "from sirfp_adapter import load_pruned", *build,
               f"load_pruned(model, {str(out / 'pruned.pt')!r})", "```", ""]
     return "\n".join(lines)
+
+
+def _deploy_text(deploy: dict[str, Any] | None) -> list[str]:
+    """The report's deployment section."""
+    if deploy is None:
+        return []
+    from sirfp_adapter.deploy import LatencyRow, latency_table
+
+    lines = ["## Deployment", ""]
+    onnx = deploy["onnx"]
+    if "file" in onnx:
+        lines.append(f"ONNX: `pruned.onnx`, {onnx['bytes'] / 1e6:.2f} MB (the unpruned model's export: "
+                     f"{onnx['dense_bytes'] / 1e6:.2f} MB, {onnx['bytes'] / onnx['dense_bytes'] - 1:+.1%}); run in "
+                     f"onnxruntime on one image, its {onnx['outputs']} output(s) match torch's to "
+                     f"{onnx['max_abs_diff']:.2g} (largest absolute difference).")
+    else:
+        lines.append(f"ONNX: no export ({onnx.get('skipped') or 'failed: ' + onnx['failed']}).")
+    rows = [LatencyRow(**{k: v for k, v in r.items() if k != "speedup"}) for r in deploy["latency"]]
+    lines += ["", "Latency, unpruned (dense) vs pruned: eval-mode forward passes under `torch.no_grad`, median of "
+                  "`torch.utils.benchmark` runs after a warm-up, the two models alternated per batch size:", "",
+              latency_table(rows).rstrip("\n")]
+    return lines
 
 
 def _plots(result: Result) -> dict[str, bytes]:
@@ -696,20 +1011,9 @@ def _plots(result: Result) -> dict[str, bytes]:
         plt.close(fig)
         return buffer.getvalue()
 
-    fig, ax = plt.subplots(figsize=(7, 3.5))
-    losses = np.asarray(result.losses)
-    window = max(1, len(losses) // 100)
-    smooth = np.convolve(losses, np.ones(window) / window, mode="valid")
-    ax.plot(np.arange(smooth.size) + window - 1, smooth, lw=1)
-    edges = np.cumsum([result.phases["train"], result.phases["prune"]])
-    for x, label in zip(edges, ("pruning starts", "channels removed"), strict=True):
-        ax.axvline(x, color="grey", ls="--", lw=0.8)
-        ax.text(x, ax.get_ylim()[1], f" {label}", va="top", fontsize=8)
-    ax.set_xlabel("iteration")
-    ax.set_ylabel("training loss")
-    ax.set_yscale("log")
-    fig.tight_layout()
-    names["loss.png"] = png(fig)
+    names["loss.png"] = png(_loss_figure(plt, result))
+    if len(result.steps) > 1 and result.validation:
+        names["accuracy.png"] = png(_accuracy_figure(plt, result))
     fig, ax = plt.subplots(figsize=(9, 3.5))
     labels = list(result.widths)
     b = [result.widths[k][0] for k in labels]
@@ -722,3 +1026,56 @@ def _plots(result: Result) -> dict[str, bytes]:
     fig.tight_layout()
     names["widths.png"] = png(fig)
     return names
+
+
+def _loss_figure(plt: Any, result: Result) -> Any:
+    """Training loss per iteration (smoothed over 1% of the run; markers for short runs)
+    and validation loss at its points, phase boundaries marked."""
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    losses = np.asarray(result.losses, dtype=float)
+    window = max(1, len(losses) // 100)
+    smooth = np.convolve(losses, np.ones(window) / window, mode="valid")
+    short = smooth.size <= 60
+    ax.plot(np.arange(smooth.size) + window, smooth, lw=1, marker="o" if short else None, ms=3,
+            label="training" + (f" (mean of {window})" if window > 1 else ""))
+    points = [p for p in result.validation if math.isfinite(p["loss"])]
+    if points:
+        ax.plot([p["iteration"] for p in points], [p["loss"] for p in points], color="#d62728", marker="s", ms=4,
+                lw=1, label="validation")
+    edges = np.cumsum([result.phases["train"], result.phases["prune"]])
+    for x, label in zip(edges, ("pruning starts", "channels removed"), strict=True):
+        ax.axvline(x + 0.5, color="grey", ls="--", lw=0.8)
+        ax.text(x + 0.5, 0.02, f" {label}", va="bottom", fontsize=8, transform=ax.get_xaxis_transform())
+    ax.set_xlim(0, max(len(losses), 1) + 1)
+    values = np.concatenate([smooth, [p["loss"] for p in points]])
+    if values.size and np.all(values > 0) and values.max() / values.min() > 10:
+        ax.set_yscale("log")
+    ax.set_xlabel("iteration")
+    ax.set_ylabel("loss (cross-entropy)")
+    ax.legend(fontsize=8, loc="best")
+    fig.tight_layout()
+    return fig
+
+
+def _accuracy_figure(plt: Any, result: Result) -> Any:
+    """Validation mIoU against FLOPs: the unpruned model, the masked model after each
+    pruning step, the fine-tuned one."""
+    fig, ax = plt.subplots(figsize=(6, 3.8))
+    path = result.steps
+    gflops = [p["flops"] / 1e9 for p in path]
+    miou = [100 * p["miou"] for p in path]
+    ax.plot(gflops[:-1], miou[:-1], marker="o", lw=1, label="pruning steps (masked, before fine-tuning)")
+    ax.plot(gflops[-2:], miou[-2:], ls=":", color="grey", lw=1)
+    ax.plot(gflops[-1:], miou[-1:], marker="*", ms=12, ls="", color="#2ca02c", label=path[-1]["label"])
+    if result.reference is not None:
+        ax.plot(gflops[:1], [100 * result.reference["miou"]], marker="D", ls="", color="#9467bd",
+                label="unpruned, trained as long")
+    for i, (x, y, p) in enumerate(zip(gflops, miou, path, strict=True)):
+        last = i == len(path) - 1  # below its marker, clear of the last step's label
+        ax.annotate(p["label"], (x, y), textcoords="offset points", xytext=(4, -11 if last else 4), fontsize=7)
+    ax.set_xlabel("GFLOPs (1 image)")
+    ax.set_ylabel("validation mIoU (%)")
+    ax.invert_xaxis()  # pruning moves right
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig

@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["ConfusionMatrix", "evaluate"]
+__all__ = ["ConfusionMatrix", "evaluate", "logits_of"]
 
 
 def _is_int(value: object) -> bool:
@@ -210,7 +210,9 @@ def _model_device(model: nn.Module) -> torch.device:
     return torch.device("cpu")
 
 
-def _logits(output: object) -> Tensor:
+def logits_of(output: object) -> Tensor:
+    """The logits of a model's output: the tensor itself, or the ``"out"`` entry of a
+    mapping (torchvision's segmentation models); ``TypeError`` otherwise."""
     if isinstance(output, Tensor):
         return output
     if isinstance(output, Mapping) and isinstance(output.get("out"), Tensor):
@@ -278,7 +280,7 @@ def evaluate(
             if not isinstance(batch, Sequence) or len(batch) < 2:
                 raise TypeError(f"loader must yield (images, labels) pairs; got {type(batch).__name__}")
             images, labels = batch[0].to(dev, non_blocking=True), batch[1].to(dev, non_blocking=True)
-            logits = _logits(model(images))
+            logits = logits_of(model(images))
             if logits.dim() == 4 and tuple(logits.shape[-2:]) != tuple(labels.shape[-2:]):
                 logits = F.interpolate(logits.float(), size=tuple(labels.shape[-2:]), mode="bilinear",
                                        align_corners=False)

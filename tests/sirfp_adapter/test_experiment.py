@@ -13,9 +13,9 @@ from sirfp_adapter.demo.cli import main
 from sirfp_adapter.cost import count_flops
 from sirfp_adapter.demo.models import DeepLabLite
 
-TOY = ["--size", "32", "32", "--widths", "4", "8", "8", "8", "--aspp-channels", "4", "--train-iters", "3",
+TOY = ["--input-size", "32", "32", "--widths", "4", "8", "8", "8", "--aspp-channels", "4", "--train-iters", "3",
        "--prune-steps", "2", "--prune-interval", "2", "--finetune-iters", "2", "--val-samples", "4",
-       "--batch-size", "2", "--latency-repeats", "1", "--no-progress"]
+       "--batch-size", "2", "--latency-repeats", "1", "--latency-time", "0.01", "--no-progress", "--no-onnx"]
 
 
 @pytest.mark.parametrize("criterion", ["sirfp", "taylor"])
@@ -64,3 +64,38 @@ def test_prune_command_checks_options_before_training(capsys, option, message):
         rc = exc.code
     assert rc == 2
     assert message in capsys.readouterr().err
+
+
+@pytest.mark.slow  # two ONNX exports: ~30 s on a loaded 2-core machine
+def test_report_has_the_curves_the_onnx_file_and_the_latency_table(tmp_path):
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    out = tmp_path / "run"
+    argv = [a for a in TOY if a != "--no-onnx"]
+    assert main(["prune", *argv, "--criterion", "l1", "--no-reference", "--out", str(out)]) == 0
+    result = json.loads((out / "result.json").read_text())
+    # validation: a few points per phase and one after each pruning step, in iteration order
+    points = result["validation"]
+    total = sum(result["phases"].values())
+    assert [p["iteration"] for p in points] == sorted(p["iteration"] for p in points)
+    assert {p["phase"] for p in points} == {"train", "prune", "fine-tune"}
+    assert sum(p["phase"] == "prune" for p in points) == 2 and points[-1]["iteration"] == total
+    assert all(p["loss"] > 0 and 0 <= p["miou"] <= 1 for p in points)
+    # the accuracy-vs-FLOPs path: unpruned, each step (masked), fine-tuned; FLOPs fall step by step
+    path = result["steps"]
+    assert [p["label"] for p in path] == ["unpruned", "step 1", "step 2", "fine-tuned"]
+    assert path[0]["flops"] > path[1]["flops"] > path[2]["flops"]
+    assert path[-1]["flops"] == result["after"]["flops"]
+    # the ONNX file is the pruned model, smaller than the dense export, and matched torch
+    onnx = result["deploy"]["onnx"]
+    assert onnx["bytes"] == (out / "pruned.onnx").stat().st_size < onnx["dense_bytes"]
+    assert onnx["max_abs_diff"] <= 1e-3 and result["files"]["pruned.onnx"]
+    assert [r["batch"] for r in result["deploy"]["latency"]] == [1, 2, 4]
+    report = (out / "report.md").read_text()
+    assert "## Deployment" in report and "| batch | threads | device | dense (ms) |" in report
+    for name in ("loss.png", "accuracy.png"):
+        assert f"![{name}]({name})" in report and (out / name).stat().st_size > 0
+    # a rerun without ONNX leaves no stale file of the earlier run
+    assert main(["prune", *TOY, "--criterion", "l1", "--no-reference", "--out", str(out)]) == 0
+    assert not (out / "pruned.onnx").exists()
+    assert "ONNX: no export (not asked for (--no-onnx))." in (out / "report.md").read_text()

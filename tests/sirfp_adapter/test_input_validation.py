@@ -23,7 +23,8 @@ from sirfp_adapter.demo.experiment import Config, OptionError, TrainingError, _b
 
 TOY = ["--size", "16", "16", "--widths", "4", "4", "4", "4", "--aspp-channels", "4", "--train-iters", "2",
        "--prune-steps", "1", "--prune-interval", "2", "--finetune-iters", "1", "--val-samples", "2",
-       "--train-samples", "4", "--batch-size", "2", "--latency-repeats", "1", "--no-progress", "--threads", "1"]
+       "--train-samples", "4", "--batch-size", "2", "--latency-repeats", "1", "--latency-time", "0.01", "--no-progress",
+       "--no-onnx", "--threads", "1"]
 
 
 def cli(argv: list[str], timeout: float = 120.0) -> int:
@@ -68,10 +69,10 @@ def no_training(monkeypatch):
 
 
 OPTIONS = [
-    (["--size", "0", "0"], "--size must be two ints H W from 1 to 4096; got 0 0"),
-    (["--size", "5000", "16"], "--size must be two ints H W from 1 to 4096; got 5000 16"),
-    (["--n-classes", "0"], "--n-classes must be an int from 2 to 16 (the built-in data's classes); got 0"),
-    (["--n-classes", "17"], "--n-classes must be an int from 2 to 16 (the built-in data's classes); got 17"),
+    (["--size", "0", "0"], "--input-size must be two ints H W from 1 to 4096; got 0 0"),
+    (["--size", "5000", "16"], "--input-size must be two ints H W from 1 to 4096; got 5000 16"),
+    (["--n-classes", "0"], "--num-classes must be an int from 2 to 16 (the built-in data's classes); got 0"),
+    (["--n-classes", "17"], "--num-classes must be an int from 2 to 16 (the built-in data's classes); got 17"),
     (["--widths", "0", "4", "4", "4"], "--widths must be four ints from 1 to 4096; got 0 4 4 4"),
     (["--aspp-channels", "0"], "--aspp-channels must be an int from 1 to 4096; got 0"),
     (["--lr", "nan"], "--lr must be a finite number > 0; got nan"),
@@ -102,7 +103,10 @@ OPTIONS = [
      "subset (at most 1,000,000,000: 32 channels); choose another method"),
     (["--measure", "cosine"], "sirfp prune: error: argument --measure: invalid choice: 'cosine' (choose from "
                               "'js', 'gram', 'hellinger', 'dice') (see sirfp prune --help)"),
-    (["--size", "a", "b"], "sirfp prune: error: argument --size: invalid int value: 'a' (see sirfp prune --help)"),
+    (["--size", "a", "b"], "sirfp prune: error: argument --input-size/--size: invalid int value: 'a' "
+                           "(see sirfp prune --help)"),
+    (["--latency-time", "0"], "--latency-time must be a number of seconds in (0, 60]; got 0.0"),
+    (["--weights", "no-such-file.pt"], "--weights must be a file; no-such-file.pt does not exist"),
 ]
 
 
