@@ -79,6 +79,8 @@ def test_the_private_name_check_can_fail(tmp_path: Path) -> None:
     ("criteria", [("criteria", "render")]),
     ("ehgp_speed", [("ehgp_speed", "render_markdown")]),
     ("solver_quality", [("solver_quality", "render_markdown")]),
+    ("exact_solvers", [("exact_solvers", "render")]),
+    ("cutting_plane", [("cutting_plane", "render")]),
     ("redundancy_speed", [("redundancy_speed", "render_markdown"), ("redundancy_speed_gpu", "render_gpu_markdown")]),
 ])
 def test_stored_reports_are_rendered_from_the_stored_results(module: str, pairs: list[tuple[str, str]]) -> None:
