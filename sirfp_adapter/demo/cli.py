@@ -1,5 +1,8 @@
 """``sirfp``: the command line of sirfp_adapter.
 
+``sirfp check`` takes the same options, runs the same checks, and instead of training
+reports in seconds what a run would do (`sirfp_adapter.demo.dryrun`).
+
 ``sirfp prune`` trains the built-in DeepLab-style model on the built-in synthetic data
 (or a folder of image / label-PNG pairs), prunes it with SIRFP or a baseline to a FLOPs
 reduction target, fine-tunes, prints a before/after table and writes the pruned model
@@ -129,16 +132,7 @@ def _parser() -> argparse.ArgumentParser:
         "before and after. Defaults finish in a few minutes on two CPU cores. Every option and the whole "
         "data folder are checked before training starts.",
     )
-    prune.add_argument("--version", action="version", version=f"sirfp {__version__}")
-    defaults = Config()
-    choices = _choices()
-    for f in fields(Config):
-        default = getattr(defaults, f.name)
-        spec: dict[str, Any] = dict(_SHAPES.get(f.name, {"type": type(default)}))
-        if f.name in choices:
-            spec["choices"] = choices[f.name]
-        prune.add_argument(*_flags(f.name), dest=f.name, default=list(default) if isinstance(default, tuple)
-                           else default, help=f"{_HELP[f.name]} (default: {_shown(f.name, default)})", **spec)
+    _config_options(prune)
     prune.add_argument("--out", default="runs/sirfp",
                        help="output folder for pruned.pt, report.md, result.json, plots (default: runs/sirfp)")
     prune.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -146,7 +140,30 @@ def _parser() -> argparse.ArgumentParser:
     prune.add_argument("--no-reference", action="store_true",
                        help="skip training the unpruned model on for the same iterations (the report then compares "
                             "with the unpruned model before pruning, which trained less)")
+    check = sub.add_parser(
+        "check",
+        help="dry run in seconds: groups, what is prunable and why not, FLOPs, predicted widths, collector cost",
+        description="Check everything sirfp prune would, trace the channel groups, plan one pruning step on one "
+        "batch, and time one training iteration with and without the criterion's statistics. Nothing is "
+        "trained or written. Takes the same options as sirfp prune.",
+    )
+    _config_options(check)
+    check.add_argument("--json", action="store_true", help="print one JSON object instead of the text report")
     return parser
+
+
+def _config_options(parser: argparse.ArgumentParser) -> None:
+    """One option per `Config` field, and --version."""
+    parser.add_argument("--version", action="version", version=f"sirfp {__version__}")
+    defaults = Config()
+    choices = _choices()
+    for f in fields(Config):
+        default = getattr(defaults, f.name)
+        spec: dict[str, Any] = dict(_SHAPES.get(f.name, {"type": type(default)}))
+        if f.name in choices:
+            spec["choices"] = choices[f.name]
+        parser.add_argument(*_flags(f.name), dest=f.name, default=list(default) if isinstance(default, tuple)
+                            else default, help=f"{_HELP[f.name]} (default: {_shown(f.name, default)})", **spec)
 
 
 def _flags(name: str) -> tuple[str, ...]:
@@ -154,8 +171,8 @@ def _flags(name: str) -> tuple[str, ...]:
     return _FLAGS.get(name, ("--" + name.replace("_", "-"),))
 
 
-def _say(message: str) -> None:
-    print(f"sirfp prune: error: {message}", file=sys.stderr)
+def _say(message: str, command: str = "prune") -> None:
+    print(f"sirfp {command}: error: {message}", file=sys.stderr)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -173,7 +190,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.path.insert(0, os.getcwd())
     try:
         cfg.check()
-        out = check_out(args.out)
+        out = check_out(args.out) if args.command == "prune" else None
         network = check_model(cfg)
         datasets = check_data(cfg)
     except OptionError as exc:
@@ -181,10 +198,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         if exc.requirement is not None:  # the command line's words: 0 for all samples, pairs as H W
             requirement = exc.requirement.replace(", or None for all", ", or 0 for all").replace(
                 ", or None for torch's choice", "")
-            _say(f"{flag} must be {requirement}; got {_shown('', exc.value) if exc.value is not None else 0}")
+            _say(f"{flag} must be {requirement}; got {_shown('', exc.value) if exc.value is not None else 0}",
+                 args.command)
         else:
-            _say(f"{flag} {exc.message}")
+            _say(f"{flag} {exc.message}", args.command)
         return 2
+    if args.command == "check":
+        return _check(cfg, network, datasets, as_json=args.json)
+    assert out is not None
     try:
         result, _, _ = run(cfg, out_dir=out, datasets=datasets, network=network, progress=not args.no_progress,
                            reference=not args.no_reference, onnx=not args.no_onnx)
@@ -203,6 +224,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     onnx = (result.deploy or {}).get("onnx", {})
     print(f"\nrun {result.run}   report: {out}/report.md   pruned model: {out}/pruned.pt"
           + (f"   ONNX: {out}/pruned.onnx" if "file" in onnx else ""))
+    return 0
+
+
+def _check(cfg: Config, network: Any, datasets: tuple[Any, Any], *, as_json: bool) -> int:
+    """``sirfp check`` after the checks: the dry run on the first training batch."""
+    import json
+
+    from sirfp_adapter.demo.data import make_loaders
+    from sirfp_adapter.demo.dryrun import dry_run
+
+    train_loader, _ = make_loaders(*datasets, batch_size=cfg.batch_size, seed=cfg.seed)
+    try:
+        found = dry_run(cfg, network, next(iter(train_loader)))
+    except (ValueError, RuntimeError) as exc:  # e.g. no group a redundancy measure can take
+        _say(str(exc).splitlines()[0], "check")
+        return 1
+    print(json.dumps(found.record(), indent=1) if as_json else found.text())
     return 0
 
 
