@@ -65,7 +65,6 @@ import os
 import resource
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -341,13 +340,6 @@ def locked(folder: Path) -> Iterator[None]:
         os.close(fd)
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
-
-
 def read_results(folder: Path) -> dict[str, Any]:
     path = folder / JSON_NAME
     if not path.exists():
@@ -362,8 +354,8 @@ def save_part(folder: Path, name: str, part: dict[str, Any], machine: dict[str, 
         data.setdefault("parts", {})[name] = part
         data["machine"] = machine
         data["updated"] = now()
-        _write_atomic(folder / JSON_NAME, json.dumps(data, indent=1, allow_nan=False) + "\n")
-        _write_atomic(folder / MD_NAME, render_markdown(data))
+        common.write_atomic(folder / JSON_NAME, json.dumps(data, indent=1, allow_nan=False) + "\n")
+        common.write_atomic(folder / MD_NAME, render_markdown(data))
 
 
 def now() -> str:
@@ -695,22 +687,18 @@ def proven_value(part: dict[str, Any], name: str, k: int) -> float | None:
     return None
 
 
-GRID_HEAD = ("strong highs | strong cbc | strong scipy | plain highs | plain cbc | plain scipy "
-             "| strong highs, no warm start")
+GRID_HEAD = ("strong highs", "strong cbc", "strong scipy", "plain highs", "plain cbc", "plain scipy",
+             "strong highs, no warm start")
 
 
-def render_mdp(part: dict[str, Any], out: list[str], flags: list[str]) -> None:
+def render_mdp(part: dict[str, Any], rep: common.Report, flags: list[str]) -> None:
     cap = part["cap"]
-    out.append(f"## Part 1a: MDPLIB instances (complete graphs), k = m, cap {cap:g} s per run")
-    out.append("")
-    out.append("Seconds to a proof of optimality (`status == optimal`); `≥cap (gap g)` = stopped at the cap "
-               "without a proof, g = (bound − value) / value from the backend's dual bound (CBC's is not "
-               "passed back by mewcp: \"no bound\"). Warm start = mewcp's `tabu` (seed 0), whose time is "
-               "inside each run's time. Brute = `method=\"brute\"` (exhaustive enumeration, independent oracle).")
-    out.append("")
-    out.append(f"| instance | n | k | published optimum | tabu start: value (s) | brute | {GRID_HEAD} "
-               "| proven value = published |")
-    out.append("|:---|---:|---:|---:|---:|---:|" + "---:|" * 7 + ":---|")
+    rep.heading(f"Part 1a: MDPLIB instances (complete graphs), k = m, cap {cap:g} s per run")
+    rep.para("Seconds to a proof of optimality (`status == optimal`); `≥cap (gap g)` = stopped at the cap "
+             "without a proof, g = (bound − value) / value from the backend's dual bound (CBC's is not "
+             "passed back by mewcp: \"no bound\"). Warm start = mewcp's `tabu` (seed 0), whose time is "
+             "inside each run's time. Brute = `method=\"brute\"` (exhaustive enumeration, independent oracle).")
+    rows = []
     for name, inst in part["instances"].items():
         k = inst["k_star"]
         t_txt, b_txt = side_cells(part, name, k)
@@ -721,19 +709,17 @@ def render_mdp(part: dict[str, Any], out: list[str], flags: list[str]) -> None:
         ok = ("—" if pv is None else ("yes" if same(pv, inst["published"]) else f"NO ({fmt_v(pv)})"))
         if real(issues):
             ok += " (see flags)"
-        out.append(f"| {name} | {inst['n']} | {k} | {fmt_v(inst['published'])} | {t_txt} | {b_txt} | "
-                   + " | ".join(cells) + f" | {ok} |")
-    out.append("")
+        rows.append([name, inst["n"], k, fmt_v(inst["published"]), t_txt, b_txt, *cells, ok])
+    rep.table(["instance", "n", "k", "published optimum", "tabu start: value (s)", "brute", *GRID_HEAD,
+               "proven value = published"], rows, align="lrrrrr" + "r" * len(GRID_HEAD) + "l")
 
 
-def render_targets_ab(part: dict[str, Any], out: list[str]) -> None:
+def render_targets_ab(part: dict[str, Any], rep: common.Report) -> None:
     names = target_instances(part)
     cap = part["cap"]
-    out.append(f"### Targets (a) and (b): the {len(names)} GKD-b / SOM-a instances with n ≤ 50, m ≤ 7")
-    out.append("")
+    rep.heading(f"Targets (a) and (b): the {len(names)} GKD-b / SOM-a instances with n ≤ 50, m ≤ 7", level=3)
     if not names:
-        out.append("Not evaluated: no such instance in this run.")
-        out.append("")
+        rep.para("Not evaluated: no such instance in this run.")
         return
     # (a)
     per_inst = []
@@ -755,9 +741,9 @@ def render_targets_ab(part: dict[str, Any], out: list[str]) -> None:
     verdict = "PASS" if all_ok else "FAIL"
     if cap < TARGET_A_S and not all_ok:
         verdict = f"not shown (this run's cap, {cap:g} s, is below {TARGET_A_S:g} s)"
-    out.append(f"* **(a)** every one proven optimal within {TARGET_A_S:g} s by the best strong backend "
-               f"(per instance): slowest instance {fmt_s(worst)} s -> **{verdict}**. "
-               "Each backend alone (strong, warm start): " + "; ".join(solo) + ".")
+    items = [f"**(a)** every one proven optimal within {TARGET_A_S:g} s by the best strong backend "
+             f"(per instance): slowest instance {fmt_s(worst)} s -> **{verdict}**. "
+             "Each backend alone (strong, warm start): " + "; ".join(solo) + "."]
     # (b)
     def ratios(bs_plain: tuple[str, ...], bs_strong: tuple[str, ...]) -> tuple[list[tuple[str, float, bool]], int]:
         rows, undetermined = [], 0
@@ -789,19 +775,19 @@ def render_targets_ab(part: dict[str, Any], out: list[str]) -> None:
 
     vb_rows, vb_und = ratios(BACKENDS, BACKENDS)
     vb_txt, vb_ok = summary(vb_rows, vb_und)
-    out.append(f"* **(b)** strong at least {TARGET_B_X:g}x faster than plain (geometric mean over instances of "
-               "plain time / strong time, warm start on both; a plain run stopped at the cap counts as the cap, "
-               "so such a ratio is a lower bound, marked ≥):")
     verdict_b = {True: "PASS", False: "FAIL", None: f"not shown (lower bound below {TARGET_B_X:g}x)"}[vb_ok]
-    out.append(f"  * best backend of each formulation per instance: {vb_txt} -> **{verdict_b}**")
     per_b = []
     for b in BACKENDS:
         rows, und = ratios((b,), (b,))
         txt, ok = summary(rows, und)
         per_b.append(f"{b}: {txt} -> {({True: 'PASS', False: 'FAIL', None: 'not shown'})[ok]}")
-    out.append("  * per backend (plain on B / strong on B): " + "; ".join(per_b))
     detail = ", ".join(f"{n}: {'≥' if lb else ''}{r:.0f}x" for n, r, lb in vb_rows)
-    out.append(f"  * per instance (best of each): {detail}")
+    items.append(f"**(b)** strong at least {TARGET_B_X:g}x faster than plain (geometric mean over instances of "
+                 "plain time / strong time, warm start on both; a plain run stopped at the cap counts as the cap, "
+                 "so such a ratio is a lower bound, marked ≥):"
+                 f"\n  * best backend of each formulation per instance: {vb_txt} -> **{verdict_b}**"
+                 "\n  * per backend (plain on B / strong on B): " + "; ".join(per_b)
+                 + f"\n  * per instance (best of each): {detail}")
     # warm start
     ws = []
     for n in part["instances"]:
@@ -811,31 +797,23 @@ def render_targets_ab(part: dict[str, Any], out: list[str]) -> None:
         if a and r and not a[1] and not r[1]:
             ws.append(r[0] / a[0])
     if ws:
-        out.append(f"* Warm start (highs, strong), time without the tabu start / time with it: geometric mean "
-                   f"{geomean(ws):.2f}x over {len(ws)} instances proven both ways (range "
-                   f"{min(ws):.2f}x–{max(ws):.2f}x; below 1 = faster without; the tabu time is inside the "
-                   "warm-started run's time).")
-    out.append("")
+        items.append(f"Warm start (highs, strong), time without the tabu start / time with it: geometric mean "
+                     f"{geomean(ws):.2f}x over {len(ws)} instances proven both ways (range "
+                     f"{min(ws):.2f}x–{max(ws):.2f}x; below 1 = faster without; the tabu time is inside the "
+                     "warm-started run's time).")
+    rep.bullets(items)
 
 
-def render_dimacs(part: dict[str, Any], out: list[str], flags: list[str]) -> None:
+def render_dimacs(part: dict[str, Any], rep: common.Report, flags: list[str]) -> None:
     cap = part["cap"]
-    out.append(f"## Part 1b: DIMACS graphs (weights (u + v) mod 200 + 1), cap {cap:g} s per run")
-    out.append("")
-    out.append("k* = size of the published optimal (unconstrained) clique: with `size=\"exact\"` and k = k* the "
-               "optimum must equal the published value. For k*−1 and k*//2 no value is published: the "
-               "`proven value` column is new where a run proved it (cross-checked by brute where it ran, and "
-               "it must not exceed the unconstrained optimum). Cells as in part 1a.")
-    out.append("")
-    out.append(f"| graph | n | edges | k | published | tabu start: value (s) | brute | {GRID_HEAD} "
-               "| proven value |")
-    out.append("|:---|---:|---:|:---|---:|---:|---:|" + "---:|" * 7 + ":---|")
-    screened = []
+    rep.heading(f"Part 1b: DIMACS graphs (weights (u + v) mod 200 + 1), cap {cap:g} s per run")
+    rep.para("k* = size of the published optimal (unconstrained) clique: with `size=\"exact\"` and k = k* the "
+             "optimum must equal the published value. For k*−1 and k*//2 no value is published: the "
+             "`proven value` column is new where a run proved it (cross-checked by brute where it ran, and "
+             "it must not exceed the unconstrained optimum). Cells as in part 1a.")
+    screened, rows = [], []
     for name, inst in part["instances"].items():
-        if inst.get("role") == "try" and not inst.get("qualified"):
-            screened.append((name, inst))
-            continue
-        if inst.get("role") == "try" and "qualified" not in inst:
+        if inst.get("role") == "try" and not inst.get("qualified"):  # unqualified or not yet screened
             screened.append((name, inst))
             continue
         for label, k in dimacs_ks(inst["k_star"]):
@@ -855,101 +833,87 @@ def render_dimacs(part: dict[str, Any], out: list[str], flags: list[str]) -> Non
             if real(issues):
                 pv_txt += " (see flags)"
             pub = fmt_v(inst["published"]) if label == "k*" else "unpublished"
-            out.append(f"| {name} | {inst['n']} | {inst.get('edges', '?')} | {label} = {k} | {pub} | {t_txt} "
-                       f"| {b_txt} | " + " | ".join(cells) + f" | {pv_txt} |")
-    out.append("")
-    if screened:
-        out.append(f"### Screened at k = k* only (no strong run proved the optimum within {cap:g} s)")
-        out.append("")
-        out.append("| graph | n | edges | k* | published | tabu start: value (s) | strong highs: status, bound "
-                   "| strong cbc | strong scipy: status, bound | plain highs: status, bound |")
-        out.append("|:---|---:|---:|---:|---:|---:|:---|:---|:---|:---|")
-        for name, inst in screened:
-            k = inst["k_star"]
-            t_txt, _ = side_cells(part, name, k)
-            issues = check_group(part, inst, k, "k*")
-            flags.extend(f"{name} (k={k}, k*): {msg}" for msg in issues)
-            cells = []
-            for f, b, s in SCREEN:
-                r = find(part, "ilp", name, k, f, b, s)
-                if r is None or "error" in r:
-                    cells.append("—" if r is None else "ERROR")
-                    continue
-                bnd = "" if r.get("bound") is None else f", bound {r['bound']:.1f}"
-                cells.append(f"{cell(r)}, value {fmt_v(r['value'])}{bnd}")
-            out.append(f"| {name} | {inst['n']} | {inst.get('edges', '?')} | {k} | {fmt_v(inst['published'])} "
-                       f"| {t_txt} | " + " | ".join(cells) + " |")
-        out.append("")
+            rows.append([name, inst["n"], inst.get("edges", "?"), f"{label} = {k}", pub, t_txt, b_txt, *cells, pv_txt])
+    rep.table(["graph", "n", "edges", "k", "published", "tabu start: value (s)", "brute", *GRID_HEAD, "proven value"],
+              rows, align="lrrlrrr" + "r" * len(GRID_HEAD) + "l")
+    if not screened:
+        return
+    rep.heading(f"Screened at k = k* only (no strong run proved the optimum within {cap:g} s)", level=3)
+    rows = []
+    for name, inst in screened:
+        k = inst["k_star"]
+        t_txt, _ = side_cells(part, name, k)
+        issues = check_group(part, inst, k, "k*")
+        flags.extend(f"{name} (k={k}, k*): {msg}" for msg in issues)
+        cells = []
+        for f, b, s in SCREEN:
+            r = find(part, "ilp", name, k, f, b, s)
+            if r is None or "error" in r:
+                cells.append("—" if r is None else "ERROR")
+                continue
+            bnd = "" if r.get("bound") is None else f", bound {r['bound']:.1f}"
+            cells.append(f"{cell(r)}, value {fmt_v(r['value'])}{bnd}")
+        rows.append([name, inst["n"], inst.get("edges", "?"), k, fmt_v(inst["published"]), t_txt, *cells])
+    rep.table(["graph", "n", "edges", "k*", "published", "tabu start: value (s)", "strong highs: status, bound",
+               "strong cbc", "strong scipy: status, bound", "plain highs: status, bound"], rows, align="lrrrrrllll")
 
 
-def render_target_c(part: dict[str, Any], cat: dict[str, Any], out: list[str]) -> None:
-    out.append(f"### Target (c): against MEWCat's \"every shipped DIMACS optimum proven within {MEWCAT_S:g} s\"")
-    out.append("")
-    out.append("MEWCat (Liu, Xiao & Zhou 2024, a dedicated branch and bound) proves the optimum of every "
-               "DIMACS graph shipped here within 8 s on its authors' machine (not this one). The ILP, at k = k*, "
-               "best of every configuration run:")
-    out.append("")
-    out.append("| graph | n | k* | published | attempted | proven by the ILP | best time [s] | configuration "
-               f"| within {MEWCAT_S:g} s |")
-    out.append("|:---|---:|---:|---:|:---|:---|---:|:---|:---|")
+def render_target_c(part: dict[str, Any], cat: dict[str, Any], rep: common.Report) -> None:
+    rep.heading(f"Target (c): against MEWCat's \"every shipped DIMACS optimum proven within {MEWCAT_S:g} s\"", level=3)
+    rep.para("MEWCat (Liu, Xiao & Zhou 2024, a dedicated branch and bound) proves the optimum of every "
+             "DIMACS graph shipped here within 8 s on its authors' machine (not this one). The ILP, at k = k*, "
+             "best of every configuration run:")
     shipped = [r for r in cat.values() if r["family"] == "dimacs"]
     n_proven = n_fast = 0
+    rows = []
     for inst in sorted(shipped, key=lambda r: r["name"].lower()):
         name = inst["name"]
+        head = [name, inst["n"], inst["k_star"], fmt_v(inst["published"])]
         runs = [r for r in ilp_runs(part) if r["instance"] == name and r["k"] == inst["k_star"]]
         if not runs:
-            out.append(f"| {name} | {inst['n']} | {inst['k_star']} | {fmt_v(inst['published'])} | no | — | — | — | — |")
+            rows.append([*head, "no", "—", "—", "—", "—"])
             continue
         ok = [r for r in runs if proved(r) and same(r["value"], inst["published"])]
         if ok:
             best = min(ok, key=lambda r: r["runtime"])
             n_proven += 1
             n_fast += best["runtime"] <= MEWCAT_S
-            out.append(f"| {name} | {inst['n']} | {inst['k_star']} | {fmt_v(inst['published'])} | yes | yes "
-                       f"| {fmt_s(best['runtime'])} | {best['formulation']}/{best['backend']}/start={best['start']} "
-                       f"| {'yes' if best['runtime'] <= MEWCAT_S else 'no'} |")
+            rows.append([*head, "yes", "yes", fmt_s(best["runtime"]),
+                         f"{best['formulation']}/{best['backend']}/start={best['start']}",
+                         "yes" if best["runtime"] <= MEWCAT_S else "no"])
         else:
             gaps = [r["gap"] for r in runs if r.get("gap") is not None]
             g = f" (smallest gap {100 * min(gaps):.0f}%)" if gaps else ""
-            out.append(f"| {name} | {inst['n']} | {inst['k_star']} | {fmt_v(inst['published'])} | yes | "
-                       f"no{g} | ≥{runs[0]['cap']:g} | — | no |")
+            rows.append([*head, "yes", f"no{g}", f"≥{runs[0]['cap']:g}", "—", "no"])
+    rep.table(["graph", "n", "k*", "published", "attempted", "proven by the ILP", "best time [s]", "configuration",
+               f"within {MEWCAT_S:g} s"], rows, align="lrrrllrll")
     attempted = len({r["instance"] for r in ilp_runs(part)})
     verdict = "PASS" if n_fast == len(shipped) else "FAIL"
-    out.append("")
-    out.append(f"* **(c)** ILP proves {n_proven} of the {attempted} attempted DIMACS graphs at k = k* within the "
-               f"cap ({n_fast} within {MEWCAT_S:g} s); {len(shipped)} are shipped, the rest not attempted "
-               f"(larger). Matching MEWCat (all {len(shipped)} within {MEWCAT_S:g} s) -> **{verdict}**.")
-    out.append("")
+    rep.bullets([f"**(c)** ILP proves {n_proven} of the {attempted} attempted DIMACS graphs at k = k* within the "
+                 f"cap ({n_fast} within {MEWCAT_S:g} s); {len(shipped)} are shipped, the rest not attempted "
+                 f"(larger). Matching MEWCat (all {len(shipped)} within {MEWCAT_S:g} s) -> **{verdict}**."])
 
 
-def render_long(part: dict[str, Any], out: list[str], flags: list[str]) -> None:
-    out.append(f"## Part 3: GKD-b n = 50, m = 15 (no published optimum), {part['cap']:g} s each")
-    out.append("")
-    out.append(f"Strong formulation, start = tabu, backend **{part.get('backend')}**: {part.get('backend_why')}. "
-               "A proof here would be the first published optimum of these instances.")
-    out.append("")
-    out.append("| instance | n | k | reference TS value | tabu start: value (s) | ILP value | bound | gap | status "
-               "| time [s] | proven optimal |")
-    out.append("|:---|---:|---:|---:|---:|---:|---:|---:|:---|---:|:---|")
+def render_long(part: dict[str, Any], rep: common.Report, flags: list[str]) -> None:
+    rep.heading(f"Part 3: GKD-b n = 50, m = 15 (no published optimum), {part['cap']:g} s each")
+    rep.para(f"Strong formulation, start = tabu, backend **{part.get('backend')}**: {part.get('backend_why')}. "
+             "A proof here would be the first published optimum of these instances.")
+    rows = []
     for name, inst in part["instances"].items():
         k = inst["k_star"]
         t_txt, _ = side_cells(part, name, k)
         r = find(part, "ilp", name, k, "strong", part.get("backend", "highs"), "tabu")
         issues = check_group(part, inst, k, "m")
         flags.extend(f"{name} (k={k}): {msg}" for msg in issues)
-        if r is None:
-            out.append(f"| {name} | {inst['n']} | {k} | {fmt_v(inst['reference_ts'])} | {t_txt} | (running) "
-                       "| | | | | |")
+        head = [name, inst["n"], k, fmt_v(inst["reference_ts"]), t_txt]
+        if r is None or "error" in r:
+            rows.append([*head, "(running)" if r is None else "ERROR", "", "", "", "", ""])
             continue
-        if "error" in r:
-            out.append(f"| {name} | {inst['n']} | {k} | {fmt_v(inst['reference_ts'])} | {t_txt} | ERROR | | | | | |")
-            continue
-        gap = "—" if r.get("gap") is None else f"{100 * r['gap']:.2f}%"
-        bound = "—" if r.get("bound") is None else f"{r['bound']:.5f}"
-        out.append(f"| {name} | {inst['n']} | {k} | {fmt_v(inst['reference_ts'])} | {t_txt} | {fmt_v(r['value'])} "
-                   f"| {bound} | {gap} | {r['status']} | {fmt_s(r['runtime'])} | "
-                   f"{'**yes (new)**' if proved(r) else 'no'} |")
-    out.append("")
+        rows.append([*head, fmt_v(r["value"]), "—" if r.get("bound") is None else f"{r['bound']:.5f}",
+                     "—" if r.get("gap") is None else f"{100 * r['gap']:.2f}%", r["status"], fmt_s(r["runtime"]),
+                     "**yes (new)**" if proved(r) else "no"])
+    rep.table(["instance", "n", "k", "reference TS value", "tabu start: value (s)", "ILP value", "bound", "gap",
+               "status", "time [s]", "proven optimal"], rows, align="lrrrrrrrlrl")
 
 
 def render_markdown(data: dict[str, Any]) -> str:
@@ -957,23 +921,19 @@ def render_markdown(data: dict[str, Any]) -> str:
     parts = data.get("parts", {})
     cat = load_catalogue()
     quick = any(p.get("quick") for p in parts.values())
-    out: list[str] = []
-    out.append("# Exact solving: mewcp's `ilp` method, strong vs plain formulation, HiGHS vs CBC vs SciPy")
-    out.append("")
+    rep = common.Report("Exact solving: mewcp's `ilp` method, strong vs plain formulation, HiGHS vs CBC vs SciPy")
     if quick:
-        out.append("**Quick smoke run (`--quick`): tiny instances and a short cap; the targets are not meaningful.**")
-        out.append("")
-    out.append(f"Generated by `benchmarks/ilp_formulations.py` (last update {data.get('updated', '?')}). Rerun from the "
-               "repository root: `.venv/bin/python benchmarks/ilp_formulations.py [--skip-long | --only-long | --render-only]`"
-               " (see the script's docstring).")
-    out.append("")
+        rep.para("**Quick smoke run (`--quick`): tiny instances and a short cap; the targets are not meaningful.**")
+    rep.generated_by("benchmarks/ilp_formulations.py", note=(
+        f" (last update {data.get('updated', '?')}). Rerun from the repository root: "
+        "`.venv/bin/python benchmarks/ilp_formulations.py [--skip-long | --only-long | --render-only]`"
+        " (see the script's docstring)."))
     if m:
-        out.append(f"Machine: `{m.get('platform')}`, {m.get('cpu')}, `os.cpu_count()` = {m.get('cpu_count')}; "
-                   f"Python {m.get('python')}, mewcp {m.get('mewcp')}, PuLP {m.get('pulp')}, highspy "
-                   f"{m.get('highspy')} (HiGHS {m.get('highs')}), scipy {m.get('scipy')} (its own bundled HiGHS), "
-                   f"cbcbox {m.get('cbcbox')} ({m.get('cbc')}), numba {m.get('numba')}. Shared, noisy machine: "
-                   "one solve at a time, times are wall-clock seconds of single runs.")
-        out.append("")
+        rep.para(f"Machine: `{m.get('platform')}`, {m.get('cpu')}, `os.cpu_count()` = {m.get('cpu_count')}; "
+                 f"Python {m.get('python')}, mewcp {m.get('mewcp')}, PuLP {m.get('pulp')}, highspy "
+                 f"{m.get('highspy')} (HiGHS {m.get('highs')}), scipy {m.get('scipy')} (its own bundled HiGHS), "
+                 f"cbcbox {m.get('cbcbox')} ({m.get('cbc')}), numba {m.get('numba')}. Shared, noisy machine: "
+                 "one solve at a time, times are wall-clock seconds of single runs.")
     status = []
     for name in ("mdp", "dimacs", "long"):
         p = parts.get(name)
@@ -984,8 +944,7 @@ def render_markdown(data: dict[str, Any]) -> str:
                           f"(started {p.get('started')}, finished {p.get('finished') or '—'}, cap {p.get('cap'):g} s, "
                           + (f"pinned to CPU {p.get('cpus')}" if p.get("one_core") else "not pinned: any core")
                           + ")")
-    out.append("Parts: " + "; ".join(status) + ".")
-    out.append("")
+    rep.para("Parts: ", "; ".join(status), ".")
     runs = [r for p in parts.values() for r in p.get("records", []) if r["kind"] == "ilp" and "wall" in r]
     if runs:
         stats = []
@@ -995,61 +954,54 @@ def render_markdown(data: dict[str, Any]) -> str:
                 over = sum(1 for x in rs if x > 1.05)
                 stats.append(f"{b}: median {rs[len(rs) // 2]:.2f}, max {rs[-1]:.2f}, {over} of {len(rs)} runs "
                              "above 1.05")
-        out.append("Threads: HiGHS (both the highspy and the scipy copy) runs with its default `threads` option "
-                   f"({m.get('highs_threads_option', '?')} = automatic; on this 2-core machine HiGHS's log reports a "
-                   "2-thread scheduler and 1 thread for the MIP sub-solver); mewcp's `ilp` has no option to set "
-                   "it and the benchmark does not patch mewcp. CBC runs without a `threads` option (serial). CPU / "
-                   "wall of every run over 1 s (CPU = process + child processes, so CBC's subprocess counts; the "
-                   "tabu warm start is in both): " + "; ".join(stats) + ". A ratio above 1 is work on a second "
-                   "core.")
-        out.append("")
+        rep.para("Threads: HiGHS (both the highspy and the scipy copy) runs with its default `threads` option "
+                 f"({m.get('highs_threads_option', '?')} = automatic; on this 2-core machine HiGHS's log reports a "
+                 "2-thread scheduler and 1 thread for the MIP sub-solver); mewcp's `ilp` has no option to set "
+                 "it and the benchmark does not patch mewcp. CBC runs without a `threads` option (serial). CPU / "
+                 "wall of every run over 1 s (CPU = process + child processes, so CBC's subprocess counts; the "
+                 "tabu warm start is in both): ", "; ".join(stats), ". A ratio above 1 is work on a second core.")
     flags: list[str] = []
     if "mdp" in parts:
-        render_mdp(parts["mdp"], out, flags)
-        render_targets_ab(parts["mdp"], out)
+        render_mdp(parts["mdp"], rep, flags)
+        render_targets_ab(parts["mdp"], rep)
     if "dimacs" in parts:
-        render_dimacs(parts["dimacs"], out, flags)
-        render_target_c(parts["dimacs"], cat, out)
+        render_dimacs(parts["dimacs"], rep, flags)
+        render_target_c(parts["dimacs"], cat, rep)
     if "long" in parts:
-        render_long(parts["long"], out, flags)
-    out.append("## Flags (anything inconsistent)")
-    out.append("")
-    out.append("Checked per (instance, k): an `optimal` status must carry the published optimum (where one "
-               "exists) and the best value any run found; no value may exceed the published (or, for DIMACS, "
-               "the unconstrained) optimum; every reported bound must be at least every value found; proven "
-               "values must agree across backends; a run stopped without a proof must have used its cap.")
-    out.append("")
+        render_long(parts["long"], rep, flags)
+    rep.heading("Flags (anything inconsistent)")
+    rep.para("Checked per (instance, k): an `optimal` status must carry the published optimum (where one "
+             "exists) and the best value any run found; no value may exceed the published (or, for DIMACS, "
+             "the unconstrained) optimum; every reported bound must be at least every value found; proven "
+             "values must agree across backends; a run stopped without a proof must have used its cap.")
     bad = [f for f in flags if NOTE not in f]
     notes = [f.replace(NOTE, "") for f in flags if NOTE in f]
     if bad:
-        out.extend(f"* {f}" for f in bad)
+        rep.bullets(bad)
     else:
-        out.append("None.")
-    out.append("")
+        rep.para("None.")
     if notes:
-        out.append("Observations (not inconsistencies): runs that used more than one core, or overran their cap.")
-        out.append("")
-        out.extend(f"* {f}" for f in notes)
-        out.append("")
-    out.append("## Notes")
-    out.append("")
-    out.append("* Time = `Solution.runtime`: argument checks, the tabu warm start (`start=\"tabu\"`, seed 0), "
-               "building the model (through PuLP for highs and cbc: Python objects per row), and the solve. "
-               "The cap is mewcp's `time_limit`, which covers all of it.")
-    out.append("* The scipy backend takes no warm start (`scipy.optimize.milp` has none): with `start=\"tabu\"` the "
-               "tabu clique is computed (its time counts) and only replaces the answer if the solver returns a "
-               "worse one.")
-    out.append("* \"no bound\" for scipy: `scipy.optimize.milp` returns no dual bound when HiGHS stops at the "
-               "time limit before finding its own integer solution (no warm start there); the tabu clique is "
-               "then the answer.")
-    out.append("* CBC is handed the time left as `sec`, which CBC measures in CPU seconds by default; on a busy "
-               "machine a CBC run can overrun its wall-clock cap a little.")
-    out.append("* `≥cap`: stopped without a proof; for ratios these count as exactly the cap, so every ratio with "
-               "a stopped plain run is a lower bound.")
-    out.append("* The strong exact model leaves out the non-edge constraints (the degree equalities imply them), "
-               "so on sparse DIMACS graphs its LP relaxation can be weaker than the plain model's there.")
-    out.append("")
-    return "\n".join(out)
+        rep.para("Observations (not inconsistencies): runs that used more than one core, or overran their cap.")
+        rep.bullets(notes)
+    rep.heading("Notes")
+    rep.bullets([
+        "Time = `Solution.runtime`: argument checks, the tabu warm start (`start=\"tabu\"`, seed 0), "
+        "building the model (through PuLP for highs and cbc: Python objects per row), and the solve. "
+        "The cap is mewcp's `time_limit`, which covers all of it.",
+        "The scipy backend takes no warm start (`scipy.optimize.milp` has none): with `start=\"tabu\"` the "
+        "tabu clique is computed (its time counts) and only replaces the answer if the solver returns a "
+        "worse one.",
+        "\"no bound\" for scipy: `scipy.optimize.milp` returns no dual bound when HiGHS stops at the "
+        "time limit before finding its own integer solution (no warm start there); the tabu clique is "
+        "then the answer.",
+        "CBC is handed the time left as `sec`, which CBC measures in CPU seconds by default; on a busy "
+        "machine a CBC run can overrun its wall-clock cap a little.",
+        "`≥cap`: stopped without a proof; for ratios these count as exactly the cap, so every ratio with "
+        "a stopped plain run is a lower bound.",
+        "The strong `size=\"exact\"` model leaves out the non-edge constraints (the degree equalities imply them), "
+        "so on sparse DIMACS graphs its LP relaxation can be weaker than the plain model's there.",
+    ])
+    return rep.text()
 
 
 # ---------------------------------------------------------------------------
@@ -1085,7 +1037,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.render_only:
         with locked(args.out):
             data = read_results(args.out)
-            _write_atomic(args.out / MD_NAME, render_markdown(data))
+            common.write_atomic(args.out / MD_NAME, render_markdown(data))
         print(f"wrote {args.out / MD_NAME}")
         return 0
 
