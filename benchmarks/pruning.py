@@ -16,6 +16,7 @@ FLOPs). Rerun from the repository root::
 
     .venv/bin/python benchmarks/pruning.py            # the full grid (about an hour on 2 cores)
     .venv/bin/python benchmarks/pruning.py --quick    # a smoke run (minutes), results not written
+    .venv/bin/python benchmarks/pruning.py --render-only   # pruning.md again from pruning.json
 
 Partial results are saved after every run, and a rerun resumes from them
 (``--fresh`` starts over).
