@@ -45,6 +45,7 @@ def prune_once(
     plan: PlanOptions | None = None,
     ignored_layers: Sequence[nn.Module | str] = (),
     loss_fn: Callable[[Any, Any], torch.Tensor] | None = None,
+    log: Callable[[str], None] | None = None,
 ) -> PruningPlan:
     """Prune ``model`` in place to a FLOPs (or parameter) reduction in one step.
 
@@ -64,6 +65,10 @@ def prune_once(
     ignored_layers : sequence of modules or names
     loss_fn : callable, optional
         ``loss_fn(model(inputs), targets)`` for criteria that read gradients.
+    log : callable, optional
+        Progress, as for `SIRFPPruner`: called with one line per collection batch
+        (``"prune_once: batch 3 collected (sirfp)"``) and one with the plan's summary
+        (e.g. ``print``, ``logging.info``, ``tqdm.write``).
 
     Returns
     -------
@@ -85,8 +90,10 @@ def prune_once(
     model.eval()
     chosen.attach(model, groups, training_only=False)
     try:
-        for batch in batches:
+        for i, batch in enumerate(batches, 1):
             _observe(model, chosen, batch, loss_fn)
+            if log is not None:
+                log(f"prune_once: batch {i} collected ({chosen.name})")
         rankings = rank_groups(chosen, groups)
     finally:
         chosen.close()
@@ -94,6 +101,8 @@ def prune_once(
         model.train(was_training)
     result = make_plan(groups, cost, rankings, target, metric=metric, options=plan or PlanOptions())
     prune_channels(groups, result.remove)
+    if log is not None:
+        log(f"prune_once: {result.summary().splitlines()[0]}")
     return result
 
 

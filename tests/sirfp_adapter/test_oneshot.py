@@ -86,3 +86,13 @@ def test_sirfp_importance_drives_metapruner_and_chooses_the_projects_channels():
     assert not any(m._forward_hooks for m in model.modules())
     assert torch.isfinite(model(x)).all()
     assert count_flops(model, x) < count_flops(lite(), x)
+
+
+def test_prune_once_reports_progress_to_the_log_callback():
+    model, x = resnet(), inputs()
+    lines: list[str] = []
+    plan = prune_once(model, x, [inputs(10 + i) for i in range(3)], criterion=SIRFP("gram", budget=None),
+                      flops_reduction=0.4, log=lines.append)
+    assert lines[:3] == [f"prune_once: batch {i} collected (sirfp)" for i in (1, 2, 3)]
+    assert lines[3:] == [f"prune_once: {plan.summary().splitlines()[0]}"]
+    assert len(lines) == 4 and "achieved" in lines[3]
