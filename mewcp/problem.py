@@ -287,6 +287,15 @@ def _from_sparse(
     default_k: int | None,
     name: str | None,
 ) -> Problem:
+    """A general graph from a scipy sparse matrix.
+
+    A canonical float64 CSR that is already a clean undirected graph (checked in
+    one pass, `kernels.csr_scan`) is kept without a copy: its arrays are shared
+    as read-only views (index arrays narrower than int64 are converted), so the
+    matrix must not be modified while the problem is in use, as for dense input.
+    Any other matrix is converted to canonical CSR, its diagonal dropped and its
+    symmetry checked (values within ``SYMMETRY_RTOL``, then averaged).
+    """
     if mat.ndim != 2 or mat.shape[0] != mat.shape[1]:
         raise ValueError(f"data must be a square matrix; got shape {mat.shape}")
     n = mat.shape[0]
@@ -299,11 +308,11 @@ def _from_sparse(
         if clean:  # the common case, checked in one pass without temporaries
             if data.size:
                 _check_total(amax, data.size // 2)
-            return Problem(
+            return Problem(  # int64 index arrays are shared (read-only views), narrower ones converted
                 n=n,
-                indptr=_read_only(np.array(indptr, dtype=np.int64)),
-                indices=_read_only(np.array(indices, dtype=np.int64)),
-                data=_read_only(np.array(data, dtype=np.float64)),
+                indptr=_read_only(np.asarray(indptr, dtype=np.int64).view()),
+                indices=_read_only(np.asarray(indices, dtype=np.int64).view()),
+                data=_read_only(data.view()),
                 labels=labels,
                 default_k=default_k,
                 name=name,

@@ -77,115 +77,188 @@ def peel_dense(w: np.ndarray, n_remove: int) -> tuple[np.ndarray, np.ndarray]:  
 
 
 @njit(cache=True)
-def _heap_less(deg: np.ndarray, sc: np.ndarray, vx: np.ndarray, a: int, b: int) -> bool:  # pragma: no cover
-    if deg[a] != deg[b]:
-        return deg[a] < deg[b]
-    if sc[a] != sc[b]:
-        return sc[a] < sc[b]
-    return vx[a] < vx[b]
+def _before(s: np.ndarray, a: int, b: int) -> bool:  # pragma: no cover
+    """Bucket heap order: the lesser score, then the lower index."""
+    return s[a] < s[b] or (s[a] == s[b] and a < b)
 
 
 @njit(cache=True)
-def _heap_swap(deg: np.ndarray, sc: np.ndarray, vx: np.ndarray, a: int, b: int) -> None:  # pragma: no cover
-    deg[a], deg[b] = deg[b], deg[a]
-    sc[a], sc[b] = sc[b], sc[a]
-    vx[a], vx[b] = vx[b], vx[a]
-
-
-@njit(cache=True)
-def _heap_push(deg, sc, vx, size, d, s, v):  # pragma: no cover
-    deg[size] = d
-    sc[size] = s
-    vx[size] = v
-    i = size
+def _sift_up(ent, pos, s, base, i) -> None:  # pragma: no cover
+    v = ent[base + i]
     while i > 0:
-        p = (i - 1) // 2
-        if _heap_less(deg, sc, vx, i, p):
-            _heap_swap(deg, sc, vx, i, p)
-            i = p
-        else:
+        p = (i - 1) >> 1
+        u = ent[base + p]
+        if not _before(s, v, u):
             break
-    return size + 1
+        ent[base + i] = u
+        pos[u] = i
+        i = p
+    ent[base + i] = v
+    pos[v] = i
 
 
 @njit(cache=True)
-def _heap_pop(deg, sc, vx, size):  # pragma: no cover
-    size -= 1
-    _heap_swap(deg, sc, vx, 0, size)
-    i = 0
+def _sift_down(ent, pos, s, base, size, i) -> None:  # pragma: no cover
+    v = ent[base + i]
     while True:
-        left = 2 * i + 1
-        if left >= size:
+        c = 2 * i + 1
+        if c >= size:
             break
-        c = left
-        if left + 1 < size and _heap_less(deg, sc, vx, left + 1, left):
-            c = left + 1
-        if _heap_less(deg, sc, vx, c, i):
-            _heap_swap(deg, sc, vx, c, i)
-            i = c
+        if c + 1 < size and _before(s, ent[base + c + 1], ent[base + c]):
+            c += 1
+        u = ent[base + c]
+        if not _before(s, u, v):
+            break
+        ent[base + i] = u
+        pos[u] = i
+        i = c
+    ent[base + i] = v
+    pos[v] = i
+
+
+@njit(cache=True)
+def _heap_remove(ent, pos, s, base, heap, fill, d, v) -> None:  # pragma: no cover
+    """Delete ``v`` from bucket ``d``'s heap.
+
+    When the bucket has a tail, the heap's old last slot keeps ``v`` as a stale
+    entry (``v`` is leaving the bucket), so the tail stays where it is.
+    """
+    i = pos[v]
+    last = heap[d] - 1
+    heap[d] = last
+    pos[v] = -1
+    if i != last:
+        u = ent[base + last]
+        ent[base + i] = u
+        pos[u] = i
+        if i > 0 and _before(s, u, ent[base + ((i - 1) >> 1)]):
+            _sift_up(ent, pos, s, base, i)
         else:
-            break
-    return size
+            _sift_down(ent, pos, s, base, last, i)
+    if fill[d] == last + 1:
+        fill[d] = last
+    else:
+        ent[base + last] = v
+
+
+@njit(cache=True)
+def _absorb_tail(ent, pos, s, deg, bstart, heap, fill, d) -> None:  # pragma: no cover
+    """Push bucket ``d``'s tail (its arrivals while it was not current) into its heap.
+
+    Entries of vertices that have left the bucket since (a lower degree, or
+    removed: degree -1) are dropped.
+    """
+    base = bstart[d]
+    size = heap[d]
+    for q in range(base + size, base + fill[d]):
+        v = ent[q]
+        if deg[v] == d:
+            ent[base + size] = v
+            _sift_up(ent, pos, s, base, size)
+            size += 1
+    heap[d] = size
+    fill[d] = size
 
 
 @njit(cache=True)
 def peel_sparse_init(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray):  # pragma: no cover
     """The state of a sparse peel before its first removal (see `peel_sparse_steps`).
 
-    Returns ``(deg, s, hd, hs, hv, removed, order, scores, counters)`` with
-    ``counters = [heap size, removals done, clique_size]``.
+    Returns ``(deg, s, ent, bstart, heap, fill, pos, order, scores, counters)``
+    with ``counters = [removals done, clique_size, next bucket to look at]``.
+    Bucket ``d`` owns ``ent[bstart[d]:bstart[d + 1]]``, room for every vertex of
+    initial degree >= d (each enters it at most once: degrees only fall); its
+    first ``heap[d]`` slots are a binary heap on (score, index), the slots up to
+    ``fill[d]`` a tail of later arrivals. Vertex ids are int32 (n < 2**31).
     """
     n = indptr.shape[0] - 1
-    deg = np.empty(n, dtype=np.int64)
+    deg = np.empty(n, dtype=np.int32)
     s = np.zeros(n)
+    maxdeg = 0
     for v in range(n):
-        deg[v] = indptr[v + 1] - indptr[v]
+        dv = indptr[v + 1] - indptr[v]
+        deg[v] = dv
+        maxdeg = max(maxdeg, dv)
         acc = 0.0
         for p in range(indptr[v], indptr[v + 1]):
             acc += data[p]
         s[v] = acc
-    cap = n + indices.shape[0] // 2 + 1
-    hd = np.empty(cap, dtype=np.int64)
-    hs = np.empty(cap)
-    hv = np.empty(cap, dtype=np.int64)
-    size = 0
+    cap = np.zeros(maxdeg + 2, dtype=np.int64)
     for v in range(n):
-        size = _heap_push(hd, hs, hv, size, deg[v], s[v], v)
-    removed = np.zeros(n, dtype=np.bool_)
+        cap[deg[v]] += 1
+    for d in range(maxdeg - 1, -1, -1):  # cap[d]: vertices of initial degree >= d
+        cap[d] += cap[d + 1]
+    bstart = np.zeros(maxdeg + 2, dtype=np.int64)
+    for d in range(maxdeg + 1):
+        bstart[d + 1] = bstart[d] + cap[d]
+    ent = np.empty(bstart[maxdeg + 1], dtype=np.int32)
+    heap = np.zeros(maxdeg + 1, dtype=np.int64)
+    fill = np.zeros(maxdeg + 1, dtype=np.int64)
+    for v in range(n):
+        d = deg[v]
+        ent[bstart[d] + fill[d]] = v
+        fill[d] += 1
+    pos = np.full(n, -1, dtype=np.int32)
     order = np.empty(n, dtype=np.int64)
     scores = np.empty(n)
-    counters = np.array([size, 0, 0], dtype=np.int64)
-    return deg, s, hd, hs, hv, removed, order, scores, counters
+    counters = np.array([0, 0, 0], dtype=np.int64)
+    return deg, s, ent, bstart, heap, fill, pos, order, scores, counters
 
 
 @njit(cache=True)
-def peel_sparse_steps(indptr, indices, data, deg, s, hd, hs, hv, removed, order, scores, counters,
-                      max_work):  # pragma: no cover
-    """Continue a sparse peel for about ``max_work`` heap operations; True when it is complete."""
+def peel_sparse_steps(indptr, indices, data, deg, s, ent, bstart, heap, fill, pos, order, scores,
+                      counters, max_work):  # pragma: no cover
+    """Continue a sparse peel for about ``max_work`` removals plus edge updates; True when complete.
+
+    A bucket queue on the degree in the remainder with lazy updates: a vertex
+    that loses a neighbour is appended to the tail of its new bucket in O(1) (its
+    old entry goes stale), except into the bucket being peeled, whose heap it
+    joins at once. A bucket's tail enters its heap (O(log) each, stale entries
+    dropped) only when the least degree reaches that bucket, so a vertex pays for
+    a heap operation about once per time its bucket is peeled, not once per lost
+    neighbour. A heap member that loses a neighbour is deleted from it (``pos``).
+    Removed vertices get degree -1.
+    """
     n = indptr.shape[0] - 1
-    size, t, clique_size = counters[0], counters[1], counters[2]
+    t, clique_size, d = counters[0], counters[1], counters[2]
     work = 0
     while t < n and work < max_work:
-        d0, s0, v = hd[0], hs[0], hv[0]
-        size = _heap_pop(hd, hs, hv, size)
+        while True:
+            if fill[d] > heap[d]:
+                _absorb_tail(ent, pos, s, deg, bstart, heap, fill, d)
+            if heap[d] > 0:
+                break
+            d += 1
+        base = bstart[d]
+        v = ent[base]
+        _heap_remove(ent, pos, s, base, heap, fill, d, v)
         work += 1
-        if removed[v] or d0 != deg[v] or s0 != s[v]:
-            continue  # stale entry
         remaining = n - t
-        if clique_size == 0 and deg[v] == remaining - 1:
+        if clique_size == 0 and d == remaining - 1:
             clique_size = remaining  # least degree is |R| - 1: R is a clique
         order[t] = v
         scores[t] = s[v] if remaining > 1 else 0.0
-        removed[v] = True
+        deg[v] = -1
         t += 1
         for p in range(indptr[v], indptr[v + 1]):
             u = indices[p]
-            if not removed[u]:
-                deg[u] -= 1
-                s[u] -= data[p]
-                size = _heap_push(hd, hs, hv, size, deg[u], s[u], u)
-                work += 1
-    counters[0], counters[1], counters[2] = size, t, clique_size
+            du = deg[u]
+            if du < 0:
+                continue  # removed
+            if pos[u] >= 0:
+                _heap_remove(ent, pos, s, bstart[du], heap, fill, du, u)
+            du -= 1
+            deg[u] = du
+            s[u] -= data[p]
+            ent[bstart[du] + fill[du]] = u
+            fill[du] += 1
+            if du == d:  # joins the bucket being peeled (which has no tail)
+                heap[du] += 1
+                _sift_up(ent, pos, s, bstart[du], heap[du] - 1)
+            work += 1
+        if d > 0:
+            d -= 1  # a neighbour may now have degree d - 1
+    counters[0], counters[1], counters[2] = t, clique_size, d
     return t >= n
 
 
@@ -200,10 +273,12 @@ def peel_sparse(
     to remaining neighbours), then the lowest index. Returns the removal order, the
     score of each vertex at its removal, and ``clique_size``: the size of the
     largest remaining set that was a clique (every suffix of the order at most that
-    long is a clique). O((n + m) log(n + m)) with a lazy binary heap; the same run
-    in bounded pieces is `peel_sparse_init` + `peel_sparse_steps`.
+    long is a clique). A bucket queue on the degree with a heap inside each bucket
+    reached (`peel_sparse_steps`): O(n + m) plus O(log) per edge whose update lands
+    in a bucket at or below the least degree reached so far; O(n + m) memory (one
+    int32 slot per vertex and bucket it can pass through). The same run in bounded
+    pieces is `peel_sparse_init` + `peel_sparse_steps`.
     """
-    deg, s, hd, hs, hv, removed, order, scores, counters = peel_sparse_init(indptr, indices, data)
-    peel_sparse_steps(indptr, indices, data, deg, s, hd, hs, hv, removed, order, scores, counters,
-                      np.iinfo(np.int64).max)
-    return order, scores, counters[2]
+    state = peel_sparse_init(indptr, indices, data)
+    peel_sparse_steps(indptr, indices, data, *state, np.iinfo(np.int64).max)
+    return state[7], state[8], state[9][1]

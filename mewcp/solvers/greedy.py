@@ -54,7 +54,7 @@ __all__ = ["PeelingOrder", "ehgp_order", "heavy_edge_clique", "peel", "solve_ehg
 
 #: Seed edges (the heaviest) of the greedy construction on general graphs.
 HEAVY_SEEDS = 64
-#: Heap operations per peel call between time-limit checks.
+#: Removals plus edge updates per peel call between time-limit checks.
 PEEL_CHUNK = 1 << 20
 
 
@@ -205,8 +205,8 @@ def _peel_sparse_limited(problem: Problem, deadline: Deadline) -> tuple[np.ndarr
     while not peel_sparse_steps(problem.indptr, problem.indices, problem.data, *state, PEEL_CHUNK):
         if deadline.expired():
             return None
-    order, scores, counters = state[6], state[7], state[8]
-    return order, scores, int(counters[2])
+    order, scores, counters = state[7], state[8], state[9]
+    return order, scores, int(counters[1])
 
 
 def solve_ehgp(problem: Problem, k: int, *, exact: bool, deadline: Deadline, seed: int | None) -> SolverOutput:

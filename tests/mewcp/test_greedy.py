@@ -68,10 +68,11 @@ def test_sparse_storage_of_a_complete_graph_gives_the_same_order():
     np.testing.assert_allclose(scores, ref_scores, rtol=1e-12, atol=1e-9)
 
 
-def sparse_reference(w: np.ndarray, mask: np.ndarray) -> tuple[list[int], int]:
+def sparse_reference(w: np.ndarray, mask: np.ndarray, scores: list[float] | None = None) -> tuple[list[int], int]:
     """Peel by (degree in remainder, score in remainder, index), scores kept incrementally.
 
-    Returns the order and the size of the first remainder that is a clique.
+    Returns the order and the size of the first remainder that is a clique; appends
+    each vertex's score at its removal to ``scores`` when given.
     """
     n = w.shape[0]
     deg = [int(mask[v].sum()) for v in range(n)]
@@ -88,6 +89,8 @@ def sparse_reference(w: np.ndarray, mask: np.ndarray) -> tuple[list[int], int]:
         v = min(remaining, key=lambda x: (deg[x], score[x], x))
         if clique_size == 0 and deg[v] == len(remaining) - 1:
             clique_size = len(remaining)
+        if scores is not None:
+            scores.append(score[v] if len(remaining) > 1 else 0.0)
         order.append(v)
         remaining.remove(v)
         for u in remaining:
@@ -108,6 +111,31 @@ def test_sparse_peel_matches_reference_and_ends_in_cliques(seed):
     for j in range(1, clique_size + 1):
         assert mewcp.is_clique(_sparse(w, mask), p.order[-j:])
     assert not mewcp.is_clique(_sparse(w, mask), p.order[-clique_size - 1 :])
+
+
+@pytest.mark.parametrize("density", [0.01, 0.05, 0.3])
+@pytest.mark.parametrize("ties", [False, True])
+def test_bucket_peel_is_bit_identical_to_the_reference(density, ties):
+    # sparse graphs with isolated vertices and many degree levels; integer weights tie scores
+    rng = np.random.default_rng(int(density * 100) + ties)
+    n = 150
+    w, mask = random_graph(n, density, rng, negative=not ties)
+    if ties:
+        w = np.round(w * 2) * mask
+    ref_scores: list[float] = []
+    order, clique_size = sparse_reference(w, mask, ref_scores)
+    a = _sparse(w, mask)
+    indptr, indices = a.indptr.astype(np.int64), a.indices.astype(np.int64)
+    got_order, got_scores, got_size = kernels.peel_sparse(indptr, indices, a.data)
+    assert got_order.tolist() == order and got_size == clique_size
+    assert got_scores.tolist() == ref_scores  # same subtractions in the same order
+    from mewcp.kernels.peel import peel_sparse_init, peel_sparse_steps
+
+    state = peel_sparse_init(indptr, indices, a.data)  # in pieces of 7 units of work: the same run
+    calls = 1
+    while not peel_sparse_steps(indptr, indices, a.data, *state, 7):
+        calls += 1
+    assert calls > 10 and state[7].tolist() == order and state[9][1] == clique_size
 
 
 def _sparse(w: np.ndarray, mask: np.ndarray) -> sp.csr_array:

@@ -100,7 +100,13 @@ def test_csr_scan_matches_reference_and_the_general_path(seed):
         for name in ("indptr", "indices", "data"):
             assert np.array_equal(getattr(fast, name), getattr(slow, name))
             assert getattr(fast, name).dtype == getattr(slow, name).dtype
-            assert not np.shares_memory(getattr(fast, name), getattr(csr, name))
+            assert not getattr(fast, name).flags.writeable
+        # float64 data is shared (no copy); int32 index arrays are converted, int64 ones shared too
+        assert np.shares_memory(fast.data, csr.data) and csr.data.flags.writeable
+        assert not np.shares_memory(fast.indices, csr.indices) and csr.indices.dtype == np.int32
+        wide = sp.csr_array((csr.data, csr.indices.astype(np.int64), csr.indptr.astype(np.int64)), shape=csr.shape)
+        shared = mewcp.as_problem(wide)
+        assert all(np.shares_memory(getattr(shared, x), getattr(wide, x)) for x in ("indptr", "indices", "data"))
     elif seed % 4 == 3:
         with pytest.raises(ValueError, match="data must have finite weights"):
             mewcp.as_problem(csr)
