@@ -413,8 +413,8 @@ def bench_sparse(n: int, avg_degree: float, k: int, repeats: int, seed: int) -> 
     tracemalloc.stop()
     order = mewcp.ehgp_order(problem)
     nnz = int(problem.indptr[-1])
-    # peel_sparse's own arrays: deg, s, order, scores (8n each), removed (n), a 3-array heap of n + nnz/2 + 1.
-    numba_bytes = 33 * n + 24 * (n + nnz // 2 + 1)
+    # peel_sparse's own arrays: s, order, scores (8n each), deg, pos (4n each), int32 bucket slots (n + nnz).
+    numba_bytes = 32 * n + 4 * (n + nnz)
     rss_end = max_rss_bytes()
 
     # Plant a heavy 12-clique and ask EHGP for at most 12 vertices.
