@@ -82,3 +82,66 @@ def grow_from_edges(indptr, indices, data, seeds_u, seeds_v, k, positive_only): 
             best_k_w = w
             best_k[:size] = clique[:size]
     return best, best_size, best_w, best_k, best_k_w
+
+
+@njit(cache=True)
+def _key_less(hw, hp, a, b) -> bool:  # pragma: no cover
+    """Heap order of `top_edges`: the lighter edge, then the later one."""
+    return hw[a] < hw[b] or (hw[a] == hw[b] and hp[a] > hp[b])
+
+
+@njit(cache=True)
+def top_edges(indptr, indices, data, count):  # pragma: no cover
+    """The ``count`` heaviest edges ``u < v``, heaviest first, ties to the lowest ``(u, v)``.
+
+    One pass over the upper entries with a min-heap of ``count`` slots: O(m + count
+    log(m)) time, O(count) memory. Returns ``(u, v)`` as int64 arrays (fewer when
+    the graph has fewer edges).
+    """
+    n = indptr.shape[0] - 1
+    hw = np.empty(max(count, 1))
+    hp = np.empty(max(count, 1), dtype=np.int64)
+    hr = np.empty(max(count, 1), dtype=np.int64)
+    size = 0
+    for u in range(n):
+        for p in range(indptr[u], indptr[u + 1]):
+            if indices[p] <= u:
+                continue
+            x = data[p]
+            if size < count:
+                i = size
+                size += 1
+                hw[i], hp[i], hr[i] = x, p, u
+                while i > 0:
+                    q = (i - 1) >> 1
+                    if not _key_less(hw, hp, i, q):
+                        break
+                    hw[i], hw[q] = hw[q], hw[i]
+                    hp[i], hp[q] = hp[q], hp[i]
+                    hr[i], hr[q] = hr[q], hr[i]
+                    i = q
+            elif x > hw[0]:  # an equal weight comes later: it never displaces the root
+                hw[0], hp[0], hr[0] = x, p, u
+                i = 0
+                while True:
+                    c = 2 * i + 1
+                    if c >= size:
+                        break
+                    if c + 1 < size and _key_less(hw, hp, c + 1, c):
+                        c += 1
+                    if not _key_less(hw, hp, c, i):
+                        break
+                    hw[i], hw[c] = hw[c], hw[i]
+                    hp[i], hp[c] = hp[c], hp[i]
+                    hr[i], hr[c] = hr[c], hr[i]
+                    i = c
+    # heaviest first, then the lowest position (row-major: the lowest (u, v))
+    keys_w = -hw[:size]
+    keys_p = hp[:size]
+    idx = np.argsort(keys_p, kind="mergesort")
+    idx = idx[np.argsort(keys_w[idx], kind="mergesort")]
+    u_out = hr[:size][idx].copy()
+    v_out = np.empty(size, dtype=np.int64)
+    for i in range(size):
+        v_out[i] = indices[hp[idx[i]]]
+    return u_out, v_out

@@ -44,7 +44,7 @@ from typing import Any
 import numpy as np
 
 from mewcp import kernels
-from mewcp.kernels.construct import grow_from_edges
+from mewcp.kernels.construct import grow_from_edges, top_edges
 from mewcp.kernels.peel import peel_sparse_init, peel_sparse_steps
 from mewcp.problem import Problem, as_problem
 from mewcp.solution import Status
@@ -179,19 +179,13 @@ def heavy_edge_clique(problem: Problem, k: int, exact: bool, seeds: int = HEAVY_
     """The heaviest clique grown greedily from the ``seeds`` heaviest edges of a sparse problem.
 
     With ``exact`` only cliques of k vertices count; None when there is none (or
-    no edge, or ``k < 2``). O(m) to find the seeds plus O(degrees) per seed.
+    no edge, or ``k < 2``). One pass over the edges finds the seeds (`top_edges`:
+    heaviest first, ties to the lowest pair), then O(degrees) per seed.
     """
     assert problem.indptr is not None and problem.data is not None and problem.indices is not None
-    nnz = problem.data.size
-    if k < 2 or nnz == 0:
+    if k < 2 or problem.data.size == 0:
         return None
-    top = min(nnz, 2 * seeds)
-    pos = np.argpartition(problem.data, nnz - top)[nnz - top:] if top < nnz else np.arange(nnz)
-    rows = np.searchsorted(problem.indptr, pos, side="right") - 1
-    cols = problem.indices[pos]
-    keep = rows < cols
-    order = np.argsort(-problem.data[pos[keep]], kind="stable")
-    u, v = rows[keep][order].astype(np.int64), cols[keep][order].astype(np.int64)
+    u, v = top_edges(problem.indptr, problem.indices, problem.data, seeds)
     best, size, weight, best_k, weight_k = grow_from_edges(
         problem.indptr, problem.indices, problem.data, u, v, k, not exact)
     if exact:

@@ -352,11 +352,13 @@ def solve_tabu(problem: Problem, k: int, *, exact: bool, deadline: Deadline, see
                target: float | None = None) -> SolverOutput:
     """The `tabu` method: iterated tabu search (perturb the best set whenever the search stalls).
 
-    On complete graphs every other restart is a backbone child of the best set and
-    a member of an elite archive of the stalled runs' best sets (kept as the
-    memetic's pool is): random perturbations of one set alone stagnate on large
-    instances (n = 2000, k = 200), where the archive's common vertices guide the
-    restart (Wu & Hao 2013).
+    On complete graphs the restarts are backbone children of two members of an
+    elite archive of the stalled runs' best sets (kept as the memetic's pool is;
+    Wu & Hao 2013), after ``ELITE_SEEDS`` random sets and whenever the archive has
+    refused ``ELITE_SIZE`` results in a row (a random set then brings new
+    material). Perturbing the best set, and opposition-based children, stagnate on
+    large instances (n = 2000, k = 200): the tabu search falls back into the best
+    set's basin, or ends a stall depth from far below it (see docs/solver.md).
     """
     _check_positive(tenure=tenure, max_stall=max_stall, strength=strength)
     patience = _patience(patience, max_iters, target, deadline)
@@ -366,7 +368,7 @@ def solve_tabu(problem: Problem, k: int, *, exact: bool, deadline: Deadline, see
     inc = _Incumbent(deadline, max_iters, target)
     engine.load(start if start is not None else engine.random_start())
     inc.offer(_best_set(engine), engine.best_value)
-    chunks, idle, restarts = _Chunks(), 0, 0
+    chunks, idle, restarts, unchanged = _Chunks(), 0, 0, 0
     elite: list[tuple[np.ndarray, float]] = []
     while True:
         before = inc.value
@@ -378,14 +380,14 @@ def solve_tabu(problem: Problem, k: int, *, exact: bool, deadline: Deadline, see
             break
         restarts += 1
         if isinstance(engine, _SwapEngine):
-            _pool_admit(elite, engine.best, engine.best_value, ELITE_SIZE)
-            if restarts <= ELITE_SEEDS:  # diverse sets for the archive
+            unchanged = 0 if _pool_admit(elite, engine.best, engine.best_value, ELITE_SIZE) else unchanged + 1
+            if restarts <= ELITE_SEEDS or unchanged >= ELITE_SIZE:  # diverse sets for the archive
+                unchanged = 0
                 engine.load(engine.random_start())
                 continue
-            if restarts % 3 != 0 and len(elite) >= 2:  # a backbone child, then an opposition-based one (OBMA)
+            if len(elite) >= 2:  # a backbone child of two archive members (MAMDP)
                 a, b = engine.rng.choice(len(elite), 2, replace=False)
-                child = engine.crossover if restarts % 3 == 1 else engine.opposite
-                engine.load(child(elite[a][0], elite[b][0]))
+                engine.load(engine.crossover(elite[a][0], elite[b][0]))
                 continue
         engine.perturb(inc.members if inc.members is not None else engine.random_start())
     return inc.output(reason)
@@ -398,21 +400,21 @@ ELITE_SEEDS = 4
 
 
 def _pool_admit(pool: list[tuple[np.ndarray, float]], child: np.ndarray, value: float, capacity: int,
-                beta: float = 0.6) -> None:
+                beta: float = 0.6) -> bool:
     """Quality-and-distance pool update (OBMA): drop the member of least goodness score.
 
     Distance of a member: the least number of vertices it does not share with any
     other member. Goodness: ``beta`` times its normalised value plus ``1 - beta``
     times its normalised distance. A child identical to a member is ignored; one
     arriving while the pool has fewer than ``capacity`` members joins it; a child of
-    least goodness is discarded.
+    least goodness is discarded. Returns whether the child joined the pool.
     """
     child = np.sort(child)
     if any(len(m) == len(child) and np.array_equal(m, child) for m, _ in pool):
-        return
+        return False
     if len(pool) < capacity:
         pool.append((child, value))
-        return
+        return True
     cand = pool + [(child, value)]
     sets = [set(m.tolist()) for m, _ in cand]
     dist = np.array([min(len(a ^ b) for j, b in enumerate(sets) if j != i) for i, a in enumerate(sets)], float)
@@ -422,8 +424,10 @@ def _pool_admit(pool: list[tuple[np.ndarray, float]], child: np.ndarray, value: 
         return (x - x.min()) / (x.max() - x.min() + 1.0)
 
     worst = int(np.argmin(beta * norm(vals) + (1 - beta) * norm(dist)))
-    if worst < len(pool):
-        pool[worst] = (child, value)
+    if worst == len(pool):
+        return False
+    pool[worst] = (child, value)
+    return True
 
 
 def solve_memetic(problem: Problem, k: int, *, exact: bool, deadline: Deadline, seed: int | None,

@@ -209,6 +209,20 @@ def test_growth_from_edges_matches_reference(seed):
         assert sorted(best[:size].tolist()) == sorted(best_ref[0])
 
 
+@pytest.mark.parametrize("seed", range(3))
+def test_top_edges_matches_a_sort_with_ties_to_the_lowest_pair(seed):
+    from mewcp.kernels.construct import top_edges
+
+    rng = np.random.default_rng(seed)
+    w, mask = random_graph(50, 0.3, rng)
+    w = np.round(w * 3) * mask  # few distinct weights: ties at every cut
+    a = sp.csr_array(_sparse(w, mask))
+    edges = sorted(((-w[u, v], u, v) for u, v in zip(*np.nonzero(np.triu(mask, 1)))))
+    for count in (1, 7, 64, len(edges) + 5):
+        u, v = top_edges(a.indptr.astype(np.int64), a.indices.astype(np.int64), a.data, count)
+        assert list(zip(u.tolist(), v.tolist())) == [(int(x), int(y)) for _, x, y in edges[:count]]
+
+
 def _random_sparse_with_planted_clique(n: int, m: int, size: int, heavy: float, seed: int) -> tuple[sp.csr_array, list[int]]:
     rng = np.random.default_rng(seed)
     r, c = rng.integers(0, n, m), rng.integers(0, n, m)
