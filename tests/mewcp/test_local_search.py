@@ -179,3 +179,17 @@ def test_k_equal_n_and_k_one():
     for method in METAHEURISTICS:
         assert mewcp.solve(w, 6, method).size == 6
         assert mewcp.solve(w, 1, method, seed=0).size == 1
+
+
+def test_pool_admit_says_whether_the_set_joined():
+    # tabu's restarts use this answer: 10 refusals in a row bring a random set
+    from mewcp.solvers.local_search import _pool_admit
+
+    pool: list = []
+    assert _pool_admit(pool, np.array([3, 1, 2]), 5.0, 2)
+    assert not _pool_admit(pool, np.array([1, 2, 3]), 5.0, 2)  # the same set, in another order
+    assert _pool_admit(pool, np.array([4, 5, 6]), 6.0, 2)
+    assert not _pool_admit(pool, np.array([1, 2, 4]), 1.0, 2)  # worst value and least distance
+    assert len(pool) == 2 and {tuple(m) for m, _ in pool} == {(1, 2, 3), (4, 5, 6)}
+    assert _pool_admit(pool, np.array([7, 8, 9]), 9.0, 2)  # best and farthest: replaces a member
+    assert (7, 8, 9) in {tuple(m) for m, _ in pool}
