@@ -37,6 +37,7 @@ batch was skipped has no matrix. An EMA is never poisoned by one bad batch.
 
 from __future__ import annotations
 
+import time
 import warnings
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
@@ -142,6 +143,7 @@ class RedundancyCollector:
         self._warned: dict[str, int] = {n: 0 for n in names}
         self._positions: dict[str, int] = {}
         self._handles: list[torch.utils.hooks.RemovableHandle] = []
+        self._seconds = 0.0
 
     # ------------------------------------------------------------------ hooks
     @property
@@ -175,7 +177,9 @@ class RedundancyCollector:
             self._calls[name] += 1
             if (self._calls[name] - 1) % self.every:
                 return
+            started = time.perf_counter()
             self.update(name, output)
+            self._seconds += time.perf_counter() - started
 
         return hook
 
@@ -237,6 +241,13 @@ class RedundancyCollector:
             for n in fresh:
                 self._warned[n] = skipped[n]
         return {n: self._ema[n].double().cpu().numpy() for n in names if n in self._ema and updates[n] > 0}
+
+    @property
+    def seconds(self) -> float:
+        """Wall time spent measuring in the hooks so far. On CUDA the kernels run
+        asynchronously and the hooks never synchronise, so this is launch time there, a
+        lower bound; on the CPU it is the measuring time itself."""
+        return self._seconds
 
     def positions(self) -> dict[str, int]:
         """Spatial positions (``H * W``) of each layer's last measured maps."""

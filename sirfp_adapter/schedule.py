@@ -129,6 +129,7 @@ class SIRFPPruner:
         self.completed = 0
         self.history: list[PruningPlan] = []
         self.planning_time = 0.0
+        self.observe_time = 0.0
 
     # ------------------------------------------------------------------ loop
     @property
@@ -140,7 +141,9 @@ class SIRFPPruner:
         """Advance one training iteration; prune when a step is due (returns its plan)."""
         if self.done:
             return None
+        started = time.perf_counter()
         self.criterion.observe()
+        self.observe_time += time.perf_counter() - started
         self.iteration += 1
         if self.iteration % self.interval:
             return None
@@ -171,6 +174,26 @@ class SIRFPPruner:
         return rank_groups(self.criterion, self.groups, self.masks.active)
 
     # ------------------------------------------------------------------ results
+    def stats(self) -> dict[str, float]:
+        """What collecting the statistics has cost so far.
+
+        Returns
+        -------
+        dict
+            ``iterations`` (steps taken), ``collector_s`` (time measuring feature maps in
+            the forward hooks, `RedundancyCollector.seconds`; 0 for criteria without
+            one), ``observe_s`` (time in the criterion's ``observe`` after each backward
+            pass: gradient statistics), ``statistics_s`` (their sum),
+            ``statistics_s_per_iteration`` and ``planning_s`` (the pruning steps'
+            planning).
+        """
+        collector = getattr(self.criterion, "collector", None)
+        measured = float(collector.seconds) if collector is not None else 0.0
+        total = measured + self.observe_time
+        return {"iterations": float(self.iteration), "collector_s": measured, "observe_s": self.observe_time,
+                "statistics_s": total, "statistics_s_per_iteration": total / max(self.iteration, 1),
+                "planning_s": self.planning_time}
+
     def predicted(self) -> dict[str, float]:
         """Cost-model FLOPs and parameters now (masked channels count as removed)."""
         removed = self.masks.removed()

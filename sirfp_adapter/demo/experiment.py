@@ -765,6 +765,12 @@ def run(
         say("  " + plan.summary().splitlines()[0])
     times["prune"] = time.perf_counter() - t0
     times["planning"] = pruner.planning_time if pruner is not None else 0.0
+    if pruner is not None:
+        stats = pruner.stats()
+        times["statistics"] = stats["statistics_s"]
+        per = 1e3 * stats["statistics_s_per_iteration"]
+        say(f"statistics ({cfg.criterion}): {per:.1f} ms per training iteration over {int(stats['iterations'])} "
+            f"iterations (feature maps {stats['collector_s']:.2f} s, gradients {stats['observe_s']:.2f} s)")
 
     # phase 3: physical removal, fine-tuning
     if pruner is not None:
@@ -953,6 +959,10 @@ def _report_text(result: Result, cfg: dict[str, Any], out: Path, plots: list[str
         "Time: " + ", ".join(f"{k} {v:.1f} s" for k, v in result.times.items()),
         "",
     ]
+    if "statistics" in result.times and result.phases["prune"]:
+        share = result.times["statistics"] / max(result.times["prune"], 1e-12)
+        lines += [f"The criterion's statistics took {1e3 * result.times['statistics'] / result.phases['prune']:.1f} ms "
+                  f"per training iteration of the pruning phase ({share:.0%} of its time; `SIRFPPruner.stats()`).", ""]
     if result.steps[1:-1]:
         lines += ["Validation mIoU along the way (the masked model after each pruning step):", "",
                   "| stage | GFLOPs (1 image) | mIoU (%) |", "|:---|---:|---:|"]

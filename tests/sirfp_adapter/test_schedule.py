@@ -241,3 +241,26 @@ def test_a_pruner_resumes_from_its_state_dict(criterion, tmp_path):
     other = SIRFPPruner(lite(), x, flops_reduction=0.6, criterion="l1")
     with pytest.raises(ValueError, match=f"saved by a pruner with criterion '{criterion}', this one uses 'l1'"):
         other.load_state_dict(saved["pruner"])
+
+
+def test_stats_report_the_statistics_time_per_iteration():
+    from sirfp_adapter.criteria import SIRFP
+    from sirfp_adapter.schedule import SIRFPPruner
+    from tests.sirfp_adapter.pruning_helpers import inputs, lite
+
+    model, x = lite(), inputs()
+    pruner = SIRFPPruner(model, x, criterion=SIRFP("js", every=2, budget=None), flops_reduction=0.3, steps=1,
+                         interval=4)
+    assert pruner.stats()["statistics_s"] == 0.0
+    model.train()
+    for i in range(3):
+        model(inputs(20 + i))
+        pruner.step()
+    stats = pruner.stats()
+    assert stats["iterations"] == 3 and stats["collector_s"] > 0 and stats["observe_s"] >= 0
+    assert stats["statistics_s"] == stats["collector_s"] + stats["observe_s"]
+    assert stats["statistics_s_per_iteration"] == stats["statistics_s"] / 3
+    measured = stats["collector_s"]
+    model.eval()
+    model(inputs(30))  # eval-mode passes are not measured
+    assert pruner.stats()["collector_s"] == measured
