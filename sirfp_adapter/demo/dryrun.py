@@ -17,8 +17,8 @@ for that plan (`sirfp_adapter.cost`).
 
 Collector cost: one training iteration (forward, cross-entropy, backward; no optimizer
 step) is timed without and with the criterion attached, on one batch of
-``--batch-size`` images at ``--input-size``, after warm-up passes (one plain, one cycle
-with the criterion). The criterion measures
+``--batch-size`` images at ``--input-size``, after one plain warm-up pass (a measuring
+pass is timed once: on a large network it alone can take minutes). The criterion measures
 on every ``every``-th pass, so its cost per iteration is
 ``(t_measuring + (every - 1) * t_other) / every``, with ``t_measuring`` the first pass
 (it measures) and ``t_other`` the mean of the next passes (which do not); both are
@@ -128,9 +128,7 @@ def dry_run(cfg: Config, network: nn.Module, batch: tuple[torch.Tensor, torch.Te
                              interval=1, plan=cfg.plan_options())
         try:
             groups = pruner.groups
-            for _ in range(every):  # warm-up: one cycle, its first pass measuring
-                _iteration(model, x, y, pruner)
-            measuring = _iteration(model, x, y, pruner)
+            measuring = _iteration(model, x, y, pruner)  # the first pass measures
             others = [_iteration(model, x, y, pruner) for _ in range(min(every - 1, 2))]
             plan = pruner.prune_step()
         finally:
