@@ -1,8 +1,9 @@
 """numba kernels: arrays in, arrays out; no validation, no clocks, no Python objects.
 
-One module per concern: `gains` (the gain vector), `peel` (EHGP), `swap` (swap
-searches on complete graphs), `clique` (ADD/SWAP/DROP searches on general graphs),
-`bnb` (branch and bound), `checks` (asymmetry, set weights, brute-force enumeration).
+One module per concern: `gains` (the gain vector), `peel` (EHGP), `construct`
+(cliques grown from the heaviest edges), `swap` (swap searches on complete graphs),
+`clique` (ADD/SWAP/DROP searches on general graphs), `pls` (phased local search),
+`bnb` (branch and bound), `checks` (input scans, set weights, brute-force enumeration).
 Callers (the solver modules) validate inputs, bound each call's work so time limits
 can be checked between calls, and convert results.
 
