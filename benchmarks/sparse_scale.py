@@ -172,8 +172,8 @@ def main() -> None:
             path = Path(tmp) / f"g{n}"
             path.mkdir()
             indptr, indices, data = make_graph(n)
-            for name, arr in (("indptr", indptr), ("indices", indices), ("data", data)):
-                np.save(path / f"{name}.npy", arr)
+            for part, arr in (("indptr", indptr), ("indices", indices), ("data", data)):
+                np.save(path / f"{part}.npy", arr)
             rec: dict[str, Any] = {"n": n, "edges": int(indptr[-1]) // 2,
                                    "graph_bytes": indptr.nbytes + indices.nbytes + data.nbytes,
                                    "before": [], "after": []}
