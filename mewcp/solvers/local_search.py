@@ -14,8 +14,10 @@ Two engines run every method here, chosen from the graph:
 `local_search` applies improving moves (best or first improvement) until none is
 left. `tabu` is iterated tabu search: tabu search on the constrained swap
 neighbourhood (Wu & Hao 2013) or the multi-neighbourhood of ADD/SWAP/DROP moves (Wu,
-Hao & Glover 2012), restarted from a perturbation of the best set when it stalls
-(Palubeckis 2007). `memetic` keeps a population improved by that tabu search; each
+Hao & Glover 2012), restarted when it stalls: on complete graphs from a backbone
+child of two sets of an elite archive (see `solve_tabu`), otherwise from a random
+vertex (Palubeckis 2007 perturbs the best set; measured, that stagnates at n = 2000).
+`memetic` keeps a population improved by that tabu search; each
 generation breeds a child that keeps both parents' common vertices (Wu & Hao 2013)
 and an opposition-based child built from the vertices both parents left out
 (Zhou, Hao & Duval 2017), and admits them by quality and distance to the pool.
