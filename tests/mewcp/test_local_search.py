@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import mewcp
-from tests.mewcp.helpers import random_graph
+from tests.mewcp.helpers import random_graph, random_symmetric
 from tests.mewcp.test_properties import instances
 
 METAHEURISTICS = ["local_search", "tabu", "memetic", "pls"]
@@ -193,3 +193,17 @@ def test_pool_admit_says_whether_the_set_joined():
     assert len(pool) == 2 and {tuple(m) for m, _ in pool} == {(1, 2, 3), (4, 5, 6)}
     assert _pool_admit(pool, np.array([7, 8, 9]), 9.0, 2)  # best and farthest: replaces a member
     assert (7, 8, 9) in {tuple(m) for m, _ in pool}
+
+
+def test_tabu_brings_random_sets_when_its_archive_has_converged(monkeypatch):
+    # a small instance: every restart ends on a set the archive holds, so after ELITE_SIZE
+    # refusals in a row a random set restarts the search (no endless backbone children)
+    from mewcp.solvers import local_search as ls
+
+    calls = []
+    original = ls._SwapEngine.random_start
+    monkeypatch.setattr(ls._SwapEngine, "random_start", lambda self: calls.append(1) or original(self))
+    w = random_symmetric(14, np.random.default_rng(3))
+    sol = mewcp.solve(w, 4, "tabu", seed=0, start="random", max_stall=20, patience=3 * ls.ELITE_SIZE)
+    assert sol.weight == pytest.approx(mewcp.solve(w, 4, "brute").weight)
+    assert len(calls) > 1 + ls.ELITE_SEEDS + 1
