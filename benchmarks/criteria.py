@@ -62,6 +62,7 @@ from sirfp_adapter.criteria import (  # noqa: E402
     PaperSIRFP,
     Random,
     ReleasedSIRFP,
+    Sensitivity,
     Taylor,
 )
 from sirfp_adapter.demo.data import SyntheticSegmentation  # noqa: E402
@@ -72,7 +73,7 @@ from sirfp_adapter.plan import PlanOptions  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 N_CLASSES = 4  # background and three textured shapes (striped discs, checkered discs, striped rectangles)
-RECOMMENDED = "SIRFP (js)"  # the default SIRFP(): js, running-mean EMA, tiny-map fallback, own budget sharing
+RECOMMENDED = "SIRFP (js, sensitivity budget)"  # the default SIRFP(): js order, measured budget (Sensitivity)
 
 ARCHS: dict[str, Callable[[], torch.nn.Module]] = {
     "basic": lambda: DeepLabLite(N_CLASSES, widths=(16, 32, 64, 64), blocks=1, aspp_channels=32),
@@ -110,10 +111,12 @@ VARIANTS: dict[str, Variant] = {
     "SIRFP (js, range)": Variant(_sirfp(calibration="range")),
     "SIRFP (gram, Taylor budget)": Variant(_sirfp("gram", budget=Taylor)),
     "SIRFP (js, Taylor budget)": Variant(_sirfp(budget=Taylor)),
-    RECOMMENDED: Variant(_sirfp()),
+    "SIRFP (js, sensitivity budget)": Variant(_sirfp(budget=Sensitivity)),
+    "L1 order, sensitivity budget": Variant(lambda seed: Sensitivity(L1())),
+    "SIRFP (js)": Variant(_sirfp()),
 }
 #: the progressive protocol is costlier: the baselines that matter and the SIRFP variants
-PROGRESSIVE = ("Taylor", "FPGM", "DepGraph group norm", "SIRFP paper (js)", RECOMMENDED)
+PROGRESSIVE = ("Taylor", "FPGM", "DCFP", "L1 order, sensitivity budget", "SIRFP (js)", RECOMMENDED)
 SIRFP_NAMES = tuple(n for n in VARIANTS if n.startswith("SIRFP"))
 
 

@@ -37,6 +37,7 @@ batch was skipped has no matrix. An EMA is never poisoned by one bad batch.
 
 from __future__ import annotations
 
+import contextlib
 import time
 import warnings
 from collections.abc import Iterable, Iterator, Mapping
@@ -132,6 +133,7 @@ class RedundancyCollector:
         self.every = every
         self.max_samples = max_samples
         self.training_only = training_only
+        self._paused = False
         self._modules = {n: modules[n] for n in names}
         self._ema: dict[str, torch.Tensor] = {}
         self._calls: dict[str, int] = {n: 0 for n in names}
@@ -167,12 +169,21 @@ class RedundancyCollector:
     def __enter__(self) -> RedundancyCollector:
         return self.open()
 
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        """Forward passes inside this block are not collected (nor counted for ``every``)."""
+        was, self._paused = self._paused, True
+        try:
+            yield
+        finally:
+            self._paused = was
+
     def __exit__(self, *exc: object) -> None:
         self.close()
 
     def _hook(self, name: str):  # noqa: ANN202
         def hook(module: nn.Module, inputs: Any, output: torch.Tensor) -> None:
-            if self.training_only and not module.training:
+            if self._paused or (self.training_only and not module.training):
                 return
             self._calls[name] += 1
             if (self._calls[name] - 1) % self.every:

@@ -22,16 +22,17 @@ from typing import Any
 from sirfp_adapter.criteria.base import Criterion, ImportanceCriterion
 from sirfp_adapter.criteria.importance import DCFP, FPGM, L1, BNScale, GroupNorm, Random, Taylor
 from sirfp_adapter.criteria.redundancy import SIRFP, PaperSIRFP, ReleasedSIRFP
+from sirfp_adapter.criteria.sensitivity import Sensitivity
 
 __all__ = [
     "BNScale", "CRITERIA", "Criterion", "DCFP", "FPGM", "GroupNorm", "ImportanceCriterion", "L1",
-    "PaperSIRFP", "Random", "ReleasedSIRFP", "SIRFP", "Taylor", "get_criterion",
+    "PaperSIRFP", "Random", "ReleasedSIRFP", "SIRFP", "Sensitivity", "Taylor", "get_criterion",
 ]
 
 #: Every criterion by name (read-only).
 CRITERIA: Mapping[str, type[Criterion]] = MappingProxyType({
     cls.name: cls
-    for cls in (SIRFP, PaperSIRFP, ReleasedSIRFP, Random, L1, BNScale, FPGM, Taylor, DCFP, GroupNorm)
+    for cls in (SIRFP, PaperSIRFP, ReleasedSIRFP, Random, L1, BNScale, FPGM, Taylor, DCFP, GroupNorm, Sensitivity)
 })
 
 

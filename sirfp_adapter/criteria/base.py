@@ -92,6 +92,13 @@ class Criterion(ABC):
     def rank(self, group: ChannelGroup, active: np.ndarray | None = None) -> Ranking:
         """The group's active channels (``active``: bool per channel, default all) in removal order."""
 
+    def budget_scores(self, group: ChannelGroup, order: np.ndarray, active: np.ndarray | None = None) -> np.ndarray:
+        """Scores for removing ``order``'s channels one after another, when this criterion
+        decides *how many* channels a group loses and another one *which* (SIRFP's
+        ``budget=``): non-decreasing, comparable across groups. Default: this criterion's
+        own calibrated scores of as many removals (``order`` itself is not consulted)."""
+        return np.sort(self.rank(group, active).scores)[: order.size]
+
     # ------------------------------------------------------------------ checkpoints
     def state_dict(self) -> dict[str, Any]:
         """The statistics, for a checkpoint (empty for stateless criteria)."""

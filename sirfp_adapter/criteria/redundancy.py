@@ -1,10 +1,11 @@
 """SIRFP's criteria: channels ranked by EHGP on a redundancy graph collected in training.
 
 * ``sirfp`` — :class:`SIRFP`, the recommended configuration (see docs "What makes SIRFP
-  work"): EHGP on the Jensen–Shannon graph, the paper's calibrated global threshold, an
-  EMA that is a running mean until its horizon, and a documented fallback for maps too
-  small to carry spatial information; every ingredient is an option (``budget=`` lets
-  another criterion decide how many channels each group loses);
+  work"): EHGP on the Jensen–Shannon graph chooses *which* channels go, a measured
+  budget (`Sensitivity`: the output distortion of removing them) decides *how many*
+  per group, the EMA is a running mean until its horizon, and maps too small to carry
+  spatial information are ranked by a documented fallback; every ingredient is an
+  option (``budget=None`` is the paper's calibrated threshold on redundancy itself);
 * ``sirfp-paper`` — :class:`PaperSIRFP`, the paper as written: Jensen–Shannon between
   softmax-normalised full-resolution maps, EMA decay 0.99, scores calibrated by the
   group's mean edge weight (Wu et al., AAAI 2025, Eqs. 2-4, appendix D);
@@ -63,13 +64,16 @@ class SIRFP(Criterion):
         Groups whose maps have fewer positions are ranked by ``fallback``.
     fallback : Criterion, optional
         Ranks those groups (default: a fresh ``L1()``).
-    budget : Criterion, optional
-        Decides how many channels each group loses, while redundancy decides which:
-        the group's removal order stays EHGP's, and its ``t``-th removal gets the
-        ``t``-th smallest calibrated score of ``budget`` for the group. So under one
-        global threshold every group loses as many channels as ``budget`` alone would
-        remove (e.g. ``Taylor()``: a loss-sensitivity estimate comparable across
-        layers), and which ones is SIRFP's choice. ``None``: redundancy's own scores.
+    budget : Criterion, str or None
+        Decides how many channels each group loses, while redundancy decides which
+        (a criterion, or a registry name built with its defaults; default
+        ``"sensitivity"``, which measured best, docs "What makes SIRFP work"):
+        the group's removal order stays EHGP's, and its ``t``-th removal gets the score
+        ``budget.budget_scores`` gives it: ``Sensitivity()`` measures the output
+        distortion of removing EHGP's first ``t`` channels; an importance criterion
+        (e.g. ``Taylor()``) gives its own ``t``-th smallest calibrated score, so every
+        group loses as many channels as that criterion alone would remove. ``None``:
+        redundancy's own scores.
     **measure_options
         Passed to the measure (e.g. ``normalize="relu_l1"``, ``downsample=32``).
     """
@@ -88,7 +92,7 @@ class SIRFP(Criterion):
         start: str = "mean",
         min_positions: int = 4,
         fallback: Criterion | None = None,
-        budget: Criterion | None = None,
+        budget: Criterion | str | None = "sensitivity",
         **measure_options: Any,
     ) -> None:
         get_measure(measure)  # raises, naming the valid ones
@@ -101,8 +105,15 @@ class SIRFP(Criterion):
         self.measure = measure
         self.calibration = calibration
         self.min_positions = min_positions
-        if budget is not None and (not isinstance(budget, Criterion) or budget.watches_activations):
-            raise ValueError(f"budget must be a Criterion that does not watch activations, got {budget!r}")
+        if isinstance(budget, str):
+            from sirfp_adapter.criteria import CRITERIA, get_criterion  # the registry imports this module
+
+            if CRITERIA.get(budget) is None or issubclass(CRITERIA[budget], SIRFP):
+                names = tuple(n for n, c in CRITERIA.items() if not issubclass(c, SIRFP))
+                raise ValueError(f"budget must be a Criterion, None or one of {names}, got {budget!r}")
+            budget = get_criterion(budget)
+        if budget is not None and (not isinstance(budget, Criterion) or isinstance(budget, SIRFP)):
+            raise ValueError(f"budget must be a Criterion other than SIRFP, got {budget!r}")
         self.fallback = fallback if fallback is not None else L1()
         self.budget = budget
         self.needs_gradients = self.fallback.needs_gradients or (budget is not None and budget.needs_gradients)
@@ -119,7 +130,7 @@ class SIRFP(Criterion):
 
     def _attach(self, training_only: bool) -> None:
         for helper in self._helpers():
-            helper.attach(self.model, self.groups)
+            helper.attach(self.model, self.groups, training_only=training_only)
         self.collector = RedundancyCollector(self.model, self.groups.feature_layers(), measure=self.measure,
                                              training_only=training_only, **self.collector_options)
         self.collector.open()
@@ -142,7 +153,8 @@ class SIRFP(Criterion):
         ranking = self._choice(group, active)
         if self.budget is None:
             return ranking
-        shares = np.sort(self.budget.rank(group, active).scores)
+        with self._collector().paused():  # a measuring budget's forward passes are not training data
+            shares = self.budget.budget_scores(group, ranking.order, active)
         scores = np.where(np.isfinite(ranking.scores), shares, np.inf)
         return Ranking(ranking.order, np.maximum.accumulate(scores), ranking.matrix)
 

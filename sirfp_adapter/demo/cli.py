@@ -25,7 +25,7 @@ from dataclasses import fields
 from typing import Any, NoReturn
 
 from sirfp_adapter import __version__
-from sirfp_adapter.demo.experiment import Config, OptionError, TrainingError
+from sirfp_adapter.demo.experiment import Config, OptionError, TrainingError, budget_choices
 
 _HELP = {
     "flops_reduction": "fraction of the FLOPs to remove (0.6 keeps 40%%)",
@@ -36,6 +36,8 @@ _HELP = {
     "mode": "global: one threshold across layers (the paper); uniform: the same ratio in every layer",
     "calibration": "how sirfp scores compare across layers: mean (divide by the layer's mean weight), range, "
                    "or none (raw EHGP scores)",
+    "budget": "what decides how many channels each layer loses under sirfp: sensitivity (measured output "
+              "distortion, recommended), a baseline criterion's scores, or none (the paper's threshold on redundancy)",
     "min_keep": "per-layer floor: a fraction of the layer's width (0.1) or a channel count (2)",
     "round_to": "keep a multiple of this many channels per layer",
     "model": "the network: torchvision:NAME, smp:ARCH[:ENCODER], timm:NAME or package.module:factory "
@@ -102,7 +104,7 @@ def _choices() -> dict[str, tuple[str, ...]]:
 
     return {"criterion": tuple(CRITERIA), "measure": tuple(MEASURES), "normalize": ("softmax", "relu_l1"),
             "method": tuple(m.name for m in mewcp.methods()), "mode": ("global", "uniform"),
-            "calibration": ("mean", "range", "none")}
+            "calibration": ("mean", "range", "none"), "budget": budget_choices()}
 
 
 class _Parser(argparse.ArgumentParser):

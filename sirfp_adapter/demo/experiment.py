@@ -57,7 +57,7 @@ import mewcp
 from mewcp.atomic import staged
 from sirfp_adapter.apply import save_pruned
 from sirfp_adapter.cost import count_flops, count_params
-from sirfp_adapter.criteria import CRITERIA, Criterion
+from sirfp_adapter.criteria import CRITERIA, SIRFP, Criterion
 from sirfp_adapter.demo.data import FolderSegmentation, SyntheticSegmentation, make_loaders
 from sirfp_adapter.demo.metrics import ConfusionMatrix, evaluate, logits_of
 from sirfp_adapter.demo.models import DeepLabLite
@@ -120,6 +120,11 @@ def _pair(v: object, ok: Callable[[object], bool]) -> bool:
     return isinstance(v, tuple | list) and len(v) == 2 and all(ok(x) for x in v)
 
 
+def budget_choices() -> tuple[str, ...]:
+    """``--budget``: a criterion that is not SIRFP, or ``none`` (redundancy's own scores)."""
+    return tuple(n for n, c in CRITERIA.items() if not issubclass(c, SIRFP)) + ("none",)
+
+
 @dataclass
 class Config:
     """Everything :func:`run` needs; every field is a ``sirfp prune`` option."""
@@ -131,6 +136,7 @@ class Config:
     method: str = "ehgp"
     mode: str = "global"
     calibration: str = "mean"
+    budget: str = "sensitivity"
     model: str | None = None  # a sirfp_adapter.zoo.build_model spec; None: the built-in DeepLabLite
     weights: str | None = None  # a state-dict file (torch.load(weights_only=True)) for the model
     min_keep: float = 0.1
@@ -171,7 +177,7 @@ class Config:
           "a number in (0, 1)", self.flops_reduction)
         for name, choices in (("criterion", tuple(CRITERIA)), ("measure", tuple(MEASURES)),
                               ("normalize", ("softmax", "relu_l1")), ("mode", ("global", "uniform")),
-                              ("calibration", ("mean", "range", "none")),
+                              ("calibration", ("mean", "range", "none")), ("budget", budget_choices()),
                               ("method", tuple(m.name for m in mewcp.methods()))):
             value = getattr(self, name)
             r(isinstance(value, str) and value in choices, name, f"one of {', '.join(choices)}", value)
@@ -260,7 +266,7 @@ class Config:
         cls = CRITERIA[self.criterion]
         offered: dict[str, Any] = {"measure": self.measure, "decay": self.decay, "every": self.every,
                                    "max_samples": self.max_samples, "calibration": self.calibration,
-                                   "seed": self.seed}
+                                   "budget": None if self.budget == "none" else self.budget, "seed": self.seed}
         accepted = inspect.signature(cls).parameters
         options = {k: v for k, v in offered.items() if k in accepted}
         if "measure" in accepted and "normalize" in inspect.signature(get_measure(self.measure)).parameters:

@@ -16,6 +16,7 @@ from torch import nn  # noqa: E402
 from sirfp_adapter.apply import ChannelMasks, load_pruned, prune_channels, save_pruned  # noqa: E402
 from sirfp_adapter.cost import count_flops, count_params  # noqa: E402
 from sirfp_adapter.groups import ChannelGroups  # noqa: E402
+from sirfp_adapter.plan import PlanOptions  # noqa: E402
 from sirfp_adapter.schedule import SIRFPPruner  # noqa: E402
 from tests.sirfp_adapter.pruning_helpers import (  # noqa: E402
     MODELS,
@@ -64,8 +65,8 @@ def test_masked_model_equals_hard_pruned_model(name, target):
 
 
 def test_masked_channels_stay_zero_through_sgd_with_momentum_and_weight_decay():
-    model, x = lite(), inputs()
-    pruner = SIRFPPruner(model, x, flops_reduction=0.5, interval=2)
+    model, x = lite(), inputs()  # the same ratio in every group, so every watched layer loses channels
+    pruner = SIRFPPruner(model, x, flops_reduction=0.5, interval=2, plan=PlanOptions(mode="uniform"))
     train(model, pruner, 2)
     assert pruner.done
     watched = ["backbone.1.0.bn1", "backbone.2.1.bn2", "backbone.2.0.shortcut.1", "aspp.pool.1.1", "head.1"]

@@ -156,7 +156,7 @@ def test_random_importance_and_unknown_kinds(lite_groups):
     np.testing.assert_array_equal(a, Random(seed=5).attach(model, groups).importance(g))
     assert a.shape == (g.size,) and np.all((0 <= a) & (a < 1))
     assert tuple(CRITERIA) == ("sirfp", "sirfp-paper", "sirfp-released", "random", "l1", "bn_scale", "fpgm",
-                               "taylor", "dcfp", "group_norm")
+                               "taylor", "dcfp", "group_norm", "sensitivity")
     with pytest.raises(ValueError, match=re.escape(f"criterion must be a Criterion or one of {tuple(CRITERIA)}, "
                                                    f"got 'hrank'")):
         get_criterion("hrank")

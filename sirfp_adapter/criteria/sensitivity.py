@@ -1,0 +1,202 @@
+"""A measured budget: how far the network's output moves when a group loses channels.
+
+``Sensitivity`` answers *how many* channels each group may lose, never *which*: another
+criterion gives the order (SIRFP's EHGP order with ``SIRFP(budget=Sensitivity())``, or
+``Sensitivity(order=L1())`` on its own), and the ``t``-th removal of a group is scored by
+the output distortion measured when the group loses its first ``t`` channels in that
+order. One global threshold on these scores then prunes every group until its own
+distortion reaches the same level: layers that matter keep their channels, whatever the
+scale of the criterion that orders them.
+
+Notes
+-----
+For a group with ``a`` active channels in removal order ``c_1, ..., c_a``, the distortion
+of removing the first ``t`` is
+
+.. math:: D(t) = \\frac{1}{|X|} \\sum_{x \\in X} \\operatorname{mean}_{p}
+   \\mathrm{KL}\\big(\\sigma(f(x))_p \\,\\|\\, \\sigma(f_{-\\{c_1..c_t\\}}(x))_p\\big),
+
+the Kullback–Leibler divergence between the dense and the masked network's class
+distributions (softmax over dimension 1 of the output logits) averaged over output
+positions ``p`` and the recorded inputs ``X`` (the most recent training inputs, at most
+``samples`` of them), with the model in eval mode. ``D`` is measured at ``points`` counts
+spread evenly over ``1..a`` and interpolated linearly in between (from ``D(0) = 0``), then
+made non-decreasing. This is sensitivity analysis in the sense of Li et al. ("Pruning
+Filters for Efficient ConvNets", ICLR 2017, Sec. 3.3: prune each layer alone and measure),
+made label-free and automatic: no labels, no per-layer ratios chosen by hand.
+
+Cost: ``points`` forward passes over ``samples`` inputs per group and pruning step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from sirfp_adapter.apply import ChannelMasks
+from sirfp_adapter.criteria.base import Criterion
+from sirfp_adapter.criteria.importance import L1
+from sirfp_adapter.groups import ChannelGroup
+from sirfp_adapter.plan import Ranking
+
+__all__ = ["Sensitivity", "output_logits"]
+
+
+def output_logits(output: Any) -> torch.Tensor:
+    """The logits in a model's output: the tensor itself, a dict's ``"out"`` (torchvision
+    segmentation models), or the first tensor of a tuple or list."""
+    if isinstance(output, Mapping):
+        output = output["out"] if "out" in output else next(iter(output.values()))
+    elif isinstance(output, (tuple, list)):
+        output = output[0]
+    if not isinstance(output, torch.Tensor) or output.dim() < 2:
+        raise ValueError("sensitivity: the model's output must hold logits of shape (B, classes, ...), got "
+                         f"{type(output).__name__}{'' if not isinstance(output, torch.Tensor) else tuple(output.shape)}")
+    return output
+
+
+def _positive_int(value: object, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{what} must be a positive integer, got {value!r}")
+    return value
+
+
+class Sensitivity(Criterion):
+    """Budget from measured output distortion; channel order from another criterion.
+
+    Parameters
+    ----------
+    order : Criterion, optional
+        Orders each group's channels when this criterion ranks on its own (default
+        ``L1()``); as SIRFP's ``budget=`` the order is SIRFP's.
+    samples : int
+        Inputs to measure on: the most recent ones seen in forward passes.
+    points : int
+        Removal counts measured per group (linear interpolation in between).
+
+    Examples
+    --------
+    >>> from sirfp_adapter.criteria import SIRFP, Sensitivity
+    >>> SIRFP(budget=Sensitivity(samples=8))  # doctest: +ELLIPSIS
+    SIRFP(measure='js', ..., budget=Sensitivity(order=L1(), samples=8, points=8))
+    """
+
+    name = "sensitivity"
+    watches_activations = True  # it records the model's inputs
+
+    def __init__(self, order: Criterion | None = None, *, samples: int = 16, points: int = 8) -> None:
+        if order is not None and (not isinstance(order, Criterion) or isinstance(order, Sensitivity)):
+            raise ValueError(f"order must be a Criterion other than Sensitivity, got {order!r}")
+        self.order = order if order is not None else L1()
+        self.samples = _positive_int(samples, "samples")
+        self.points = _positive_int(points, "points")
+        self.needs_gradients = self.order.needs_gradients
+        self._inputs: list[tuple[Any, ...]] = []
+        self._reference: list[torch.Tensor] | None = None
+        self._measuring = False
+        self._handle: Any = None
+
+    # ------------------------------------------------------------------ binding
+    def _attach(self, training_only: bool) -> None:
+        self.order.attach(self.model, self.groups, training_only=training_only)
+
+        def record(module: nn.Module, args: tuple[Any, ...]) -> None:
+            if self._measuring or (training_only and not module.training):
+                return
+            self._record(args)
+
+        self._handle = self.model.register_forward_pre_hook(record)
+
+    def _record(self, args: tuple[Any, ...]) -> None:
+        first = next((a for a in args if isinstance(a, torch.Tensor)), None)
+        if first is None or first.dim() == 0:
+            return
+        rows = min(int(first.shape[0]), self.samples)
+        batch = tuple(a[:rows].detach().clone() if isinstance(a, torch.Tensor) and a.dim() > 0 else a
+                      for a in args)
+        self._inputs.append(batch)
+        while sum(_rows(b) for b in self._inputs) - _rows(self._inputs[0]) >= self.samples:
+            self._inputs.pop(0)
+        self._reference = None  # the weights may have changed since the last measurement
+
+    def observe(self) -> None:
+        self.order.observe()
+
+    def check_ready(self) -> None:
+        if not self._inputs:
+            raise RuntimeError(f"{self.name}: no inputs recorded yet: run forward passes before pruning")
+        self.order.check_ready()
+
+    # ------------------------------------------------------------------ decision
+    def rank(self, group: ChannelGroup, active: np.ndarray | None = None) -> Ranking:
+        ranking = self.order.rank(group, active)
+        scores = self.budget_scores(group, ranking.order, active)
+        return Ranking(ranking.order, np.where(np.isfinite(ranking.scores), scores, np.inf), ranking.matrix)
+
+    def budget_scores(self, group: ChannelGroup, order: np.ndarray, active: np.ndarray | None = None) -> np.ndarray:
+        a = int(order.size)
+        if a == 0:
+            return np.zeros(0)
+        most = min(a, group.size - 1)  # a group is never emptied (the plan's floor keeps one at least)
+        counts = np.unique(np.linspace(0, most, self.points + 1).round().astype(np.int64)[1:])
+        counts = counts[counts > 0]
+        measured = [self._distortion(group, order[:t]) for t in counts]
+        scores = np.interp(np.arange(1, a + 1), np.r_[0, counts], np.r_[0.0, measured])
+        return np.maximum.accumulate(scores)
+
+    @torch.no_grad()
+    def _distortion(self, group: ChannelGroup, channels: np.ndarray) -> float:
+        was_training = self.model.training
+        self._measuring = True
+        masks = ChannelMasks(self.model, self.groups)
+        try:
+            self.model.eval()
+            reference = self._references()
+            masks.remove_channels({group.name: channels})
+            total = 0.0
+            for batch, ref in zip(self._inputs, reference, strict=True):
+                logp = F.log_softmax(output_logits(self.model(*batch)).float(), dim=1)
+                total += float((ref.exp() * (ref - logp)).sum(dim=1).mean()) * _rows(batch)
+            return total / sum(_rows(b) for b in self._inputs)
+        finally:
+            masks.remove()
+            self.model.train(was_training)
+            self._measuring = False
+
+    def _references(self) -> list[torch.Tensor]:
+        """The unmasked model's log-probabilities on the recorded inputs (cached until new inputs)."""
+        if self._reference is None:
+            self._reference = [F.log_softmax(output_logits(self.model(*b)).float(), dim=1) for b in self._inputs]
+        return self._reference
+
+    # ------------------------------------------------------------------ checkpoints
+    def state_dict(self) -> dict[str, Any]:
+        return {"order": self.order.state_dict(), "inputs": [list(b) for b in self._inputs]}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        if not isinstance(state, Mapping) or set(state) != {"order", "inputs"}:
+            raise ValueError(f"{self.name}: state must be a mapping with keys 'inputs' and 'order' (from state_dict())")
+        inputs = state["inputs"]
+        if not isinstance(inputs, (list, tuple)) or not all(isinstance(b, (list, tuple)) for b in inputs):
+            raise ValueError(f"{self.name}: state['inputs'] must be a list of argument lists")
+        self.order.load_state_dict(state["order"])
+        self._inputs = [tuple(b) for b in inputs]
+        self._reference = None
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.remove()
+            self._handle = None
+        self.order.close()
+
+    def _options(self) -> dict[str, Any]:
+        return {"order": self.order, "samples": self.samples, "points": self.points}
+
+
+def _rows(batch: tuple[Any, ...]) -> int:
+    return int(next(a for a in batch if isinstance(a, torch.Tensor) and a.dim() > 0).shape[0])

@@ -1,0 +1,166 @@
+"""The measured budget: output distortion against a direct computation, planted cases."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("torch_pruning")
+import torch.nn.functional as F  # noqa: E402
+from torch import nn  # noqa: E402
+
+from sirfp_adapter.apply import ChannelMasks  # noqa: E402
+from sirfp_adapter.criteria import L1, SIRFP, Random, Sensitivity  # noqa: E402
+from sirfp_adapter.criteria.sensitivity import output_logits  # noqa: E402
+from sirfp_adapter.groups import ChannelGroups  # noqa: E402
+from tests.sirfp_adapter.pruning_helpers import inputs, lite, train_passes  # noqa: E402
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+class TwoBranches(nn.Module):
+    """Two parallel 8-channel branches summed into the head; branch ``b`` is scaled by
+    ``weight_b``, so its channels move the output ``weight_b`` times less."""
+
+    def __init__(self, weight_b: float = 1e-3) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.a = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU())
+        self.b = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU())
+        self.head_a = nn.Conv2d(8, 4, 1)
+        self.head_b = nn.Conv2d(8, 4, 1)
+        with torch.no_grad():
+            self.head_b.weight.mul_(weight_b)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head_a(self.a(x)) + self.head_b(self.b(x))
+
+
+def attached_sensitivity(model, x, **options):
+    groups = ChannelGroups.build(model, x)
+    crit = Sensitivity(**options).attach(model, groups)
+    model.train()
+    with torch.no_grad():
+        model(x)
+    return crit, groups
+
+
+def kl(ref_logits, logits) -> float:
+    ref, logp = F.log_softmax(ref_logits, 1), F.log_softmax(logits, 1)
+    return float((ref.exp() * (ref - logp)).sum(1).mean())
+
+
+def test_budget_scores_are_the_measured_kl_of_removing_each_prefix():
+    model, x = TwoBranches(weight_b=1.0), inputs(batch=4, size=16)
+    crit, groups = attached_sensitivity(model, x, samples=4, points=8)
+    group = groups[groups.index("a.0")]
+    order = np.array([5, 2, 7, 0, 1, 3, 4, 6])
+    scores = crit.budget_scores(group, order)
+    assert model.training  # the mode is restored
+    model.eval()
+    with torch.no_grad():
+        ref = model(x)
+        expected = []
+        for t in range(1, 8):  # points=8 over 1..7 (a group is never emptied): every count measured,
+            # then made non-decreasing
+            masks = ChannelMasks(model, groups)
+            masks.remove_channels({"a.0": order[:t]})
+            expected.append(kl(ref, model(x)))
+            masks.remove()
+    np.testing.assert_allclose(scores[:7], np.maximum.accumulate(expected), rtol=1e-5, atol=1e-9)
+    assert scores[7] == scores[6]  # the last removal is never measured (it would empty the group)
+    assert np.all(np.diff(scores) >= 0)
+
+
+def test_the_budget_takes_channels_from_the_group_that_moves_the_output_least():
+    model, x = TwoBranches(weight_b=1e-3), inputs(batch=4, size=16)
+    crit, groups = attached_sensitivity(model, x)
+    a, b = groups[groups.index("a.0")], groups[groups.index("b.0")]
+    order = np.arange(8)
+    assert crit.budget_scores(b, order)[3] < 1e-3 * crit.budget_scores(a, order)[3]
+    from sirfp_adapter.cost import CostModel
+    from sirfp_adapter.plan import make_plan
+
+    plan = make_plan(groups, CostModel(model, x, groups), [crit.rank(g) for g in groups], 0.4)
+    assert plan.keep["a.0"] == 8 and plan.keep["b.0"] < 8  # the same cost per channel: b pays
+
+
+def test_interpolates_between_measured_counts_and_scores_zero_for_irrelevant_channels():
+    model, x = TwoBranches(weight_b=1.0), inputs(batch=2, size=16)
+    with torch.no_grad():  # channels 0..3 of branch a are dead: exactly zero after BN and ReLU
+        model.a[1].weight[:4] = 0.0
+        model.a[1].bias[:4] = 0.0
+    crit, groups = attached_sensitivity(model, x, points=2)
+    group = groups[groups.index("a.0")]
+    scores = crit.budget_scores(group, np.arange(8))  # measured at 4 and 7 removals
+    np.testing.assert_allclose(scores[:4], 0.0, atol=1e-12)
+    np.testing.assert_allclose(scores[4:7], np.interp([5, 6, 7], [4, 7], [0.0, scores[6]]), rtol=1e-12)
+
+
+def test_records_the_latest_training_inputs_up_to_samples_and_only_in_training():
+    model, x = TwoBranches(), inputs(batch=3, size=16)
+    groups = ChannelGroups.build(model, x)
+    crit = Sensitivity(samples=4).attach(model, groups)
+    with pytest.raises(RuntimeError, match="sensitivity: no inputs recorded yet: run forward passes before pruning"):
+        crit.check_ready()
+    model.eval()
+    with torch.no_grad():
+        model(x)
+    assert crit._inputs == []  # eval passes are not training data
+    model.train()
+    batches = [inputs(seed=s, batch=3, size=16) for s in range(3)]
+    with torch.no_grad():
+        for b in batches:
+            model(b)
+    recorded = [b[0] for b in crit._inputs]
+    assert len(recorded) == 2 and torch.equal(recorded[-1], batches[2]) and torch.equal(recorded[0], batches[1])
+    crit.close()
+    with torch.no_grad():
+        model(x)
+    assert torch.equal(crit._inputs[-1][0], batches[2])  # closed: nothing more recorded
+
+
+def test_state_round_trip_and_option_errors():
+    model, x = TwoBranches(), inputs(batch=2, size=16)
+    crit, groups = attached_sensitivity(model, x, order=Random(seed=2))
+    twin = Sensitivity(order=Random(seed=2)).attach(model, groups)
+    twin.load_state_dict(crit.state_dict())
+    for g in groups:
+        np.testing.assert_array_equal(twin.rank(g).scores, crit.rank(g).scores)
+    with pytest.raises(ValueError, match="sensitivity: state must be a mapping with keys 'inputs' and 'order'"):
+        twin.load_state_dict({"inputs": []})
+    with pytest.raises(ValueError, match="samples must be a positive integer, got 0"):
+        Sensitivity(samples=0)
+    with pytest.raises(ValueError, match="points must be a positive integer, got True"):
+        Sensitivity(points=True)
+    with pytest.raises(ValueError, match="order must be a Criterion other than Sensitivity"):
+        Sensitivity(order=Sensitivity())
+    with pytest.raises(ValueError, match="budget must be a Criterion other than SIRFP"):
+        SIRFP(budget=SIRFP())
+
+
+def test_output_logits_reads_torchvision_dicts_and_tuples_and_names_what_it_needs():
+    t = torch.zeros(2, 3, 4, 4)
+    assert output_logits({"out": t, "aux": t + 1}) is t
+    assert output_logits((t, 1)) is t
+    with pytest.raises(ValueError, match=r"logits of shape \(B, classes, \.\.\.\), got Tensor\(5,\)"):
+        output_logits(torch.zeros(5))
+
+
+def test_as_sirfp_budget_its_forward_passes_do_not_feed_the_redundancy_graph():
+    model, x = lite(), inputs()
+    groups = ChannelGroups.build(model, x)
+    sirfp = SIRFP("js", budget=Sensitivity(samples=2, points=2)).attach(model, groups)
+    train_passes(model, 2)
+    updates = sirfp.collector.updates()
+    matrices = sirfp.collector.matrices()
+    rankings = [sirfp.rank(g) for g in groups]
+    assert sirfp.collector.updates() == updates
+    for name, m in sirfp.collector.matrices().items():
+        np.testing.assert_array_equal(m, matrices[name])
+    for g, r in zip(groups, rankings, strict=True):  # EHGP's order, the measured shares
+        np.testing.assert_array_equal(r.order, sirfp._choice(g, None).order)
+        assert np.all(np.diff(r.scores[np.isfinite(r.scores)]) >= 0)
+    sirfp.close()
+    assert isinstance(Sensitivity().order, L1)
