@@ -1087,8 +1087,9 @@ def _accuracy_figure(plt: Any, result: Result) -> Any:
         ax.plot(gflops[:1], [100 * result.reference["miou"]], marker="D", ls="", color="#9467bd",
                 label="unpruned, trained as long")
     for i, (x, y, p) in enumerate(zip(gflops, miou, path, strict=True)):
-        last = i == len(path) - 1  # below its marker, clear of the last step's label
-        ax.annotate(p["label"], (x, y), textcoords="offset points", xytext=(4, -11 if last else 4), fontsize=7)
+        last = i == len(path) - 1  # left of its marker, clear of the last step's label (same FLOPs)
+        ax.annotate(p["label"], (x, y), textcoords="offset points", xytext=(-8, 0) if last else (4, 4),
+                    ha="right" if last else "left", va="center" if last else "bottom", fontsize=7)
     ax.set_xlabel("GFLOPs (1 image)")
     ax.set_ylabel("validation mIoU (%)")
     ax.invert_xaxis()  # pruning moves right
