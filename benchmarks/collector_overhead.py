@@ -110,6 +110,62 @@ def main() -> None:
         parser.error(f"--verify: {verify_name!r} is not one of {list(SETTINGS)}")
     times: dict[str, list[float]] = {name: [] for name in SETTINGS}
     cycles: list[float] = []
+
+    def write(done: int) -> None:
+        """The results of the first ``done`` rounds (written after every round)."""
+        timed = [name for name in SETTINGS if times[name]]  # --expensive-rounds 0 leaves two out
+        per_pass = {name: statistics.median(times[name]) for name in timed}
+        ratio = {name: statistics.median(ratios[name]) for name in timed}
+        budgets = {name: {n: derived(q, 1.0, n) for n in EVERY} for name, q in ratio.items() if name != "plain step"}
+        record: dict[str, Any] = {
+            "size": args.size, "threads": args.threads, "rounds": done, "expensive_rounds": args.expensive_rounds,
+            "layers": len(layers), "per_pass_s": times, "median_s": per_pass, "round_ratios": ratios,
+            "median_ratio": ratio, "derived_ratio": budgets,
+            "machine": machine_info("torch", "torchvision"),
+        }
+        if args.verify:
+            record["verify"] = {"setting": verify_name, "every": int(verify_every), "cycle_ratios": cycles,
+                                "ratio": statistics.median(cycles),
+                                "derived_ratio": derived(ratio[verify_name], 1.0, int(verify_every))}
+        write_atomic(RESULTS / "collector_overhead.json", json.dumps(record, indent=2) + "\n")
+        r = Report("Redundancy collection's cost per training step")
+        r.generated_by("benchmarks/collector_overhead.py",
+                       command=f".venv/bin/python benchmarks/collector_overhead.py --rounds {args.rounds} "
+                               f"--expensive-rounds {args.expensive_rounds} --threads {args.threads} --size {args.size} "
+                               f"--verify '{args.verify}'")
+        r.machine(record["machine"])
+        r.para(f"torchvision deeplabv3_resnet50 (21 classes, no auxiliary head), one training step (forward, "
+               f"cross-entropy, backward, SGD) on 2×3×{args.size}×{args.size}, {args.threads} threads, "
+               f"{len(layers)} hooked layers; {done} interleaved round(s), one step per setting per round "
+               f"(the two settings over 10× in the first {args.expensive_rounds}), each divided by its round's plain "
+               f"step; the median ratio. The machine was shared with other jobs: read the ratios, not the seconds.")
+        r.heading("A step that measures")
+        r.table(["per-pass setting", "rounds", "s / step (median)", "× plain step (median of rounds)", "rounds' ratios"],
+                [[name, len(times[name]), f"{per_pass[name]:.3f}", f"{ratio[name]:.2f}",
+                  " ".join(f"{q:.2f}" for q in ratios[name])] for name in timed], align="lrrrl")
+        if len(timed) < len(SETTINGS):
+            r.para("Not timed in this run (--expensive-rounds 0): "
+                   + ", ".join(f"`{n}`" for n in SETTINGS if n not in timed) + ".")
+        r.heading("Budgets: measuring one pass in N")
+        r.para("Derived: 1 + (ratio − 1) / N; a pass that does not measure only counts "
+               "a call in the hook. Bold: within the target of ≤ 1.3× a plain step.")
+        r.table(["per-pass setting", *[f"every={n}" for n in EVERY]],
+                [[name, *[f"**{v:.2f}**" if v <= TARGET else f"{v:.2f}" for v in row.values()]]
+                 for name, row in budgets.items()], align="l" + "r" * len(EVERY))
+        if args.verify:
+            v = record["verify"]
+            r.para(f"Check of the formula: `{verify_name}, every={v['every']}` timed as whole cycles of "
+                   f"{v['every']} steps: {v['ratio']:.2f}× a plain step measured (median of the rounds: "
+                   f"{' '.join(f'{q:.2f}' for q in cycles)}), {v['derived_ratio']:.2f}× derived.")
+        paper = budgets.get("js (the paper: every sample, full resolution)")
+        r.target("js as in the paper (every pass, every sample, full resolution) ≤ 1.3×",
+                 None if paper is None else paper[1] <= TARGET, None if paper is None else f"{paper[1]:.2f}×")
+        cheapest = {name: min((n for n in EVERY if row[n] <= TARGET), default=None) for name, row in budgets.items()}
+        r.bullets([f"{name}: every={n} is the most frequent measurement within 1.3×" if n is not None
+                   else f"{name}: no every ≤ {EVERY[-1]} within 1.3×" for name, n in cheapest.items()])
+        r.write(RESULTS / "collector_overhead.md")
+        print(r.text())
+
     ratios: dict[str, list[float]] = {name: [] for name in SETTINGS}
     for r in range(args.rounds):
         for name, options in SETTINGS.items():
@@ -123,54 +179,7 @@ def main() -> None:
             cycles.append(timed_steps({**SETTINGS[verify_name], "every": n}, n) / times["plain step"][-1])
             print(f"round {r + 1}: {verify_name}, every={n} (cycle of {n} steps): {cycles[-1]:.2f}x the round's "
                   f"plain step", flush=True)
-    per_pass = {name: statistics.median(t) for name, t in times.items()}
-    ratio = {name: statistics.median(v) for name, v in ratios.items()}
-    budgets = {name: {n: derived(q, 1.0, n) for n in EVERY} for name, q in ratio.items() if name != "plain step"}
-    record: dict[str, Any] = {
-        "size": args.size, "threads": args.threads, "rounds": args.rounds, "expensive_rounds": args.expensive_rounds,
-        "layers": len(layers), "per_pass_s": times, "median_s": per_pass, "round_ratios": ratios,
-        "median_ratio": ratio, "derived_ratio": budgets,
-        "machine": machine_info("torch", "torchvision"),
-    }
-    if args.verify:
-        record["verify"] = {"setting": verify_name, "every": int(verify_every), "cycle_ratios": cycles,
-                            "ratio": statistics.median(cycles),
-                            "derived_ratio": derived(ratio[verify_name], 1.0, int(verify_every))}
-    write_atomic(RESULTS / "collector_overhead.json", json.dumps(record, indent=2) + "\n")
-    r = Report("Redundancy collection's cost per training step")
-    r.generated_by("benchmarks/collector_overhead.py",
-                   command=f".venv/bin/python benchmarks/collector_overhead.py --rounds {args.rounds} "
-                           f"--expensive-rounds {args.expensive_rounds} --threads {args.threads} --size {args.size} "
-                           f"--verify '{args.verify}'")
-    r.machine(record["machine"])
-    r.para(f"torchvision deeplabv3_resnet50 (21 classes, no auxiliary head), one training step (forward, "
-           f"cross-entropy, backward, SGD) on 2×3×{args.size}×{args.size}, {args.threads} threads, "
-           f"{len(layers)} hooked layers; {args.rounds} interleaved round(s), one step per setting per round "
-           f"(the two settings over 10× in the first {args.expensive_rounds}), each divided by its round's plain "
-           f"step; the median ratio. The machine was shared with other jobs: read the ratios, not the seconds.")
-    r.heading("A step that measures")
-    r.table(["per-pass setting", "rounds", "s / step (median)", "× plain step (median of rounds)", "rounds' ratios"],
-            [[name, len(times[name]), f"{per_pass[name]:.3f}", f"{ratio[name]:.2f}",
-              " ".join(f"{q:.2f}" for q in ratios[name])] for name in SETTINGS], align="lrrrl")
-    r.heading("Budgets: measuring one pass in N")
-    r.para("Derived: 1 + (ratio − 1) / N; a pass that does not measure only counts "
-           "a call in the hook. Bold: within the target of ≤ 1.3× a plain step.")
-    r.table(["per-pass setting", *[f"every={n}" for n in EVERY]],
-            [[name, *[f"**{v:.2f}**" if v <= TARGET else f"{v:.2f}" for v in row.values()]]
-             for name, row in budgets.items()], align="l" + "r" * len(EVERY))
-    if args.verify:
-        v = record["verify"]
-        r.para(f"Check of the formula: `{verify_name}, every={v['every']}` timed as whole cycles of "
-               f"{v['every']} steps: {v['ratio']:.2f}× a plain step measured (median of the rounds: "
-               f"{' '.join(f'{q:.2f}' for q in cycles)}), {v['derived_ratio']:.2f}× derived.")
-    paper = budgets["js (the paper: every sample, full resolution)"]
-    r.target("js as in the paper (every pass, every sample, full resolution) ≤ 1.3×", paper[1] <= TARGET,
-             f"{paper[1]:.2f}×")
-    cheapest = {name: min((n for n in EVERY if row[n] <= TARGET), default=None) for name, row in budgets.items()}
-    r.bullets([f"{name}: every={n} is the most frequent measurement within 1.3×" if n is not None
-               else f"{name}: no every ≤ {EVERY[-1]} within 1.3×" for name, n in cheapest.items()])
-    r.write(RESULTS / "collector_overhead.md")
-    print(r.text())
+        write(r + 1)
 
 
 if __name__ == "__main__":
