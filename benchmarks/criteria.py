@@ -19,7 +19,8 @@ Protocols:
 Architectures: ``basic`` (DeepLabLite: basic blocks, ASPP with image pool) and
 ``bottleneck`` (DeepLabResNet: bottleneck ResNet, ASPP with image pool).
 
-Writes ``benchmarks/results/criteria.{md,json}``. Rerun from the repository root::
+Writes ``benchmarks/results/criteria.{md,json,png}`` (the plot: the recommended criterion minus every
+other row, paired by seed, with 95% intervals). Rerun from the repository root::
 
     .venv/bin/python benchmarks/criteria.py            # the full grid
     .venv/bin/python benchmarks/criteria.py --quick    # a smoke run (minutes), results not written
@@ -33,6 +34,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import math
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -298,7 +300,49 @@ def main() -> None:
     report = render(saved)
     if not args.quick:
         write_atomic(RESULTS / "criteria.md", report)
+        plot(saved, RESULTS / "criteria.png")
     print(report)
+
+
+def plot(saved: dict[str, Any], path: Path) -> None:
+    """One panel per (architecture, protocol, target): the recommended criterion minus each
+    other row, paired by seed, mean and 95% t-interval (right of zero: the recommended keeps more)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cells = _cells(saved)
+    keys = sorted(k for k, by in cells.items() if RECOMMENDED in by and len(by[RECOMMENDED]) > 1)
+    if not keys:
+        return
+    cols = 2
+    rows = math.ceil(len(keys) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(11, 3.6 * rows), squeeze=False)
+    for ax, k in zip(axes.flat, keys, strict=False):
+        by = cells[k]
+        rec = by[RECOMMENDED]
+        bars = []
+        for name, per_seed in by.items():
+            common = sorted(set(rec) & set(per_seed))
+            if name == RECOMMENDED or len(common) < 2:
+                continue
+            m, h = _interval(np.array([rec[s] - per_seed[s] for s in common]))
+            bars.append((m, h, name))
+        bars.sort()
+        y = np.arange(len(bars))
+        ax.errorbar([b[0] for b in bars], y, xerr=[b[1] for b in bars], fmt="o", capsize=3)
+        ax.axvline(0.0, color="grey", lw=0.8)
+        ax.set_yticks(y, [b[2] for b in bars], fontsize=7)
+        ax.set_title(f"{k[0]}, {k[1]}, {k[2]:.0%} FLOPs", fontsize=9)
+        ax.set_xlabel(f"{RECOMMENDED} − row (mIoU points)", fontsize=8)
+    for ax in list(axes.flat)[len(keys):]:
+        ax.axis("off")
+    fig.tight_layout()
+    tmp = path.with_name(path.stem + ".tmp.png")
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    tmp.replace(path)
 
 
 def _interval(values: np.ndarray) -> tuple[float, float]:
@@ -320,13 +364,19 @@ def _verdict(label: str, rec: dict[int, float], best: str, by_name: dict[str, di
             f"{100 * np.std([by_name[best][s] for s in common], ddof=1) if diff.size > 1 else float('nan'):.2f}")
 
 
-def render(saved: dict[str, Any]) -> str:
-    runs, dense_runs = saved["runs"], saved["dense"]
+def _cells(saved: dict[str, Any]) -> dict[tuple[str, str, float], dict[str, dict[int, float]]]:
+    """(architecture, protocol, target) -> criterion -> seed -> mIoU change against the dense reference."""
     cells: dict[tuple[str, str, float], dict[str, dict[int, float]]] = {}
-    for k, r in runs.items():
+    for k, r in saved["runs"].items():
         arch, seed, protocol, target, name = k.split("|")
-        ref = dense_runs[f"{arch}|{seed}"]["reference"]
+        ref = saved["dense"][f"{arch}|{seed}"]["reference"]
         cells.setdefault((arch, protocol, float(target)), {}).setdefault(name, {})[int(seed)] = r["miou"] - ref
+    return cells
+
+
+def render(saved: dict[str, Any]) -> str:
+    dense_runs = saved["dense"]
+    cells = _cells(saved)
     rep = Report("Pruning criteria, paired by seed")
     rep.generated_by("benchmarks/criteria.py", note=(
         " (see its docstring for the protocol). Entries: mIoU change in points against the dense model "
