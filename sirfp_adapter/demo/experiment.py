@@ -774,8 +774,8 @@ def run(
     if pruner is not None:
         stats = pruner.stats()
         times["statistics"] = stats["statistics_s"]
-        per = 1e3 * stats["statistics_s_per_iteration"]
-        say(f"statistics ({cfg.criterion}): {per:.1f} ms per training iteration over {int(stats['iterations'])} "
+        per = _duration(stats["statistics_s_per_iteration"])
+        say(f"statistics ({cfg.criterion}): {per} per training iteration over {int(stats['iterations'])} "
             f"iterations (feature maps {stats['collector_s']:.2f} s, gradients {stats['observe_s']:.2f} s)")
 
     # phase 3: physical removal, fine-tuning
@@ -967,7 +967,7 @@ def _report_text(result: Result, cfg: dict[str, Any], out: Path, plots: list[str
     ]
     if "statistics" in result.times and result.phases["prune"]:
         share = result.times["statistics"] / max(result.times["prune"], 1e-12)
-        lines += [f"The criterion's statistics took {1e3 * result.times['statistics'] / result.phases['prune']:.1f} ms "
+        lines += [f"The criterion's statistics took {_duration(result.times['statistics'] / result.phases['prune'])} "
                   f"per training iteration of the pruning phase ({share:.0%} of its time; `SIRFPPruner.stats()`).", ""]
     if result.steps[1:-1]:
         lines += ["Validation mIoU along the way (the masked model after each pruning step):", "",
@@ -983,6 +983,11 @@ def _report_text(result: Result, cfg: dict[str, Any], out: Path, plots: list[str
     lines += ["", "Load the pruned model with:", "", "```python", "from sirfp_adapter import load_pruned", *build,
               f"load_pruned(model, {str(out / 'pruned.pt')!r})", "```", ""]
     return "\n".join(lines)
+
+
+def _duration(seconds: float) -> str:
+    """``12.3 ms`` below a second, ``4.56 s`` from there."""
+    return f"{1e3 * seconds:.1f} ms" if seconds < 1 else f"{seconds:.2f} s"
 
 
 def _deploy_text(deploy: dict[str, Any] | None) -> list[str]:
