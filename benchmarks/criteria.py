@@ -272,7 +272,7 @@ def main() -> None:
     if not args.render_only:
         saved["setup"] = setup.__dict__
         saved["machine"] = machine_info("torch", "torch_pruning")
-        seeds = args.seeds[:2] if args.quick else args.seeds
+        seeds = args.seeds[:1] if args.quick else args.seeds
         pools: dict[int, Any] = {}
         states: dict[str, Any] = {}
         # protocol, then architecture, then seed: a cell gets all its seeds before the next starts
