@@ -71,6 +71,13 @@ def fmt_ms(seconds: float) -> str:
     return f"{ms:.3f}"
 
 
+def fmt_objective(value: float | None) -> str:
+    """An objective value: an integer as is, else 5 decimals; ``None`` as a dash."""
+    if value is None:
+        return "—"
+    return f"{value:.0f}" if float(value).is_integer() else f"{value:.5f}"
+
+
 def fmt_x(ratio: float) -> str:
     """A ratio as ``12.3x``."""
     if ratio >= 100:

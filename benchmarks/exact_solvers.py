@@ -164,12 +164,6 @@ def fmt_t(r: dict[str, Any] | None) -> str:
     return r["status"]
 
 
-def fmt_v(x: float | None) -> str:
-    if x is None:
-        return "—"
-    return f"{x:.0f}" if float(x).is_integer() else f"{x:.5f}"
-
-
 def render(data: dict[str, Any]) -> str:
     runs = data["runs"]
     meta = data.get("meta", {})
@@ -195,8 +189,8 @@ def render(data: dict[str, Any]) -> str:
             ratio = "—"
             if b and m and b["status"] == "optimal" and m["status"] == "optimal" and m.get("time"):
                 ratio = common.fmt_x(b["time"] / max(m["time"], 0.01))
-            rows.append([r["name"], r["n"], f"{r['label']} = {r['k']}", fmt_v(proven),
-                         fmt_v(r["published"]) if r["label"] in ("k*", "m") else "—", fmt_t(b),
+            rows.append([r["name"], r["n"], f"{r['label']} = {r['k']}", common.fmt_objective(proven),
+                         common.fmt_objective(r["published"]) if r["label"] in ("k*", "m") else "—", fmt_t(b),
                          b["nodes"] if b else "—", fmt_t(i), fmt_t(m),
                          int(m["nodes"]) if m and m.get("nodes") is not None else "—", ratio])
         rep.table(["instance", "n", "k", "proven optimum", "published", "bnb s", "bnb nodes", "ilp s", "MEWCat s",

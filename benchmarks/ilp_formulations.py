@@ -641,12 +641,6 @@ def fmt_s(t: float) -> str:
     return f"{t:.2f}"
 
 
-def fmt_v(v: float | None) -> str:
-    if v is None:
-        return "—"
-    return f"{v:.0f}" if float(v).is_integer() else f"{v:.5f}"
-
-
 def cell(r: dict[str, Any] | None) -> str:
     """A run as a table cell: its time when proven, else ≥ cap with the gap."""
     if r is None:
@@ -666,7 +660,7 @@ def cell(r: dict[str, Any] | None) -> str:
 
 def side_cells(part: dict[str, Any], name: str, k: int) -> tuple[str, str]:
     tabu, brute = find(part, "tabu", name, k), find(part, "brute", name, k)
-    t_txt = "—" if tabu is None or "error" in tabu else f"{fmt_v(tabu['value'])} ({fmt_s(tabu['runtime'])} s)"
+    t_txt = "—" if tabu is None or "error" in tabu else f"{common.fmt_objective(tabu['value'])} ({fmt_s(tabu['runtime'])} s)"
     if brute is None:
         b_txt = "—"
     elif "refused" in brute:
@@ -674,7 +668,7 @@ def side_cells(part: dict[str, Any], name: str, k: int) -> tuple[str, str]:
     elif "error" in brute:
         b_txt = "ERROR"
     elif brute["status"] == "optimal":
-        b_txt = f"{fmt_v(brute['value'])} ({fmt_s(brute['runtime'])} s)"
+        b_txt = f"{common.fmt_objective(brute['value'])} ({fmt_s(brute['runtime'])} s)"
     else:
         b_txt = f"stopped at {brute['cap']:g} s"
     return t_txt, b_txt
@@ -706,10 +700,10 @@ def render_mdp(part: dict[str, Any], rep: common.Report, flags: list[str]) -> No
         issues = check_group(part, inst, k, "m")
         flags.extend(f"{name} (k={k}): {msg}" for msg in issues)
         pv = proven_value(part, name, k)
-        ok = ("—" if pv is None else ("yes" if same(pv, inst["published"]) else f"NO ({fmt_v(pv)})"))
+        ok = ("—" if pv is None else ("yes" if same(pv, inst["published"]) else f"NO ({common.fmt_objective(pv)})"))
         if real(issues):
             ok += " (see flags)"
-        rows.append([name, inst["n"], k, fmt_v(inst["published"]), t_txt, b_txt, *cells, ok])
+        rows.append([name, inst["n"], k, common.fmt_objective(inst["published"]), t_txt, b_txt, *cells, ok])
     rep.table(["instance", "n", "k", "published optimum", "tabu start: value (s)", "brute", *GRID_HEAD,
                "proven value = published"], rows, align="lrrrrr" + "r" * len(GRID_HEAD) + "l")
 
@@ -827,12 +821,12 @@ def render_dimacs(part: dict[str, Any], rep: common.Report, flags: list[str]) ->
             if pv is None:
                 pv_txt = "not proven"
             elif label == "k*":
-                pv_txt = f"{fmt_v(pv)} = published" if same(pv, inst["published"]) else f"{fmt_v(pv)} ≠ PUBLISHED"
+                pv_txt = f"{common.fmt_objective(pv)} = published" if same(pv, inst["published"]) else f"{common.fmt_objective(pv)} ≠ PUBLISHED"
             else:
-                pv_txt = f"**{fmt_v(pv)}** (new)"
+                pv_txt = f"**{common.fmt_objective(pv)}** (new)"
             if real(issues):
                 pv_txt += " (see flags)"
-            pub = fmt_v(inst["published"]) if label == "k*" else "unpublished"
+            pub = common.fmt_objective(inst["published"]) if label == "k*" else "unpublished"
             rows.append([name, inst["n"], inst.get("edges", "?"), f"{label} = {k}", pub, t_txt, b_txt, *cells, pv_txt])
     rep.table(["graph", "n", "edges", "k", "published", "tabu start: value (s)", "brute", *GRID_HEAD, "proven value"],
               rows, align="lrrlrrr" + "r" * len(GRID_HEAD) + "l")
@@ -852,8 +846,8 @@ def render_dimacs(part: dict[str, Any], rep: common.Report, flags: list[str]) ->
                 cells.append("—" if r is None else "ERROR")
                 continue
             bnd = "" if r.get("bound") is None else f", bound {r['bound']:.1f}"
-            cells.append(f"{cell(r)}, value {fmt_v(r['value'])}{bnd}")
-        rows.append([name, inst["n"], inst.get("edges", "?"), k, fmt_v(inst["published"]), t_txt, *cells])
+            cells.append(f"{cell(r)}, value {common.fmt_objective(r['value'])}{bnd}")
+        rows.append([name, inst["n"], inst.get("edges", "?"), k, common.fmt_objective(inst["published"]), t_txt, *cells])
     rep.table(["graph", "n", "edges", "k*", "published", "tabu start: value (s)", "strong highs: status, bound",
                "strong cbc", "strong scipy: status, bound", "plain highs: status, bound"], rows, align="lrrrrrllll")
 
@@ -868,7 +862,7 @@ def render_target_c(part: dict[str, Any], cat: dict[str, Any], rep: common.Repor
     rows = []
     for inst in sorted(shipped, key=lambda r: r["name"].lower()):
         name = inst["name"]
-        head = [name, inst["n"], inst["k_star"], fmt_v(inst["published"])]
+        head = [name, inst["n"], inst["k_star"], common.fmt_objective(inst["published"])]
         runs = [r for r in ilp_runs(part) if r["instance"] == name and r["k"] == inst["k_star"]]
         if not runs:
             rows.append([*head, "no", "—", "—", "—", "—"])
@@ -905,11 +899,11 @@ def render_long(part: dict[str, Any], rep: common.Report, flags: list[str]) -> N
         r = find(part, "ilp", name, k, "strong", part.get("backend", "highs"), "tabu")
         issues = check_group(part, inst, k, "m")
         flags.extend(f"{name} (k={k}): {msg}" for msg in issues)
-        head = [name, inst["n"], k, fmt_v(inst["reference_ts"]), t_txt]
+        head = [name, inst["n"], k, common.fmt_objective(inst["reference_ts"]), t_txt]
         if r is None or "error" in r:
             rows.append([*head, "(running)" if r is None else "ERROR", "", "", "", "", ""])
             continue
-        rows.append([*head, fmt_v(r["value"]), "—" if r.get("bound") is None else f"{r['bound']:.5f}",
+        rows.append([*head, common.fmt_objective(r["value"]), "—" if r.get("bound") is None else f"{r['bound']:.5f}",
                      "—" if r.get("gap") is None else f"{100 * r['gap']:.2f}%", r["status"], fmt_s(r["runtime"]),
                      "**yes (new)**" if proved(r) else "no"])
     rep.table(["instance", "n", "k", "reference TS value", "tabu start: value (s)", "ILP value", "bound", "gap",
