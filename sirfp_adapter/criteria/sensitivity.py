@@ -145,24 +145,30 @@ class Sensitivity(Criterion):
         most = min(a, group.size - 1)  # a group is never emptied (the plan's floor keeps one at least)
         counts = np.unique(np.linspace(0, most, self.points + 1).round().astype(np.int64)[1:])
         counts = counts[counts > 0]
-        measured = [self._distortion(group, order[:t]) for t in counts]
+        measured = self._distortions(group, order, counts)
         scores = np.interp(np.arange(1, a + 1), np.r_[0, counts], np.r_[0.0, measured])
         return np.maximum.accumulate(scores)
 
     @torch.no_grad()
-    def _distortion(self, group: ChannelGroup, channels: np.ndarray) -> float:
+    def _distortions(self, group: ChannelGroup, order: np.ndarray, counts: np.ndarray) -> list[float]:
+        """The distortion of removing ``order[:t]`` for each ``t`` in ``counts`` (increasing):
+        one set of masks, each prefix masked on top of the previous one."""
         was_training = self.model.training
         self._measuring = True
         masks = ChannelMasks(self.model, self.groups)
         try:
             self.model.eval()
             reference = self._references()
-            masks.remove_channels({group.name: channels})
-            total = 0.0
-            for batch, ref in zip(self._inputs, reference, strict=True):
-                logp = F.log_softmax(output_logits(self.model(*batch)).float(), dim=1)
-                total += float((ref.exp() * (ref - logp)).sum(dim=1).mean()) * _rows(batch)
-            return total / sum(_rows(b) for b in self._inputs)
+            measured, done = [], 0
+            for t in counts:
+                masks.remove_channels({group.name: order[done:t]})
+                done = int(t)
+                total = 0.0
+                for batch, ref in zip(self._inputs, reference, strict=True):
+                    logp = F.log_softmax(output_logits(self.model(*batch)).float(), dim=1)
+                    total += float((ref.exp() * (ref - logp)).sum(dim=1).mean()) * _rows(batch)
+                measured.append(total / sum(_rows(b) for b in self._inputs))
+            return measured
         finally:
             masks.remove()
             self.model.train(was_training)
