@@ -1,37 +1,46 @@
 """Phased local search over the cliques of a general graph, with a cardinality bound.
 
-State (`mewcp.kernels.clique.build_state`, the layout of `mewcp.kernels.clique`): ``members[:size]`` (the
-clique), ``pos`` (slot in ``members`` or -1), and for every vertex v: ``adj[v]`` =
-members adjacent to v, ``idsum[v]`` = the sum of their ids, ``g[v]`` = the sum of
-their edge weights to v; ``sums[0]`` is the members' id sum. The add set C0
-(``adj[v] == size``) lies in the row of the member of least degree, the swap set
-C1 (``adj[v] == size - 1``; its one missing member is ``sums[0] - idsum[v]``) in
-the rows of the two members of least degree, so a selection costs O(degree) and
-a sparse graph is never scanned whole.
+State: ``members[:size]`` (the clique), ``pos`` (slot in ``members`` or -1), ``g[v]`` =
+the sum of v's edge weights to the members, and one of two bookkeepings of the add set
+C0 (outsiders adjacent to every member) and the swap set C1 (outsiders missing exactly
+one member), chosen by the caller from the density:
 
-One *iteration* (Pullan 2006, 2008): add vertices from C0 while ``size < k``;
-record the clique; make a plateau swap (a vertex of C1 for the one member it
-misses, or, at ``size == k``, a vertex of C0 for its best partner) with a vertex
-not dropped earlier in this plateau; repeat until neither an add nor such a swap
-is left (at ``size == k``: after at most ``FULL_PLATEAU`` swaps); then raise the penalties of the
-members and perturb. Selection in the
-*greedy* phase: the greatest weight gain; *penalty* phase: the least vertex
-penalty, then the greatest gain; *degree* phase: the greatest degree, then the
-greatest gain; ties at random. Perturbation in the greedy and degree phases: a
-random vertex enters and the members it misses leave; in the penalty phase the
-search restarts from a random vertex. The phases run 50, 50 and 100 iterations in
-turn. Penalties decay every ``delay`` iterations; ``delay`` adapts so that about
-three quarters of the vertices carry a penalty.
+* *sparse* (no complement given; `mewcp.kernels.clique`'s layout): ``cnt[v]`` = members
+  adjacent to v, ``ids[v]`` = the sum of their ids, ``ctl[SUMS]`` = the members' id sum.
+  C0 (``cnt[v] == size``) lies in the row of the member of least degree, C1 (``cnt[v]
+  == size - 1``, missing ``ctl[SUMS] - ids[v]``) in the rows of the two members of
+  least degree, so a selection costs O(degree) and a sparse graph is never scanned whole.
+* *dense* (the complement graph ``cindptr, cindices`` given, for graphs of density at
+  least one half, where it is no larger than the graph): ``cnt[v]`` = members *not*
+  adjacent to v, ``ids[v]`` = the sum of their ids (so the one member a C1 vertex misses
+  is ``ids[v]``), and C0, C1 are kept as explicit lists (``sets``: list and slot rows
+  for each). A move updates the counts along the complement row only, and a selection
+  scans C0 or C1, which shrink fast as the clique grows (Pullan 2006 keeps them so).
 
-With ``exact`` only cliques of exactly k vertices are recorded; otherwise any
-clique, and also the clique minus its member of most negative gain.
+In both, a move updates ``g`` along the vertex's row.
+
+One *iteration* (Pullan 2006, 2008): add vertices from C0 while ``size < k``; record the
+clique; make a plateau swap (a vertex of C1 for the one member it misses, or, at ``size
+== k``, a vertex of C0 for its best partner) with a vertex not dropped earlier in this
+plateau; repeat until neither an add nor such a swap is left (at ``size == k``: after at
+most ``FULL_PLATEAU`` swaps); then raise the penalties of the members and perturb.
+Selection in the *greedy* phase: the greatest weight gain; *penalty* phase: the least
+vertex penalty, then the greatest gain; *degree* phase: the greatest degree, then the
+greatest gain; ties at random. Perturbation in the greedy and degree phases: a random
+vertex enters and the members it misses leave; in the penalty phase the search restarts
+from a random vertex. The phases run 50, 50 and 100 iterations in turn. Penalties decay
+every ``delay`` iterations; ``delay`` adapts so that about three quarters of the
+vertices carry a penalty.
+
+With ``exact`` only cliques of exactly k vertices are recorded; otherwise any clique,
+and also the clique minus its member of most negative gain.
 
 References
 ----------
 .. [1] W. Pullan, "Phased local search for the maximum clique problem", J.
    Combinatorial Optimization 12 (2006).
-.. [2] W. Pullan, "Approximating the maximum vertex/edge weighted clique using
-   local search", J. Heuristics 14 (2008).
+.. [2] W. Pullan, "Approximating the maximum vertex/edge weighted clique using local
+   search", J. Heuristics 14 (2008).
 """
 
 from __future__ import annotations
@@ -40,6 +49,7 @@ import numpy as np
 from numba import njit
 
 from mewcp.kernels.clique import add_vertex, drop_vertex, edge_weight, least_degree_pair
+from mewcp.kernels.rand import below
 
 GREEDY, PENALTY, DEGREE = 0, 1, 2
 #: Iterations of each phase, in the order they run.
@@ -47,6 +57,149 @@ PHASE_LENGTHS = np.array([50, 50, 100], dtype=np.int64)
 PHASE_KIND = np.array([GREEDY, PENALTY, DEGREE], dtype=np.int64)
 #: Plateau swaps of a clique of k vertices before the iteration ends.
 FULL_PLATEAU = 8
+#: Slots of the integer control array ``ctl``: clique size, members' id sum, |C0|, |C1|,
+#: penalty cycle count, penalty delay, penalised vertices, phase index, iterations done
+#: in the phase, plateau stamp, scratch stamp, size of the best clique.
+SIZE, SUMS, N0, N1, PCOUNT, PDELAY, PNUM, PHASE, PITER, STAMP, MSTAMP, BEST_SIZE = range(12)
+N_CTL = 12
+#: Rows of ``sets`` (dense bookkeeping): C0's list, slots in it, C1's list, slots in it.
+C0, C0AT, C1, C1AT = range(4)
+
+
+@njit(cache=True)
+def complement(indptr, indices):  # pragma: no cover - compiled
+    """The complement graph's CSR structure (sorted rows, no loops): ``(cindptr, cindices)``."""
+    n = indptr.shape[0] - 1
+    cindptr = np.zeros(n + 1, dtype=np.int64)
+    for v in range(n):
+        cindptr[v + 1] = cindptr[v] + (n - 1) - (indptr[v + 1] - indptr[v])
+    cindices = np.empty(cindptr[n], dtype=np.int64)
+    for v in range(n):
+        t, q = cindptr[v], indptr[v]
+        for x in range(n):
+            if q < indptr[v + 1] and indices[q] == x:
+                q += 1
+            elif x != v:
+                cindices[t] = x
+                t += 1
+    return cindptr, cindices
+
+
+@njit(cache=True)
+def _list_add(lst, at, ctl, slot, v):  # pragma: no cover
+    c = ctl[slot]
+    lst[c] = v
+    at[v] = c
+    ctl[slot] = c + 1
+
+
+@njit(cache=True)
+def _list_remove(lst, at, ctl, slot, v):  # pragma: no cover
+    c = ctl[slot] - 1
+    i = at[v]
+    last = lst[c]
+    lst[i] = last
+    at[last] = i
+    at[v] = -1
+    ctl[slot] = c
+
+
+@njit(cache=True)
+def _add(indptr, indices, data, cindptr, cindices, members, pos, cnt, ids, g, sets, ctl, v):  # pragma: no cover
+    """Add v (adjacent to every member)."""
+    if cindptr.shape[0] == 0:
+        ctl[SIZE] = add_vertex(indptr, indices, data, members, pos, cnt, ids, g, ctl[SUMS:], ctl[SIZE], v)
+        return
+    c0, c0at, c1, c1at = sets[C0], sets[C0AT], sets[C1], sets[C1AT]
+    _list_remove(c0, c0at, ctl, N0, v)
+    members[ctl[SIZE]] = v
+    pos[v] = ctl[SIZE]
+    ctl[SIZE] += 1
+    for p in range(indptr[v], indptr[v + 1]):
+        g[indices[p]] += data[p]
+    for p in range(cindptr[v], cindptr[v + 1]):  # no member is here: v is adjacent to all
+        x = cindices[p]
+        c = cnt[x] + 1
+        cnt[x] = c
+        ids[x] += v
+        if c == 1:
+            _list_remove(c0, c0at, ctl, N0, x)
+            _list_add(c1, c1at, ctl, N1, x)
+        elif c == 2:
+            _list_remove(c1, c1at, ctl, N1, x)
+
+
+@njit(cache=True)
+def _drop(indptr, indices, data, cindptr, cindices, members, pos, cnt, ids, g, sets, ctl, u):  # pragma: no cover
+    """Drop member u."""
+    if cindptr.shape[0] == 0:
+        ctl[SIZE] = drop_vertex(indptr, indices, data, members, pos, cnt, ids, g, ctl[SUMS:], ctl[SIZE], u)
+        return
+    c0, c0at, c1, c1at = sets[C0], sets[C0AT], sets[C1], sets[C1AT]
+    size = ctl[SIZE] - 1
+    slot = pos[u]
+    last = members[size]
+    members[slot] = last
+    pos[last] = slot
+    pos[u] = -1
+    ctl[SIZE] = size
+    for p in range(indptr[u], indptr[u + 1]):
+        g[indices[p]] -= data[p]
+    for p in range(cindptr[u], cindptr[u + 1]):
+        x = cindices[p]
+        c = cnt[x] - 1
+        cnt[x] = c
+        ids[x] -= u
+        if c == 0:
+            _list_remove(c1, c1at, ctl, N1, x)
+            _list_add(c0, c0at, ctl, N0, x)
+        elif c == 1:
+            _list_add(c1, c1at, ctl, N1, x)
+    _list_add(c0, c0at, ctl, N0, u)
+
+
+@njit(cache=True)
+def _clear(indptr, indices, data, cindptr, cindices, members, pos, cnt, ids, g, sets, ctl):  # pragma: no cover
+    """Empty the clique (dense: O(n) at once; sparse: drop the members one by one)."""
+    if cindptr.shape[0] == 0:
+        while ctl[SIZE] > 0:
+            _drop(indptr, indices, data, cindptr, cindices, members, pos, cnt, ids, g, sets, ctl,
+                  members[ctl[SIZE] - 1])
+        return
+    n = pos.shape[0]
+    for v in range(n):
+        pos[v] = -1
+        cnt[v] = 0
+        ids[v] = 0
+        g[v] = 0.0
+        sets[C0, v] = v
+        sets[C0AT, v] = v
+        sets[C1AT, v] = -1
+    ctl[SIZE] = 0
+    ctl[N0] = n
+    ctl[N1] = 0
+
+
+@njit(cache=True)
+def start_state(indptr, indices, data, cindptr, cindices, start, k):  # pragma: no cover
+    """The arrays of a search from the clique ``start``: ``(members, pos, cnt, ids, g, sets, ctl)``.
+
+    ``ctl`` starts with penalty delay 2 and the other counters 0 (see ``N_CTL``).
+    """
+    n = indptr.shape[0] - 1
+    members = np.empty(k, dtype=np.int64)
+    pos = np.full(n, -1, dtype=np.int64)
+    cnt = np.zeros(n, dtype=np.int64)
+    ids = np.zeros(n, dtype=np.int64)
+    g = np.zeros(n)
+    sets = np.empty((4, n if cindptr.shape[0] else 0), dtype=np.int64)
+    ctl = np.zeros(N_CTL, dtype=np.int64)
+    ctl[PDELAY] = 2
+    if cindptr.shape[0]:
+        _clear(indptr, indices, data, cindptr, cindices, members, pos, cnt, ids, g, sets, ctl)
+    for v in start:
+        _add(indptr, indices, data, cindptr, cindices, members, pos, cnt, ids, g, sets, ctl, v)
+    return members, pos, cnt, ids, g, sets, ctl
 
 
 @njit(cache=True)
@@ -66,37 +219,83 @@ def _better(kind, pen_a, deg_a, gain_a, pen_b, deg_b, gain_b, eps):  # pragma: n
 
 
 @njit(cache=True)
-def _select_add(indptr, indices, members, pos, adj, g, penalty, size, kind, eps, rng):  # pragma: no cover
-    """The vertex to add (adjacent to every member, all in the least-degree member's row), or -1."""
-    a = least_degree_pair(indptr, members, size)[0]
-    best, bp, bd, bg, ties = -1, 0, 0, -np.inf, 0
-    for q in range(indptr[a], indptr[a + 1]):
-        v = indices[q]
-        if pos[v] >= 0 or adj[v] != size:
-            continue
-        p, d, gv = penalty[v], indptr[v + 1] - indptr[v], g[v]
-        c = 1 if best < 0 else _better(kind, p, d, gv, bp, bd, bg, eps)
-        if c > 0:
-            best, bp, bd, bg, ties = v, p, d, gv, 1
-        elif c == 0:
-            ties += 1
-            if rng.integers(0, ties) == 0:
-                best = v
-    return best
+def _offer(kind, eps, rs, u, v, p, d, gv, bu, bv, bp, bd, bg, ties):  # pragma: no cover
+    """Keep candidate (u, v) with penalty p, degree d and gain gv if it beats the best; ties at random."""
+    c = 1 if bv < 0 else _better(kind, p, d, gv, bp, bd, bg, eps)
+    if c > 0:
+        return u, v, p, d, gv, 1
+    if c == 0:
+        ties += 1
+        if below(rs, ties) == 0:
+            return u, v, bp, bd, bg, ties
+    return bu, bv, bp, bd, bg, ties
 
 
 @njit(cache=True)
-def _select_swap(indptr, indices, data, members, pos, adj, g, idsum, sums, penalty, plateau, stamp,
-                 seen, sstamp, size, k, kind, eps, rng):  # pragma: no cover
+def _select_add(indptr, indices, cindptr, members, pos, cnt, g, sets, ctl, penalty, kind, eps, rs):  # pragma: no cover
+    """The vertex of C0 to add under the phase rule, or -1 when C0 is empty."""
+    size = ctl[SIZE]
+    bu, bv, bp, bd, bg, ties = -1, -1, 0, 0, -np.inf, 0
+    if cindptr.shape[0] > 0:
+        c0 = sets[C0]
+        for q in range(ctl[N0]):
+            v = c0[q]
+            bu, bv, bp, bd, bg, ties = _offer(kind, eps, rs, -1, v, penalty[v], indptr[v + 1] - indptr[v], g[v],
+                                              bu, bv, bp, bd, bg, ties)
+        return bv
+    a = least_degree_pair(indptr, members, size)[0]
+    for q in range(indptr[a], indptr[a + 1]):
+        v = indices[q]
+        if pos[v] < 0 and cnt[v] == size:
+            bu, bv, bp, bd, bg, ties = _offer(kind, eps, rs, -1, v, penalty[v], indptr[v + 1] - indptr[v], g[v],
+                                              bu, bv, bp, bd, bg, ties)
+    return bv
+
+
+@njit(cache=True)
+def _best_partner(indptr, indices, data, members, g, size, v):  # pragma: no cover
+    """The member u whose place v (adjacent to every member) takes best, and the gain."""
+    u, gv = -1, -np.inf
+    for j in range(size):
+        x = members[j]
+        d = g[v] - g[x] - edge_weight(indptr, indices, data, x, v)
+        if d > gv:
+            u, gv = x, d
+    return u, gv
+
+
+@njit(cache=True)
+def _select_swap(indptr, indices, data, cindptr, members, pos, cnt, ids, g, sets, ctl, penalty, plateau,
+                 seen, k, kind, eps, rs):  # pragma: no cover
     """A plateau swap ``(u, v, delta)`` with ``v`` not dropped in this plateau; v = -1: none.
 
-    ``v`` misses exactly one member ``u`` (found from the id sums), or, when the
-    clique is full, ``v`` is adjacent to every member and ``u`` is its best partner.
-    Every such ``v`` is a neighbour of one of the two least-degree members.
+    ``v`` misses exactly one member ``u``, or, when the clique is full, ``v`` is adjacent
+    to every member and ``u`` is its best partner. Sparse bookkeeping: every such ``v``
+    is a neighbour of one of the two least-degree members (``seen`` deduplicates them);
+    dense: they are the lists C1 and C0.
     """
+    size, stamp = ctl[SIZE], ctl[STAMP]
     bu, bv, bp, bd, bg, ties = -1, -1, 0, 0, -np.inf, 0
-    a, b = least_degree_pair(indptr, members, size)
-    for src in (a, b):
+    if cindptr.shape[0] > 0:
+        c1 = sets[C1]
+        for q in range(ctl[N1]):
+            v = c1[q]
+            if plateau[v] != stamp:
+                u = ids[v]
+                bu, bv, bp, bd, bg, ties = _offer(kind, eps, rs, u, v, penalty[v], indptr[v + 1] - indptr[v],
+                                                  g[v] - g[u], bu, bv, bp, bd, bg, ties)
+        if size == k:
+            c0 = sets[C0]
+            for q in range(ctl[N0]):
+                v = c0[q]
+                if plateau[v] != stamp:
+                    u, gv = _best_partner(indptr, indices, data, members, g, size, v)
+                    bu, bv, bp, bd, bg, ties = _offer(kind, eps, rs, u, v, penalty[v], indptr[v + 1] - indptr[v],
+                                                      gv, bu, bv, bp, bd, bg, ties)
+        return bu, bv, bg
+    ctl[MSTAMP] += 1
+    sstamp = ctl[MSTAMP]
+    for src in least_degree_pair(indptr, members, size):
         if src < 0:
             continue
         for q in range(indptr[src], indptr[src + 1]):
@@ -104,66 +303,58 @@ def _select_swap(indptr, indices, data, members, pos, adj, g, idsum, sums, penal
             if pos[v] >= 0 or plateau[v] == stamp or seen[v] == sstamp:
                 continue
             seen[v] = sstamp
-            if adj[v] == size - 1:
-                u = sums[0] - idsum[v]
+            if cnt[v] == size - 1:
+                u = ctl[SUMS] - ids[v]
                 gv = g[v] - g[u]
-            elif adj[v] == size and size == k:
-                u, gv = -1, -np.inf
-                for j in range(size):
-                    x = members[j]
-                    d = g[v] - g[x] - edge_weight(indptr, indices, data, x, v)
-                    if d > gv:
-                        u, gv = x, d
+            elif cnt[v] == size and size == k:
+                u, gv = _best_partner(indptr, indices, data, members, g, size, v)
             else:
                 continue
-            p, dg = penalty[v], indptr[v + 1] - indptr[v]
-            c = 1 if bv < 0 else _better(kind, p, dg, gv, bp, bd, bg, eps)
-            if c > 0:
-                bu, bv, bp, bd, bg, ties = u, v, p, dg, gv, 1
-            elif c == 0:
-                ties += 1
-                if rng.integers(0, ties) == 0:
-                    bu, bv = u, v
+            bu, bv, bp, bd, bg, ties = _offer(kind, eps, rs, u, v, penalty[v], indptr[v + 1] - indptr[v], gv,
+                                              bu, bv, bp, bd, bg, ties)
     return bu, bv, bg
 
 
 @njit(cache=True)
 def pls_search(
-    indptr, indices, data, members, pos, adj, idsum, g, sums, size, value, k, exact,
-    penalty, pen_state, plateau, mark, phase_state, max_iters, best_members, best_size, best_value, target, rng,
+    indptr, indices, data, cindptr, cindices, members, pos, cnt, ids, g, sets, ctl, value, k, exact,
+    penalty, plateau, mark, max_iters, best_members, best_value, target, rs,
 ):  # pragma: no cover
     """Run ``max_iters`` PLS iterations (see the module notes), or until ``target`` is reached.
 
-    ``pen_state`` = [cycle count, delay, number of penalised vertices];
-    ``phase_state`` = [phase index, iterations done in it, plateau stamp];
-    ``plateau`` marks vertices dropped in the current plateau (by stamp); ``mark``
-    (n + 1 slots, the last a running stamp) is scratch. ``best_members[:best_size]``
-    and ``best_value`` hold the best admissible clique (size 0: none yet).
+    The state comes from `start_state` (``cindptr`` empty: sparse bookkeeping);
+    ``plateau`` marks vertices dropped in the current plateau (by ``ctl[STAMP]``),
+    ``mark`` is scratch (by ``ctl[MSTAMP]``), ``rs`` the random state
+    (`mewcp.kernels.rand`). ``best_members[:ctl[BEST_SIZE]]`` and ``best_value`` hold the
+    best admissible clique (size 0: none yet).
 
-    Returns ``(size, value, best_size, best_value, iterations)``.
+    Returns ``(value, best_value, iterations)``.
     """
     n = indptr.shape[0] - 1
+    dense = cindptr.shape[0] > 0
     done = 0
-    stamp = phase_state[2]
-    mstamp = mark[n]
     while done < max_iters:
-        kind = PHASE_KIND[phase_state[0]]
+        kind = PHASE_KIND[ctl[PHASE]]
         eps = 1e-12 * (1.0 + abs(value))
         full_swaps = 0
         while True:
-            if size < k:
-                v = _select_add(indptr, indices, members, pos, adj, g, penalty, size, kind, eps, rng)
+            if ctl[SIZE] < k:
+                v = _select_add(indptr, indices, cindptr, members, pos, cnt, g, sets, ctl, penalty, kind, eps, rs)
                 if v >= 0:
-                    stamp += 1  # an add ends the plateau: every vertex may be swapped in again
+                    ctl[STAMP] += 1  # an add ends the plateau: every vertex may be swapped in again
                     full_swaps = 0
                 while v >= 0:
                     value += g[v]
-                    size = add_vertex(indptr, indices, data, members, pos, adj, idsum, g, sums, size, v)
-                    v = _select_add(indptr, indices, members, pos, adj, g, penalty, size, kind, eps, rng) if size < k else -1
+                    _add(indptr, indices, data, cindptr, cindices, members, pos, cnt, ids, g, sets, ctl, v)
+                    v = -1
+                    if ctl[SIZE] < k:
+                        v = _select_add(indptr, indices, cindptr, members, pos, cnt, g, sets, ctl, penalty, kind,
+                                        eps, rs)
+            size = ctl[SIZE]
             if (not exact or size == k) and size > 0:
-                if best_size == 0 or value > best_value + 1e-12 * (1.0 + abs(best_value)):
+                if ctl[BEST_SIZE] == 0 or value > best_value + 1e-12 * (1.0 + abs(best_value)):
                     best_value = value
-                    best_size = size
+                    ctl[BEST_SIZE] = size
                     best_members[:size] = members[:size]
             if not exact and size > 1:  # the clique minus its member of most negative gain
                 worst = 0
@@ -173,81 +364,86 @@ def pls_search(
                 gw = g[members[worst]]
                 if gw < 0.0 and value - gw > best_value + 1e-12 * (1.0 + abs(best_value)):
                     best_value = value - gw
-                    best_size = size - 1
+                    ctl[BEST_SIZE] = size - 1
                     t = 0
                     for j in range(size):
                         if j != worst:
                             best_members[t] = members[j]
                             t += 1
-            if best_size > 0 and best_value >= target:
+            if ctl[BEST_SIZE] > 0 and best_value >= target:
                 break
-            mstamp += 1
-            u, v, d = _select_swap(indptr, indices, data, members, pos, adj, g, idsum, sums, penalty,
-                                   plateau, stamp, mark, mstamp, size, k, kind, eps, rng)
+            u, v, d = _select_swap(indptr, indices, data, cindptr, members, pos, cnt, ids, g, sets, ctl, penalty,
+                                   plateau, mark, k, kind, eps, rs)
             if v < 0:
                 break
             if size == k:  # a full clique's plateau is short: each swap there scans C0 x members
                 full_swaps += 1
                 if full_swaps > FULL_PLATEAU:
                     break
-            plateau[u] = stamp
-            size = drop_vertex(indptr, indices, data, members, pos, adj, idsum, g, sums, size, u)
+            plateau[u] = ctl[STAMP]
+            _drop(indptr, indices, data, cindptr, cindices, members, pos, cnt, ids, g, sets, ctl, u)
             value += d
-            size = add_vertex(indptr, indices, data, members, pos, adj, idsum, g, sums, size, v)
+            _add(indptr, indices, data, cindptr, cindices, members, pos, cnt, ids, g, sets, ctl, v)
         done += 1
-        if best_size > 0 and best_value >= target:
+        if ctl[BEST_SIZE] > 0 and best_value >= target:
             break
         # penalties: members up; every `delay` iterations all down by one
+        size = ctl[SIZE]
         for j in range(size):
             x = members[j]
             if penalty[x] == 0:
-                pen_state[2] += 1
+                ctl[PNUM] += 1
             penalty[x] += 1
-        pen_state[0] += 1
-        if pen_state[0] > pen_state[1]:
-            pen_state[0] = 0
+        ctl[PCOUNT] += 1
+        if ctl[PCOUNT] > ctl[PDELAY]:
+            ctl[PCOUNT] = 0
             for x in range(n):
                 if penalty[x] > 0:
                     if penalty[x] == 1:
-                        pen_state[2] -= 1
+                        ctl[PNUM] -= 1
                     penalty[x] -= 1
-        if 4 * pen_state[2] < 3 * n:
-            pen_state[1] += 1
-        elif 4 * pen_state[2] > 3 * n and pen_state[1] > 1:
-            pen_state[1] -= 1
+        if 4 * ctl[PNUM] < 3 * n:
+            ctl[PDELAY] += 1
+        elif 4 * ctl[PNUM] > 3 * n and ctl[PDELAY] > 1:
+            ctl[PDELAY] -= 1
         # perturbation
-        stamp += 1
+        ctl[STAMP] += 1
         if size >= n:
             break
-        v = rng.integers(0, n)
+        v = below(rs, n)
         while pos[v] >= 0:
-            v = rng.integers(0, n)
+            v = below(rs, n)
         if kind == PENALTY:  # restart from a random vertex
-            while size > 0:
-                size = drop_vertex(indptr, indices, data, members, pos, adj, idsum, g, sums, size, members[size - 1])
+            _clear(indptr, indices, data, cindptr, cindices, members, pos, cnt, ids, g, sets, ctl)
             value = 0.0
         else:  # v enters; the members it misses leave (and one more if the clique is full)
-            mstamp += 1
-            for p in range(indptr[v], indptr[v + 1]):
-                mark[indices[p]] = mstamp
-            j = 0
-            while j < size:
-                x = members[j]
-                if mark[x] != mstamp:
-                    value -= g[x]
-                    size = drop_vertex(indptr, indices, data, members, pos, adj, idsum, g, sums, size, x)
-                else:
-                    j += 1
-            if size == k:
-                x = members[rng.integers(0, size)]
+            if dense:
+                for p in range(cindptr[v], cindptr[v + 1]):
+                    x = cindices[p]
+                    if pos[x] >= 0:
+                        value -= g[x]
+                        _drop(indptr, indices, data, cindptr, cindices, members, pos, cnt, ids, g, sets, ctl, x)
+            else:
+                ctl[MSTAMP] += 1
+                mstamp = ctl[MSTAMP]
+                for p in range(indptr[v], indptr[v + 1]):
+                    mark[indices[p]] = mstamp
+                j = 0
+                while j < ctl[SIZE]:
+                    x = members[j]
+                    if mark[x] != mstamp:
+                        value -= g[x]
+                        _drop(indptr, indices, data, cindptr, cindices, members, pos, cnt, ids, g, sets, ctl, x)
+                    else:
+                        j += 1
+            if ctl[SIZE] == k:
+                x = members[below(rs, k)]
                 value -= g[x]
-                size = drop_vertex(indptr, indices, data, members, pos, adj, idsum, g, sums, size, x)
+                _drop(indptr, indices, data, cindptr, cindices, members, pos, cnt, ids, g, sets, ctl, x)
         value += g[v]
-        size = add_vertex(indptr, indices, data, members, pos, adj, idsum, g, sums, size, v)
-        phase_state[1] += 1
-        if phase_state[1] >= PHASE_LENGTHS[phase_state[0]]:
-            phase_state[1] = 0
-            phase_state[0] = (phase_state[0] + 1) % PHASE_LENGTHS.shape[0]
-    phase_state[2] = stamp
-    mark[n] = mstamp
-    return size, value, best_size, best_value, done
+        _add(indptr, indices, data, cindptr, cindices, members, pos, cnt, ids, g, sets, ctl, v)
+        ctl[PITER] += 1
+        if ctl[PITER] >= PHASE_LENGTHS[ctl[PHASE]]:
+            ctl[PITER] = 0
+            ctl[PHASE] = (ctl[PHASE] + 1) % PHASE_LENGTHS.shape[0]
+    return value, best_value, done

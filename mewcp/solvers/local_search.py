@@ -49,6 +49,7 @@ import numpy as np
 
 from mewcp.kernels import clique as ck
 from mewcp.kernels import pls as pk
+from mewcp.kernels import rand
 from mewcp.kernels import swap as sk
 from mewcp.kernels.gains import set_gains
 from mewcp.problem import Problem
@@ -484,6 +485,8 @@ def solve_memetic(problem: Problem, k: int, *, exact: bool, deadline: Deadline, 
 
 #: PLS iterations per cycle of its three phases; ``patience`` counts cycles.
 PLS_CYCLE = int(pk.PHASE_LENGTHS.sum())
+#: Density (edges over vertex pairs) from which `pls` keeps C0 and C1 by complement lists.
+PLS_DENSE = 0.5
 
 
 def solve_pls(problem: Problem, k: int, *, exact: bool, deadline: Deadline, seed: int | None,
@@ -491,44 +494,47 @@ def solve_pls(problem: Problem, k: int, *, exact: bool, deadline: Deadline, seed
               target: float | None = None) -> SolverOutput:
     """The `pls` method: phased local search (Pullan 2006, 2008) with the cardinality bound.
 
-    See `mewcp.kernels.pls` for the moves, phases, penalties and perturbations.
-    ``max_iters`` counts PLS iterations (one maximal clique, its plateau and a
-    perturbation); ``patience`` counts cycles of the three phases (200 iterations)
-    without improvement. A complete graph is searched as CSR (n^2 memory); the swap
-    methods (`tabu`, `memetic`) are the ones for complete graphs.
+    See `mewcp.kernels.pls` for the moves, phases, penalties and perturbations; graphs of
+    density at least ``PLS_DENSE`` use its complement-list bookkeeping (the complement
+    then has no more entries than the graph). ``max_iters`` counts PLS iterations (one
+    maximal clique, its plateau and a perturbation); ``patience`` counts cycles of the
+    three phases (200 iterations) without improvement. A complete graph is searched as
+    CSR (n^2 memory); the swap methods (`tabu`, `memetic`) are the ones for complete graphs.
     """
     patience = _patience(patience, max_iters, target, deadline)
     if (out := _trivial(problem, k, exact)) is not None:
         return out
     indptr, indices, data = _csr(problem)
     n = problem.n
-    rng = np.random.default_rng(seed)
-    first = start if start is not None else np.array([rng.integers(0, n)], dtype=np.int64)
-    members, pos, adj, idsum, g, sums, size, value = ck.build_state(
-        indptr, indices, data, np.asarray(first, dtype=np.int64), k)
+    if indptr[-1] >= PLS_DENSE * n * (n - 1):
+        cindptr, cindices = pk.complement(indptr, indices)
+    else:
+        cindptr = cindices = np.empty(0, dtype=np.int64)
+    rs = rand.seed_state(seed)
+    first = start if start is not None else np.array([rand.below(rs, n)], dtype=np.int64)
+    members, pos, cnt, ids, g, sets, ctl = pk.start_state(
+        indptr, indices, data, cindptr, cindices, np.asarray(first, dtype=np.int64), k)
+    size, value = int(ctl[pk.SIZE]), float(g[members[: ctl[pk.SIZE]]].sum() / 2)
     inc = _Incumbent(deadline, max_iters, target)
     best = np.empty(k, dtype=np.int64)
-    best_size, best_value = 0, -np.inf
+    best_value = -np.inf
     if not exact or size == k:
-        best[:size], best_size, best_value = members[:size], size, value
-        inc.offer(best[:best_size], best_value)
+        best[:size], ctl[pk.BEST_SIZE], best_value = members[:size], size, value
+        inc.offer(best[:size], best_value)
     penalty = np.zeros(n, dtype=np.int64)
-    pen_state = np.array([0, 2, 0], dtype=np.int64)
     plateau = np.zeros(n, dtype=np.int64)
-    mark = np.zeros(n + 1, dtype=np.int64)
-    phase_state = np.zeros(3, dtype=np.int64)
+    mark = np.zeros(n, dtype=np.int64)
     stop_at = np.inf if target is None else float(target)
     chunks, idle, since = _Chunks(first=1), 0, 0  # one PLS iteration may be long: start small
     while (reason := inc.stop_reason()) is None:
         before = best_value
-        size, value, best_size, best_value, done = pk.pls_search(
-            indptr, indices, data, members, pos, adj, idsum, g, sums, size, value, k, exact,
-            penalty, pen_state, plateau, mark, phase_state, _budget(chunks, inc), best, best_size,
-            best_value, stop_at, rng)
+        value, best_value, done = pk.pls_search(
+            indptr, indices, data, cindptr, cindices, members, pos, cnt, ids, g, sets, ctl, value, k, exact,
+            penalty, plateau, mark, _budget(chunks, inc), best, best_value, stop_at, rs)
         chunks.done(done)
         inc.iterations += done
-        if best_size:
-            inc.offer(best[:best_size], best_value)
+        if ctl[pk.BEST_SIZE]:
+            inc.offer(best[: ctl[pk.BEST_SIZE]], best_value)
         since += done
         if best_value > before:
             idle, since = 0, 0

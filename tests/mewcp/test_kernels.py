@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from mewcp.kernels import checks, clique, gains, swap
+from mewcp.kernels import checks, clique, gains, pls, rand, swap
 from tests.mewcp.helpers import random_graph, random_symmetric
 
 
@@ -316,3 +316,111 @@ def test_clique_search_keeps_a_clique_and_finds_the_optimum(seed, exact):
         return
     assert is_clique(mask, best[:best_size].tolist()) and best_value == pytest.approx(weight_of(w, best[:best_size]))
     assert best_value == pytest.approx(max(max(weight_of(w, c) for c in cliques), 0.0 if not exact else -np.inf))
+
+
+# --------------------------------------------------------------------- rand, pls
+
+
+def splitmix64_reference(state: int, count: int) -> list[int]:
+    mask, out = (1 << 64) - 1, []
+    for _ in range(count):
+        state = (state + 0x9E3779B97F4A7C15) & mask
+        z = state
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & mask
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & mask
+        out.append(z ^ (z >> 31))
+    return out
+
+
+@pytest.mark.parametrize("seed", [0, 1, 12345, 2**64 - 1])
+def test_rand_is_splitmix64_and_below_stays_in_range(seed):
+    rs = rand.seed_state(seed)
+    assert [int(rand.next_u64(rs)) for _ in range(5)] == splitmix64_reference(seed, 5)
+    draws = [int(rand.below(rs, 7)) for _ in range(700)]
+    assert set(draws) == set(range(7)) and max(draws.count(x) for x in range(7)) < 160
+    assert rand.seed_state(seed + 2**64)[0] == rs.dtype.type(seed)
+
+
+@pytest.mark.parametrize("density", [0.0, 0.4, 0.8, 1.0])
+def test_complement_is_every_missing_pair(density):
+    rng = np.random.default_rng(int(density * 10))
+    w, mask = random_graph(13, density, rng)
+    indptr, indices, _ = csr(w, mask)
+    cindptr, cindices = pls.complement(indptr, indices)
+    for v in range(13):
+        assert cindices[cindptr[v]:cindptr[v + 1]].tolist() == [x for x in range(13) if x != v and not mask[v, x]]
+
+
+def _pls_arrays(w, mask, start, k, dense):
+    indptr, indices, data = csr(w, mask)
+    comp = pls.complement(indptr, indices) if dense else (np.empty(0, np.int64), np.empty(0, np.int64))
+    graph = (indptr, indices, data, *comp)
+    return graph, list(pls.start_state(*graph, np.array(start, dtype=np.int64), k))
+
+
+def _check_pls_state(w, mask, state, dense) -> None:
+    members, pos, cnt, ids, g, sets, ctl = state
+    n, size = w.shape[0], int(ctl[pls.SIZE])
+    cl = members[:size].tolist()
+    out = [v for v in range(n) if v not in cl]
+    assert is_clique(mask, cl) and all(pos[v] == i for i, v in enumerate(cl)) and all(pos[v] == -1 for v in out)
+    assert np.allclose(g, [sum(w[u, v] for u in cl if mask[u, v]) for v in range(n)], rtol=0, atol=1e-9)
+    missing = {v: [u for u in cl if not mask[u, v]] for v in out}
+    if not dense:
+        assert [cnt[v] for v in out] == [size - len(missing[v]) for v in out]
+        assert [ids[v] for v in out] == [sum(cl) - sum(missing[v]) for v in out] and ctl[pls.SUMS] == sum(cl)
+        return
+    assert [cnt[v] for v in out] == [len(missing[v]) for v in out]
+    assert [ids[v] for v in out] == [sum(missing[v]) for v in out]
+    for lst, at, count, misses in ((pls.C0, pls.C0AT, pls.N0, 0), (pls.C1, pls.C1AT, pls.N1, 1)):
+        listed = sets[lst, : ctl[count]].tolist()
+        assert sorted(listed) == [v for v in out if len(missing[v]) == misses]
+        assert all(sets[at, v] == i for i, v in enumerate(listed))
+
+
+@pytest.mark.parametrize("dense", [False, True])
+@pytest.mark.parametrize("seed", range(4))
+def test_pls_moves_keep_both_bookkeepings_exact(seed, dense):
+    rng = np.random.default_rng(seed)
+    n, k = 14, 6
+    w, mask = random_graph(n, 0.7, rng, negative=seed % 2 == 1)
+    graph, state = _pls_arrays(w, mask, [int(rng.integers(n))], k, dense)
+    _check_pls_state(w, mask, state, dense)
+    for _ in range(40):
+        members, pos, cnt, ids, g, sets, ctl = state
+        cl = members[: ctl[pls.SIZE]].tolist()
+        addable = [v for v in range(n) if v not in cl and is_clique(mask, cl + [v])]
+        if addable and len(cl) < k and rng.random() < 0.6:
+            pls._add(*graph, *state, int(rng.choice(addable)))
+        elif len(cl) > 1:
+            pls._drop(*graph, *state, int(rng.choice(cl)))
+        _check_pls_state(w, mask, state, dense)
+    pls._clear(*graph, *state)
+    _check_pls_state(w, mask, state, dense)
+
+
+@pytest.mark.parametrize("dense", [False, True])
+@pytest.mark.parametrize("exact", [True, False])
+@pytest.mark.parametrize("seed", range(3))
+def test_pls_search_keeps_its_state_and_finds_the_optimum(seed, exact, dense):
+    rng = np.random.default_rng(seed)
+    n, k = 12, 4
+    w, mask = random_graph(n, 0.65, rng, negative=seed % 2 == 1)
+    graph, state = _pls_arrays(w, mask, [0], k, dense)
+    members, pos, cnt, ids, g, sets, ctl = state
+    best = np.empty(k, dtype=np.int64)
+    value = float(g[members[: ctl[pls.SIZE]]].sum() / 2)
+    value, best_value, done = pls.pls_search(*graph, *state, value, k, exact, np.zeros(n, np.int64),
+                                             np.zeros(n, np.int64), np.zeros(n, np.int64), 600, best, -np.inf,
+                                             np.inf, rand.seed_state(seed))
+    assert done == 600
+    _check_pls_state(w, mask, state, dense)
+    assert value == pytest.approx(weight_of(w, members[: ctl[pls.SIZE]]), abs=1e-9)
+    sizes = [k] if exact else range(1, k + 1)
+    cliques = [c for s in sizes for c in itertools.combinations(range(n), s) if is_clique(mask, c)]
+    best_size = int(ctl[pls.BEST_SIZE])
+    if not cliques:
+        assert best_size == 0
+        return
+    assert is_clique(mask, best[:best_size].tolist()) and best_value == pytest.approx(weight_of(w, best[:best_size]))
+    assert best_value == pytest.approx(max(weight_of(w, c) for c in cliques))
