@@ -1,8 +1,10 @@
 """Which pruning criterion keeps the most accuracy at a FLOPs budget? A benchmark that can tell.
 
 Per seed and architecture, one dense model is trained on the built-in synthetic
-segmentation task (48×48 images, background and three textured-shape classes; cosine
-learning rate; how close to its plateau is measured and reported). Every criterion then prunes a copy of *that* model to each FLOPs
+segmentation task (48×48 images, background and three foreground classes: two textured
+discs and a striped rectangle, or, for the DeepLabV3+ architecture, two textured discs
+and a thin-structure class, plain curved lines 1 to 2.5 pixels wide; cosine learning
+rate; how close to its plateau is measured and reported). Every criterion then prunes a copy of *that* model to each FLOPs
 target and is fine-tuned for the same number of iterations; the dense model fine-tuned
 for those iterations too is the reference. Each criterion's score is its paired
 difference to that reference, mean and 95% t-interval over seeds, and the recommended
@@ -16,8 +18,10 @@ Protocols:
   during fine-tuning, the target reached in ``steps`` masked steps, then fine-tuning to
   the same budget.
 
-Architectures: ``basic`` (DeepLabLite: basic blocks, ASPP with image pool) and
-``bottleneck`` (DeepLabResNet: bottleneck ResNet, ASPP with image pool).
+Architectures: ``basic`` (DeepLabLite: basic blocks, ASPP with image pool),
+``bottleneck`` (DeepLabResNet: bottleneck ResNet, ASPP with image pool) and
+``v3plus-thin`` (DeepLabV3PlusLite: DeepLabLite with the DeepLabV3+ decoder's stride-4
+skip connection, on the data with the thin-structure class).
 
 Writes ``benchmarks/results/criteria.{md,json,png}`` (the plot: the recommended criterion minus every
 other row, paired by seed, with 95% intervals). Rerun from the repository root::
@@ -67,19 +71,31 @@ from sirfp_adapter.criteria import (  # noqa: E402
     Sensitivity,
     Taylor,
 )
-from sirfp_adapter.demo.data import SyntheticSegmentation  # noqa: E402
+from sirfp_adapter.demo.data import CATALOGUE, SyntheticSegmentation  # noqa: E402
 from sirfp_adapter.demo.experiment import train  # noqa: E402
 from sirfp_adapter.demo.metrics import evaluate  # noqa: E402
-from sirfp_adapter.demo.models import DeepLabLite, DeepLabResNet  # noqa: E402
+from sirfp_adapter.demo.models import DeepLabLite, DeepLabResNet, DeepLabV3PlusLite  # noqa: E402
 from sirfp_adapter.plan import PlanOptions  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
-N_CLASSES = 4  # background and three textured shapes (striped discs, checkered discs, striped rectangles)
+N_CLASSES = 4  # background and three foreground classes
+TEXTURED = CATALOGUE[:N_CLASSES - 1]  # striped discs, checkered discs, striped rectangles
+THIN = CATALOGUE[:N_CLASSES - 2] + (("line", "plain"),)  # striped and checkered discs, thin plain lines
 RECOMMENDED = "SIRFP (js, sensitivity budget)"  # the default SIRFP(): js order, measured budget (Sensitivity)
 
-ARCHS: dict[str, Callable[[], torch.nn.Module]] = {
-    "basic": lambda: DeepLabLite(N_CLASSES, widths=(16, 32, 64, 64), blocks=1, aspp_channels=32),
-    "bottleneck": lambda: DeepLabResNet(N_CLASSES, layers=(1, 1, 1, 1), width=8, aspp_channels=32),
+@dataclass(frozen=True)
+class Arch:
+    """A network (built fresh, untrained) and the foreground classes of the data it learns."""
+
+    build: Callable[[], torch.nn.Module]
+    foreground: tuple[tuple[str, str], ...] = TEXTURED
+
+
+ARCHS: dict[str, Arch] = {
+    "basic": Arch(lambda: DeepLabLite(N_CLASSES, widths=(16, 32, 64, 64), blocks=1, aspp_channels=32)),
+    "bottleneck": Arch(lambda: DeepLabResNet(N_CLASSES, layers=(1, 1, 1, 1), width=8, aspp_channels=32)),
+    "v3plus-thin": Arch(lambda: DeepLabV3PlusLite(N_CLASSES, widths=(16, 32, 64, 64), blocks=1, aspp_channels=32,
+                                                  low_channels=8), THIN),
 }
 
 
@@ -142,9 +158,10 @@ QUICK = Setup(size=32, train_iters=60, finetune_iters=20, collect_batches=2, ste
               pool=200, val=32)
 
 
-def data(seed: int, setup: Setup) -> tuple[torch.Tensor, torch.Tensor, list[tuple[torch.Tensor, torch.Tensor]]]:
+def data(seed: int, setup: Setup, foreground: tuple[tuple[str, str], ...]
+         ) -> tuple[torch.Tensor, torch.Tensor, list[tuple[torch.Tensor, torch.Tensor]]]:
     """A fixed pool of training images (drawn once) and the validation batches."""
-    kw = {"seed": seed, "size": (setup.size, setup.size), "n_classes": N_CLASSES, "objects": (1, 3),
+    kw = {"seed": seed, "size": (setup.size, setup.size), "foreground": foreground, "objects": (1, 3),
           "scale": (0.25, 0.5), "period": (3.0, 6.0)}
     train_set = SyntheticSegmentation(setup.pool, split="train", **kw)
     xs, ys = zip(*(train_set[i] for i in range(len(train_set))), strict=True)
@@ -175,7 +192,7 @@ def finetune(model: torch.nn.Module, stream: Iterator[Any], iters: int, after_st
 def dense(arch: str, seed: int, setup: Setup, xs: torch.Tensor, ys: torch.Tensor,
           val: list[Any]) -> tuple[dict[str, Any], dict[str, float]]:
     torch.manual_seed(seed)
-    model = ARCHS[arch]()
+    model = ARCHS[arch].build()
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=1e-4)
     train(model, batches(xs, ys, setup.batch, seed), setup.train_iters, optimizer, progress=False)
     state = copy.deepcopy(model.state_dict())
@@ -186,7 +203,7 @@ def dense(arch: str, seed: int, setup: Setup, xs: torch.Tensor, ys: torch.Tensor
 
 def prune_run(arch: str, state: dict[str, Any], name: str, protocol: str, target: float, seed: int, setup: Setup,
               xs: torch.Tensor, ys: torch.Tensor, val: list[Any]) -> dict[str, Any]:
-    model = ARCHS[arch]()
+    model = ARCHS[arch].build()
     model.load_state_dict(state)
     variant = VARIANTS[name]
     criterion = variant.build(seed)
@@ -209,7 +226,7 @@ def prune_run(arch: str, state: dict[str, Any], name: str, protocol: str, target
         pruner.finalize()
         prune_time = time.perf_counter() - started
         finetune(model, stream, setup.finetune_iters - setup.steps * setup.interval)
-    base = count_flops(ARCHS[arch](), example)
+    base = count_flops(ARCHS[arch].build(), example)
     return {"miou": miou(model, val), "flops_reduction": 1 - count_flops(model, example) / base,
             "prune_s": prune_time, "wall_s": time.perf_counter() - started, "keep": keep}
 
@@ -273,15 +290,16 @@ def main() -> None:
         saved["setup"] = setup.__dict__
         saved["machine"] = machine_info("torch", "torch_pruning")
         seeds = args.seeds[:1] if args.quick else args.seeds
-        pools: dict[int, Any] = {}
+        pools: dict[tuple[int, Any], Any] = {}
         states: dict[str, Any] = {}
         # protocol, then architecture, then seed: a cell gets all its seeds before the next starts
         for protocol in args.protocols:
             for arch in args.archs:
                 for seed in seeds:
-                    if seed not in pools:
-                        pools[seed] = data(seed, setup)
-                    xs, ys, val = pools[seed]
+                    task = (seed, ARCHS[arch].foreground)
+                    if task not in pools:
+                        pools[task] = data(seed, setup, ARCHS[arch].foreground)
+                    xs, ys, val = pools[task]
                     dkey = f"{arch}|{seed}"
                     if dkey not in states:
                         states[dkey] = _dense_state(saved, arch, seed, setup, xs, ys, val, args.quick)

@@ -17,14 +17,18 @@ each a random perturbation of one random base colour; no blur) covering the imag
 Each foreground class is one *combination* of a shape and a texture:
 
 * shapes: disc, rectangle (aspect 0.5 to 1), triangle (equilateral), ring (a disc with a
-  hole showing what lies underneath) and bar (elongated rectangle);
+  hole showing what lies underneath) and bar (elongated rectangle), and a thin-structure
+  shape, line (a gently curved stroke 1 to 2.5 pixels wide, whatever the image size: the
+  kind of object, like a pole or a wire, that a network which blurs its feature maps
+  loses first);
 * textures: stripes, checker and dots, each at a random orientation, period (``period``,
-  4 to 9 pixels by default, whatever the image size) and phase.
+  4 to 9 pixels by default, whatever the image size) and phase; and plain (one colour).
 
-The 15 combinations are listed in `CATALOGUE`; class ``k >= 1`` is ``CATALOGUE[k - 1]``,
-ordered so that the default 7 foreground classes contain shapes that share a texture
-and textures that share a shape: neither the shape nor the texture alone names the
-class. Every instance paints its texture with two colours drawn uniformly from the RGB
+The 15 textured combinations are listed in `CATALOGUE`; by default class ``k >= 1`` is
+``CATALOGUE[k - 1]``, ordered so that the default 7 foreground classes contain shapes
+that share a texture and textures that share a shape: neither the shape nor the texture
+alone names the class. ``foreground=`` chooses any other list of (shape, texture)
+pairs, for example one with a plain line as a thin-structure class. Every instance paints its texture with two colours drawn uniformly from the RGB
 cube (at least 0.4 apart, so the texture is visible), whatever its class, and the
 background's colours come from the same cube: a pixel's colour says nothing about its
 class, and a classifier has to look at the texture and at the outline around it.
@@ -77,6 +81,8 @@ from torch.utils.data import DataLoader, Dataset
 
 __all__ = [
     "CATALOGUE",
+    "SHAPES",
+    "TEXTURES",
     "IMAGENET_MEAN",
     "IMAGENET_STD",
     "SYNTHETIC_MEAN",
@@ -108,7 +114,9 @@ CATALOGUE: tuple[tuple[str, str], ...] = (
     ("ring", "stripes"),
     ("bar", "checker"),
 )
-_ADJECTIVES = {"stripes": "striped", "checker": "checkered", "dots": "dotted"}
+_ADJECTIVES = {"stripes": "striped", "checker": "checkered", "dots": "dotted", "plain": "plain"}
+SHAPES: tuple[str, ...] = ("disc", "rectangle", "triangle", "ring", "bar", "line")
+TEXTURES: tuple[str, ...] = tuple(_ADJECTIVES)
 _SPLITS: dict[str, int] = {"train": 0, "val": 1, "test": 2}
 
 #: Per-channel statistics of the default synthetic images (measured over 512 samples, rounded).
@@ -119,7 +127,9 @@ IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
 
 _MIN_CONTRAST = 0.4
 #: Radius multipliers, (pi / area of a unit-radius shape) ** 0.25: halves the spread of the shapes' areas.
-_SHAPE_SCALE = {"disc": 1.0, "ring": 1.09, "rectangle": 1.13, "triangle": 1.25, "bar": 1.29}
+_SHAPE_SCALE = {"disc": 1.0, "ring": 1.09, "rectangle": 1.13, "triangle": 1.25, "bar": 1.29, "line": 1.29}
+#: Half-width range of a line, in pixels (1 to 2.5 pixels wide whatever the image size).
+_LINE_HALF_WIDTH = (0.5, 1.25)
 _IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 _LABEL_MODES = ("L", "P", "I", "I;16")
 
@@ -171,6 +181,31 @@ def _check_triple(value: object, name: str, *, positive: bool) -> tuple[float, f
     if positive and min(value) <= 0:
         raise ValueError(msg)
     return (float(value[0]), float(value[1]), float(value[2]))
+
+
+def _check_foreground(foreground: object, n_classes: object) -> tuple[tuple[str, str], ...]:
+    """The foreground classes from ``foreground`` or ``n_classes`` (see `SyntheticSegmentation`)."""
+    if foreground is None:
+        n = 8 if n_classes is None else n_classes
+        if not _is_int(n) or not 2 <= n <= len(CATALOGUE) + 1:
+            raise ValueError(f"n_classes must be an int from 2 to {len(CATALOGUE) + 1}; got {n_classes!r}")
+        return CATALOGUE[: int(n) - 1]
+    message = (f"foreground must be a non-empty sequence of distinct (shape, texture) pairs, shapes from "
+               f"{SHAPES} and textures from {TEXTURES}")
+    if isinstance(foreground, str | bytes) or not isinstance(foreground, Sequence) or not foreground:
+        raise ValueError(f"{message}; got {foreground!r}")
+    pairs = []
+    for item in foreground:
+        if (not isinstance(item, Sequence) or isinstance(item, str) or len(item) != 2
+                or item[0] not in SHAPES or item[1] not in TEXTURES):
+            raise ValueError(f"{message}; got {item!r} in foreground")
+        pairs.append((str(item[0]), str(item[1])))
+    if len(set(pairs)) != len(pairs):
+        raise ValueError(f"{message}; {foreground!r} repeats a pair")
+    if n_classes is not None and n_classes != len(pairs) + 1:
+        raise ValueError(f"n_classes must be len(foreground) + 1 = {len(pairs) + 1} when foreground is given "
+                         f"(or left out); got {n_classes!r}")
+    return tuple(pairs)
 
 
 def _check_ignore_index(ignore_index: object) -> int:
@@ -231,8 +266,15 @@ class SyntheticSegmentation(Dataset[Sample]):
         Non-negative base seed.
     size : tuple of int
         Image size ``(H, W)``.
-    n_classes : int
-        Number of classes, background included, from 2 to ``len(CATALOGUE) + 1`` (16).
+    n_classes : int, optional
+        Number of classes, background included, from 2 to ``len(CATALOGUE) + 1`` (16);
+        the foreground classes are the first ``n_classes - 1`` of `CATALOGUE`. Default 8,
+        or ``len(foreground) + 1`` when ``foreground`` is given.
+    foreground : sequence of (str, str), optional
+        The foreground classes in order, as (shape, texture) pairs from `SHAPES` and
+        `TEXTURES`, distinct (e.g. ``CATALOGUE[:2] + (("line", "plain"),)`` for two
+        textured discs and a thin-structure class). Default: the first ``n_classes - 1``
+        entries of `CATALOGUE`.
     objects : tuple of int
         Inclusive range of the number of shape instances per image.
     scale : tuple of float
@@ -251,6 +293,8 @@ class SyntheticSegmentation(Dataset[Sample]):
     ----------
     class_names : tuple of str
         ``("background", "striped disc", "checkered disc", ...)``.
+    foreground : tuple of (str, str)
+        The foreground classes' (shape, texture) pairs; class ``k >= 1`` is ``foreground[k - 1]``.
     mean, std : tuple of float
         The per-channel normalisation applied by ``__getitem__`` (`SYNTHETIC_MEAN`,
         `SYNTHETIC_STD`); ``image * std + mean`` recovers `render`'s colours.
@@ -269,7 +313,8 @@ class SyntheticSegmentation(Dataset[Sample]):
         split: Split = "train",
         seed: int = 0,
         size: tuple[int, int] = (128, 128),
-        n_classes: int = 8,
+        n_classes: int | None = None,
+        foreground: Sequence[tuple[str, str]] | None = None,
         objects: tuple[int, int] = (4, 8),
         scale: tuple[float, float] = (0.12, 0.32),
         period: tuple[float, float] = (4.0, 9.0),
@@ -283,9 +328,8 @@ class SyntheticSegmentation(Dataset[Sample]):
         self.split = split
         self.seed = _check_positive_int(seed, "seed", minimum=0)
         self.size = _check_size(size)
-        if not _is_int(n_classes) or not 2 <= n_classes <= len(CATALOGUE) + 1:
-            raise ValueError(f"n_classes must be an int from 2 to {len(CATALOGUE) + 1}; got {n_classes!r}")
-        self.n_classes = int(n_classes)
+        self.foreground = _check_foreground(foreground, n_classes)
+        self.n_classes = len(self.foreground) + 1
         lo, hi = _check_pair(objects, "objects", integer=True, bounds="1 <= low <= high",
                              ok=lambda a, b: 1 <= a <= b)
         self.objects = (int(lo), int(hi))
@@ -304,7 +348,7 @@ class SyntheticSegmentation(Dataset[Sample]):
             raise ValueError(f"ignore_index must not be a class index (< n_classes={self.n_classes}); "
                              f"got {ignore_index!r}")
         self.class_names: tuple[str, ...] = ("background",) + tuple(
-            f"{_ADJECTIVES[texture]} {shape}" for shape, texture in CATALOGUE[: self.n_classes - 1])
+            f"{_ADJECTIVES[texture]} {shape}" for shape, texture in self.foreground)
         self.mean = SYNTHETIC_MEAN
         self.std = SYNTHETIC_STD
         self._mean = np.asarray(self.mean, dtype=np.float32)
@@ -369,7 +413,7 @@ class SyntheticSegmentation(Dataset[Sample]):
                 return a, b
 
     def _paint(self, rng: np.random.Generator, image: np.ndarray, label: np.ndarray, cls: int) -> None:
-        shape, texture = CATALOGUE[cls - 1]
+        shape, texture = self.foreground[cls - 1]
         h, w = self.size
         side = min(h, w)
         relative = math.exp(rng.uniform(math.log(self.scale[0]), math.log(self.scale[1])))
@@ -380,7 +424,7 @@ class SyntheticSegmentation(Dataset[Sample]):
         phi = rng.uniform(0, 2 * math.pi)
         phase = rng.uniform(0, 1, 2)
         first, second = self._colours(rng)
-        shape_draw = rng.uniform(0, 1, 2)  # shape-specific proportions
+        shape_draw = rng.uniform(0, 1, 2)  # shape-specific proportions (a line: width and curvature)
 
         y0, y1 = max(0, int(cy - radius)), min(h, int(math.ceil(cy + radius)) + 1)
         x0, x1 = max(0, int(cx - radius)), min(w, int(math.ceil(cx + radius)) + 1)
@@ -406,6 +450,10 @@ class SyntheticSegmentation(Dataset[Sample]):
         elif shape == "bar":
             b = max(radius * (0.22 + 0.13 * shape_draw[0]), 0.75 * period)
             mask = (np.abs(u) <= radius) & (np.abs(v) <= b)
+        elif shape == "line":  # a parabolic arc whose sagitta is at most a quarter of its half-length
+            half = _LINE_HALF_WIDTH[0] + (_LINE_HALF_WIDTH[1] - _LINE_HALF_WIDTH[0]) * shape_draw[0]
+            curve = np.float32(0.25 * (2 * shape_draw[1] - 1) / radius) * u * u
+            mask = (np.abs(u) <= radius) & (np.abs(v - curve) <= half)
         else:  # triangle: three half-planes at distance radius / 2 (the inradius) from the centre
             mask = u <= radius / 2
             for k in (1, 2):
@@ -414,7 +462,9 @@ class SyntheticSegmentation(Dataset[Sample]):
 
         cp, sp = np.float32(math.cos(phi) / period), np.float32(math.sin(phi) / period)
         p = xs * cp + ys * sp + np.float32(phase[0])
-        if texture == "stripes":
+        if texture == "plain":
+            pattern = np.ones_like(mask)
+        elif texture == "stripes":
             pattern = p - np.floor(p) < 0.5
         else:
             q = ys * cp - xs * sp + np.float32(phase[1])

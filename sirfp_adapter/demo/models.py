@@ -1,10 +1,13 @@
 """Segmentation networks in plain torch, for tests, benchmarks and the built-in demo.
 
-Two DeepLabV3-style networks share one head (ASPP with an image-pool branch, a 1×1
+Three DeepLab-style networks share one head (ASPP with an image-pool branch, a 1×1
 projection and a classifier):
 
 * :class:`DeepLabLite` — a small ResNet-style backbone of basic blocks with dilation,
   trainable on a CPU in minutes (the demo's and the tests' model);
+* :class:`DeepLabV3PlusLite` — the same backbone and ASPP with a DeepLabV3+ decoder:
+  stride-4 features of the first stage join the upsampled ASPP output (a skip
+  connection at high resolution, the layout of smp's ``DeepLabV3Plus``);
 * :class:`DeepLabResNet` — a ResNet-50-style backbone of bottleneck blocks (layers
   3-4-6-3, expansion 4, dilated to output stride 8 like torchvision's
   ``deeplabv3_resnet50``); ``DeepLabResNet()`` has that network's size (about 39 M
@@ -22,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["ASPP", "DeepLabLite", "DeepLabResNet"]
+__all__ = ["ASPP", "DeepLabLite", "DeepLabResNet", "DeepLabV3PlusLite"]
 
 
 def conv_bn_relu(cin: int, cout: int, kernel: int, stride: int = 1, dilation: int = 1) -> nn.Sequential:
@@ -140,16 +143,69 @@ class DeepLabLite(_DeepLab):
         blocks: int = 2,
         aspp_channels: int = 64,
     ) -> None:
-        if len(widths) != 4 or any(not isinstance(w, int) or w < 1 for w in widths):
-            raise ValueError(f"widths must be 4 positive integers, got {tuple(widths)!r}")
-        stages: list[nn.Module] = [conv_bn_relu(3, widths[0], 3, stride=2)]
-        cin = widths[0]
-        for cout, stride, dilation in zip(widths, (2, 2, 1, 1), (1, 1, 2, 4), strict=True):
-            layer = [BasicBlock(cin, cout, stride, dilation)]
-            layer += [BasicBlock(cout, cout, 1, dilation) for _ in range(blocks - 1)]
-            stages.append(nn.Sequential(*layer))
-            cin = cout
-        super().__init__(nn.Sequential(*stages), cin, aspp_channels, (2, 4, 6), n_classes)
+        super().__init__(nn.Sequential(*_basic_stages(widths, blocks)), widths[3], aspp_channels, (2, 4, 6),
+                         n_classes)
+
+
+def _basic_stages(widths: Sequence[int], blocks: int) -> list[nn.Module]:
+    """DeepLabLite's stem and four stages (strides 2, 2, 2, 1, 1; dilations 1, 1, 2, 4)."""
+    if len(widths) != 4 or any(not isinstance(w, int) or w < 1 for w in widths):
+        raise ValueError(f"widths must be 4 positive integers, got {tuple(widths)!r}")
+    stages: list[nn.Module] = [conv_bn_relu(3, widths[0], 3, stride=2)]
+    cin = widths[0]
+    for cout, stride, dilation in zip(widths, (2, 2, 1, 1), (1, 1, 2, 4), strict=True):
+        layer = [BasicBlock(cin, cout, stride, dilation)]
+        layer += [BasicBlock(cout, cout, 1, dilation) for _ in range(blocks - 1)]
+        stages.append(nn.Sequential(*layer))
+        cin = cout
+    return stages
+
+
+class DeepLabV3PlusLite(_DeepLab):
+    """DeepLabLite with the DeepLabV3+ decoder (Chen et al., ECCV 2018).
+
+    The stem and first stage (output stride 4) feed both the rest of the backbone and,
+    reduced by a 1×1 conv-BN-ReLU to ``low_channels``, the decoder: the ASPP output is
+    upsampled to stride 4, concatenated with them and refined by two 3×3 conv-BN-ReLU
+    before the classifier — so thin structures the stride-8 path loses can come back
+    through the skip connection.
+
+    Parameters
+    ----------
+    n_classes : int
+        Number of output classes.
+    widths : sequence of 4 ints
+        Channels of the four stages (the stem has ``widths[0]``).
+    blocks : int
+        Basic blocks per stage.
+    aspp_channels : int
+        Channels of each ASPP branch and of the decoder.
+    low_channels : int
+        Channels of the reduced stride-4 features (48 in the paper's ResNet-101 setting).
+    """
+
+    def __init__(
+        self,
+        n_classes: int = 8,
+        widths: Sequence[int] = (32, 64, 128, 128),
+        blocks: int = 2,
+        aspp_channels: int = 64,
+        low_channels: int = 16,
+    ) -> None:
+        if not isinstance(low_channels, int) or low_channels < 1:
+            raise ValueError(f"low_channels must be a positive integer, got {low_channels!r}")
+        stages = _basic_stages(widths, blocks)
+        super().__init__(nn.Sequential(*stages[2:]), widths[3], aspp_channels, (2, 4, 6), n_classes)
+        self.low = nn.Sequential(*stages[:2])
+        self.reduce = conv_bn_relu(widths[0], low_channels, 1)
+        self.head = nn.Sequential(conv_bn_relu(aspp_channels + low_channels, aspp_channels, 3),
+                                  conv_bn_relu(aspp_channels, aspp_channels, 3))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        low = self.low(x)
+        y = F.interpolate(self.aspp(self.backbone(low)), size=low.shape[2:], mode="bilinear", align_corners=False)
+        y = self.classifier(self.head(torch.cat([y, self.reduce(low)], dim=1)))
+        return F.interpolate(y, size=x.shape[2:], mode="bilinear", align_corners=False)
 
 
 class DeepLabResNet(_DeepLab):

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sirfp_adapter.demo.models import DeepLabLite, DeepLabResNet
+from sirfp_adapter.demo.models import DeepLabLite, DeepLabResNet, DeepLabV3PlusLite
 from sirfp_adapter.criteria import Criterion, get_criterion
 from sirfp_adapter.groups import ChannelGroups
 from sirfp_adapter.plan import PlanOptions, Ranking
@@ -25,6 +25,12 @@ def resnet(seed: int = 0) -> DeepLabResNet:
     """The ResNet-50-style bottleneck network, one block per stage, width 4."""
     torch.manual_seed(seed)
     return DeepLabResNet(width=4, layers=(1, 1, 1, 1), aspp_channels=8)
+
+
+def plus(seed: int = 0) -> DeepLabV3PlusLite:
+    """DeepLabLite's backbone with the DeepLabV3+ decoder (a stride-4 skip connection)."""
+    torch.manual_seed(seed)
+    return DeepLabV3PlusLite(widths=(8, 16, 16, 16), aspp_channels=8, low_channels=4)
 
 
 MODELS = {"lite": lite, "resnet": resnet}

@@ -23,6 +23,7 @@ from tests.sirfp_adapter.pruning_helpers import (  # noqa: E402
     depthwise,
     inputs,
     lite,
+    plus,
     prune_with,
     resnet,
     train,
@@ -62,6 +63,24 @@ def test_masked_model_equals_hard_pruned_model(name, target):
     assert torch.isfinite(model.eval()(x)).all()
     rebuilt = ChannelGroups.build(model, x)
     assert {g.name: g.size for g in rebuilt} == plans[0].keep
+
+
+def test_decoder_skip_connection_is_pruned_consistently():
+    """DeepLabV3+: the stride-4 features feed both the backbone and the decoder's concatenation."""
+    model, x = plus(), inputs()
+    pruner = SIRFPPruner(model, x, flops_reduction=0.6, interval=2, criterion="l1")  # the structure is the point
+    train(model, pruner, 2)
+    model.eval()
+    with torch.no_grad():
+        masked = model(x)
+    pruner.finalize()
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), masked, atol=1e-5, rtol=1e-5)
+    low = model.low[1][0].bn2.num_features
+    assert model.reduce[0].in_channels == model.backbone[0][0].conv1.in_channels == low
+    concat = model.head[0][0].in_channels
+    assert concat == model.aspp.project[0].out_channels + model.reduce[0].out_channels
+    assert 1 - count_flops(model, x) / count_flops(plus(), x) == pytest.approx(0.6, abs=0.01)
 
 
 def test_masked_channels_stay_zero_through_sgd_with_momentum_and_weight_decay():

@@ -61,6 +61,38 @@ def test_class_names_follow_the_catalogue():
     assert textures == {"stripes", "checker", "dots"}
 
 
+THIN = CATALOGUE[:2] + (("line", "plain"),)
+
+
+def test_foreground_chooses_the_classes_and_lines_are_thin():
+    ds = SyntheticSegmentation(40, foreground=THIN, size=(64, 64), objects=(2, 4))
+    assert ds.n_classes == 4 and ds.foreground == THIN
+    assert ds.class_names == ("background", "striped disc", "checkered disc", "plain line")
+    line = np.stack([ds.render(i)[1] == 3 for i in range(len(ds))])
+    assert line.sum() > 200  # lines are drawn ...
+    # ... and are at most 2.5 pixels wide: a 3x3 erosion (every 8-neighbour a line pixel too) leaves
+    # a handful of pixels at most, where the stroke crosses the pixel grid diagonally
+    inner = line[:, 1:-1, 1:-1].copy()
+    for dy in (-1, 0, 1):
+        for dx in (-1, 0, 1):
+            inner &= line[:, 1 + dy:line.shape[1] - 1 + dy, 1 + dx:line.shape[2] - 1 + dx]
+    assert inner.sum() <= 0.02 * line.sum()
+    # a disc of the same data set is solid: most of its pixels survive the erosion
+    disc = np.stack([ds.render(i)[1] == 1 for i in range(len(ds))])
+    kept = disc[:, 1:-1, 1:-1].copy()
+    for dy in (-1, 0, 1):
+        for dx in (-1, 0, 1):
+            kept &= disc[:, 1 + dy:disc.shape[1] - 1 + dy, 1 + dx:disc.shape[2] - 1 + dx]
+    assert kept.sum() > 0.5 * disc.sum()
+
+
+def test_default_foreground_is_the_catalogue_prefix():
+    assert SyntheticSegmentation(1, n_classes=5).foreground == CATALOGUE[:4]
+    a = SyntheticSegmentation(3, n_classes=4, size=(32, 32))
+    b = SyntheticSegmentation(3, foreground=CATALOGUE[:3], size=(32, 32))
+    assert all(torch.equal(a[i][0], b[i][0]) and torch.equal(a[i][1], b[i][1]) for i in range(3))
+
+
 def test_every_class_appears_in_a_few_dozen_samples():
     ds = SyntheticSegmentation(32)
     seen = set()
@@ -198,6 +230,13 @@ def test_ignore_boundary_marks_a_band_along_class_edges():
     ({"noise": -0.1}, ValueError, "noise must be a finite number >= 0; got -0.1"),
     ({"ignore_boundary": -1}, ValueError, "ignore_boundary must be an int >= 0; got -1"),
     ({"ignore_index": 3}, ValueError, "ignore_index must not be a class index (< n_classes=8); got 3"),
+    ({"foreground": ()}, ValueError, "foreground must be a non-empty sequence of distinct (shape, texture) "
+                                     "pairs, shapes from ('disc', 'rectangle', 'triangle', 'ring', 'bar', 'line') "
+                                     "and textures from ('stripes', 'checker', 'dots', 'plain'); got ()"),
+    ({"foreground": [("line", "wavy")]}, ValueError, "got ('line', 'wavy') in foreground"),
+    ({"foreground": [("disc", "dots"), ("disc", "dots")]}, ValueError, "repeats a pair"),
+    ({"foreground": THIN, "n_classes": 3}, ValueError,
+     "n_classes must be len(foreground) + 1 = 4 when foreground is given (or left out); got 3"),
 ])
 def test_synthetic_argument_errors(kwargs, error, message):
     with pytest.raises(error, match=re.escape(message)):
