@@ -130,6 +130,12 @@ VARIANTS: dict[str, Variant] = {
     "SIRFP (gram, Taylor budget)": Variant(_sirfp("gram", budget=Taylor)),
     "SIRFP (js, Taylor budget)": Variant(_sirfp(budget=Taylor)),
     "SIRFP (js, sensitivity budget)": Variant(_sirfp(budget=Sensitivity)),
+    # the measure, under the recommended budget (one ingredient changed at a time)
+    "SIRFP (js relu_l1, sensitivity budget)": Variant(_sirfp(budget=Sensitivity, normalize="relu_l1")),
+    "SIRFP (kl, sensitivity budget)": Variant(_sirfp("kl", budget=Sensitivity)),
+    "SIRFP (hellinger, sensitivity budget)": Variant(_sirfp("hellinger", budget=Sensitivity)),
+    "SIRFP (dice, sensitivity budget)": Variant(_sirfp("dice", budget=Sensitivity)),
+    "SIRFP (gram, sensitivity budget)": Variant(_sirfp("gram", budget=Sensitivity)),
     "L1 order, sensitivity budget": Variant(lambda seed: Sensitivity(L1())),
     "SIRFP (js)": Variant(_sirfp()),
 }

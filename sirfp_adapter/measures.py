@@ -55,13 +55,21 @@ maps, 0 for disjoint supports), averaged over the batch. ``1 - BC`` is the
 squared Hellinger distance. It is one matrix product of square roots, so it is
 as cheap as ``gram`` while still being a divergence between distributions.
 
+``kl`` -- the symmetrised Kullback-Leibler divergence of the same distributions as
+``js``, negated: ``r_ij = -(KL(P_bi || P_bj) + KL(P_bj || P_bi)) / 2`` averaged over
+the batch, in ``(-inf, 0]`` (0 for identical maps; the paper's Table 9 "SIRFP-KL").
+KL is infinite where one distribution vanishes and the other does not, so
+log-probabilities are floored at the log of the dtype's smallest normal number
+(-87.3 in float32): disjoint supports give a large finite value. One batched matrix
+product, like ``hellinger``.
+
 ``dice`` -- the soft Dice similarity of the ReLU maps ``a_bi = relu(x_bi)``,
 ``D_bij = 2 <a_bi, a_bj> / (|a_bi|^2 + |a_bj|^2)`` in ``[0, 1]`` (the
 paper's Table 9 lists Dice among the measures that work); a dead channel gives 0
 off the diagonal, and the diagonal is set to 1 for every channel, dead ones
 included.
 
-Cost: ``gram``, ``hellinger`` and ``dice`` are one batched matrix product,
+Cost: ``gram``, ``hellinger``, ``kl`` and ``dice`` are one batched matrix product,
 ``O(B C^2 N)`` multiply-adds. ``js`` is exact but has no matrix-product form: it
 evaluates one logarithm per channel pair and position, ``O(B C^2 N / 2)``
 logarithms, in blocks whose temporary is bounded by ``chunk`` elements, so its
@@ -85,7 +93,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["MEASURES", "Measure", "dice", "get_measure", "gram", "hellinger", "js"]
+__all__ = ["MEASURES", "Measure", "dice", "get_measure", "gram", "hellinger", "js", "kl"]
 
 Normalize = Literal["softmax", "relu_l1"]
 Backend = Literal["auto", "torch", "triton"]
@@ -545,6 +553,68 @@ def hellinger(
         return _finish(bc, diagonal=1.0)
 
 
+def kl(
+    x: Tensor,
+    *,
+    normalize: Normalize = "softmax",
+    downsample: Downsample = None,
+) -> Tensor:
+    """Negated symmetrised Kullback-Leibler divergence between the channels' spatial distributions.
+
+    Parameters
+    ----------
+    x : Tensor of shape (B, C, H, W)
+        Feature maps, any floating dtype, any device.
+    normalize : {"softmax", "relu_l1"}, default "softmax"
+        As in :func:`js` (a dead channel is uniform under ``"relu_l1"``).
+    downsample : int or (int, int), optional
+        Average-pool the maps to this size first.
+
+    Returns
+    -------
+    Tensor of shape (C, C), float32, on ``x.device``
+        Symmetric, entries ``<= 0``, diagonal exactly 0.
+
+    Raises
+    ------
+    TypeError, ValueError
+        As in :func:`js`.
+
+    Notes
+    -----
+    With ``P_bi`` the distributions of :func:`js` and ``L_bi = max(log P_bi, log tiny)``
+    (``tiny`` the dtype's smallest normal number),
+
+    .. math::
+
+        r_{ij} = -\\frac{1}{2B} \\sum_b \\sum_k (P_{bik} - P_{bjk}) (L_{bik} - L_{bjk}),
+
+    which is ``-(KL(P_i || P_j) + KL(P_j || P_i)) / 2`` wherever no probability is below
+    ``tiny``. Expanded, ``sum_k (p_i - p_j)(l_i - l_j) = a_i + a_j - <p_i, l_j> - <p_j, l_i>``
+    with ``a_i = <p_i, l_i>``: one batched matrix product. Under ``"softmax"`` the
+    log-probabilities come from ``log_softmax`` (no ``log(0)`` for moderate inputs). The
+    paper's Table 9 (Wu et al., AAAI 2025) reports KL among the measures that work,
+    without saying how it was symmetrised; this is the Jeffreys divergence, halved.
+    """
+    x = _check_x(x)
+    normalize = _check_normalize(normalize)
+    size = _check_downsample(downsample)
+    with _exact_math(x):
+        work = _prepare(x, size)
+        floor = math.log(torch.finfo(work.dtype).tiny)
+        if normalize == "softmax":
+            logp = torch.log_softmax(work.flatten(-2), dim=-1)
+            p = logp.exp()
+        else:
+            p = _probabilities(work, normalize)
+            logp = p.log()
+        logp = logp.clamp_(min=floor)  # also maps -inf (underflow, log 0) to the floor
+        own = (p * logp).sum(dim=-1)  # (B, C)
+        cross = torch.bmm(p, logp.transpose(1, 2))  # (B, C, C): <p_i, l_j>
+        jeffreys = own[:, :, None] + own[:, None, :] - cross - cross.transpose(1, 2)
+        return _finish(-0.5 * jeffreys.clamp_(min=0.0).mean(dim=0), diagonal=0.0)
+
+
 def dice(x: Tensor, *, downsample: Downsample = None) -> Tensor:
     """Soft Dice similarity of the channels' ReLU maps, averaged over the batch.
 
@@ -604,7 +674,7 @@ def dice(x: Tensor, *, downsample: Downsample = None) -> Tensor:
 
 #: Read-only registry of the measures by name.
 MEASURES: Mapping[str, Measure] = MappingProxyType(
-    {"js": js, "gram": gram, "hellinger": hellinger, "dice": dice}
+    {"js": js, "gram": gram, "hellinger": hellinger, "kl": kl, "dice": dice}
 )
 
 
@@ -614,7 +684,7 @@ def get_measure(name: str) -> Measure:
     Parameters
     ----------
     name : str
-        One of ``"dice"``, ``"gram"``, ``"hellinger"``, ``"js"``.
+        One of ``"dice"``, ``"gram"``, ``"hellinger"``, ``"js"``, ``"kl"``.
 
     Returns
     -------

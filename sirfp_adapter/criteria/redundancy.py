@@ -49,7 +49,7 @@ class SIRFP(Criterion):
     ----------
     measure : str
         Redundancy measure (`sirfp_adapter.measures.MEASURES`): ``"js"`` (the paper),
-        ``"gram"`` (the released code), ``"hellinger"``, ``"dice"``.
+        ``"gram"`` (the released code), ``"hellinger"``, ``"kl"``, ``"dice"``.
     decay : float
         EMA decay of the collected graphs, in [0, 1).
     every : int

@@ -30,8 +30,8 @@ from sirfp_adapter.demo.experiment import Config, OptionError, TrainingError, bu
 _HELP = {
     "flops_reduction": "fraction of the FLOPs to remove (0.6 keeps 40%%)",
     "criterion": "channel criterion: sirfp (recommended), sirfp-paper, sirfp-released, or a baseline",
-    "measure": "redundancy measure of sirfp: js (the paper), gram (the released code), hellinger, dice",
-    "normalize": "how js / hellinger turn a channel map into a distribution",
+    "measure": "redundancy measure of sirfp: js (the paper), gram (the released code), hellinger, kl, dice",
+    "normalize": "how js / hellinger / kl turn a channel map into a distribution",
     "method": "mewcp method choosing each group's kept channels (ehgp: the paper)",
     "mode": "global: one threshold across layers (the paper); uniform: the same ratio in every layer",
     "calibration": "how sirfp scores compare across layers: mean (divide by the layer's mean weight), range, "

@@ -102,7 +102,7 @@ OPTIONS = [
      "--method must not be brute for this model: its widest layer has 40 channels, and brute enumerates every "
      "subset (at most 1,000,000,000: 32 channels); choose another method"),
     (["--measure", "cosine"], "sirfp prune: error: argument --measure: invalid choice: 'cosine' (choose from "
-                              "'js', 'gram', 'hellinger', 'dice') (see sirfp prune --help)"),
+                              "'js', 'gram', 'hellinger', 'kl', 'dice') (see sirfp prune --help)"),
     (["--size", "a", "b"], "sirfp prune: error: argument --input-size/--size: invalid int value: 'a' "
                            "(see sirfp prune --help)"),
     (["--latency-time", "0"], "--latency-time must be a number of seconds in (0, 60]; got 0.0"),

@@ -18,7 +18,7 @@ from scipy.special import softmax  # noqa: E402
 from torch.utils._python_dispatch import TorchDispatchMode  # noqa: E402
 
 from sirfp_adapter import measures  # noqa: E402
-from sirfp_adapter.measures import MEASURES, dice, get_measure, gram, hellinger, js  # noqa: E402
+from sirfp_adapter.measures import MEASURES, dice, get_measure, gram, hellinger, js, kl  # noqa: E402
 
 LOG2 = math.log(2.0)
 NORMALIZATIONS = ["softmax", "relu_l1"]
@@ -74,6 +74,21 @@ def ref_hellinger(x: torch.Tensor, normalize: str) -> np.ndarray:
             for j in range(c):
                 bc[i, j] += np.sqrt(p[s, i] * p[s, j]).sum()
     return bc / b
+
+
+def ref_kl(x: torch.Tensor, normalize: str, floor: float) -> np.ndarray:
+    """-(KL(p_i || p_j) + KL(p_j || p_i)) / 2 term by term, log-probabilities floored at ``floor``."""
+    p = ref_probabilities(x, normalize)
+    with np.errstate(divide="ignore"):
+        logp = np.maximum(np.log(p), floor)
+    b, c, _ = p.shape
+    r = np.zeros((c, c))
+    for s in range(b):
+        for i in range(c):
+            for j in range(c):
+                r[i, j] -= 0.5 * (np.sum(p[s, i] * (logp[s, i] - logp[s, j]))
+                                  + np.sum(p[s, j] * (logp[s, j] - logp[s, i])))
+    return r / b
 
 
 def ref_dice(x: torch.Tensor) -> np.ndarray:
@@ -261,6 +276,27 @@ def test_hellinger_identical_and_disjoint():
     assert bc[0, 2].item() == 0.0 and bc[1, 2].item() == 0.0
 
 
+@pytest.mark.parametrize("normalize", NORMALIZATIONS)
+def test_kl_matches_naive_reference(normalize):
+    x = relu_with_dead(maps(b=3, c=7)) if normalize == "relu_l1" else maps(b=3, c=7)
+    r = kl(x, normalize=normalize)
+    expected = ref_kl(x, normalize, math.log(torch.finfo(torch.float32).tiny))
+    np.testing.assert_allclose(r.numpy(), expected, rtol=1e-4, atol=1e-4)
+    assert torch.equal(r, r.T) and torch.all(r <= 0) and torch.all(r.diagonal() == 0)
+
+
+def test_kl_is_the_symmetrised_divergence_and_disjoint_maps_are_finite():
+    from scipy.stats import entropy
+    x = maps(b=1, c=2)
+    p = ref_probabilities(x, "softmax")[0]
+    expected = -0.5 * (entropy(p[0], p[1]) + entropy(p[1], p[0]))  # scipy: KL in nats
+    assert kl(x)[0, 1].item() == pytest.approx(expected, rel=1e-5)
+    y = torch.zeros(1, 2, 2, 2)
+    y[0, 0, 0, 0] = y[0, 1, 1, 1] = 1.0
+    far = kl(y, normalize="relu_l1")[0, 1].item()
+    assert math.isfinite(far) and far == pytest.approx(math.log(torch.finfo(torch.float32).tiny), rel=1e-6)
+
+
 def test_dice_matches_naive_reference():
     x = relu_with_dead(maps(b=3, c=7))
     d = dice(x)
@@ -278,7 +314,7 @@ def test_dice_matches_naive_reference():
 def test_dead_channels_give_finite_values(name, normalize):
     x = relu_with_dead(maps(c=5))
     x[:, 2] = 0.0
-    kwargs = {"normalize": normalize} if name in ("js", "hellinger") else {}
+    kwargs = {"normalize": normalize} if name in ("js", "hellinger", "kl") else {}
     r = get_measure(name)(x, **kwargs)
     assert r.shape == (5, 5) and r.dtype == torch.float32
     assert torch.isfinite(r).all() and torch.equal(r, r.T)
@@ -291,7 +327,7 @@ def test_relu_l1_dead_channel_is_uniform():
     np.testing.assert_allclose(js(x, normalize="relu_l1")[0, 2].item(), js(probe, normalize="relu_l1")[1, 2].item())
 
 
-@pytest.mark.parametrize("name", ["js", "hellinger", "dice"])
+@pytest.mark.parametrize("name", ["js", "hellinger", "kl", "dice"])
 @pytest.mark.parametrize("size", [3, (2, 5), (8, 9)])
 def test_downsample_equals_measure_of_pooled_input(name, size):
     x = maps(c=4, h=8, w=9)
@@ -315,13 +351,13 @@ def test_cuda_matches_cpu(name):
 
 
 def test_registry():
-    assert set(MEASURES) == {"js", "gram", "hellinger", "dice"}
+    assert set(MEASURES) == {"js", "gram", "hellinger", "kl", "dice"}
     for name, f in MEASURES.items():
         assert get_measure(name) is f
     with pytest.raises(TypeError):
-        MEASURES["kl"] = js  # read-only
-    with pytest.raises(ValueError, match=r"unknown measure 'kl'; expected one of: dice, gram, hellinger, js"):
-        get_measure("kl")
+        MEASURES["cosine"] = js  # read-only
+    with pytest.raises(ValueError, match=r"unknown measure 'cosine'; expected one of: dice, gram, hellinger, js, kl"):
+        get_measure("cosine")
     with pytest.raises(ValueError, match="unknown measure None"):
         get_measure(None)
 
@@ -367,6 +403,8 @@ def test_bad_options_other_measures():
         hellinger(maps(), normalize="max")
     with pytest.raises(ValueError, match="downsample must be None"):
         dice(maps(), downsample=(0, 1))
+    with pytest.raises(ValueError, match="normalize must be one of"):
+        kl(maps(), normalize="max")
 
 
 @pytest.mark.parametrize("name", sorted(MEASURES))

@@ -14,6 +14,8 @@ CASES = [
     ("js", {"normalize": "relu_l1", "downsample": 3}),
     ("hellinger", {}), ("hellinger", {"downsample": 3}), ("hellinger", {"normalize": "relu_l1"}),
     ("hellinger", {"normalize": "relu_l1", "downsample": 3}),
+    ("kl", {}), ("kl", {"downsample": 3}), ("kl", {"normalize": "relu_l1"}),
+    ("kl", {"normalize": "relu_l1", "downsample": 3}),
     ("gram", {}), ("dice", {}), ("dice", {"downsample": 3}),
 ]
 # scale-invariant ones: the value for x * s equals the value for x
