@@ -82,6 +82,19 @@ def train_passes(model: nn.Module, n: int, seed: int = 1) -> None:
             model(inputs(seed + i))
 
 
+def finalize_matches_masks(model: nn.Module, pruner: SIRFPPruner, x: torch.Tensor) -> torch.Tensor:
+    """Finalize ``pruner`` (physical removal) and check the smaller model computes what the
+    masked one did, in eval mode; returns the pruned model's output."""
+    model.eval()
+    with torch.no_grad():
+        masked = model(x)
+    pruner.finalize()
+    with torch.no_grad():
+        pruned = model(x)
+    torch.testing.assert_close(pruned, masked, atol=1e-5, rtol=1e-5)
+    return pruned
+
+
 def greedy_fill(cost, rankings: list[Ranking], target: float, sizes: np.ndarray, min_keep=0.1) -> np.ndarray:
     """A removal vector that follows every ranking's order (prefixes), respects the
     ``min_keep`` floor and never exceeds ``target``: repeatedly take, among the groups'
