@@ -26,7 +26,19 @@ per earlier set, so
   latest of an r-clique); with ``size="at_most"`` only the positive ones.
 
 The ``r - 1`` / ``r - 2`` limits are where the cardinality bound enters; without
-them (``r`` unlimited, weights positive) the bound is MEWCat's. A vertex whose
+them (``r`` unlimited, weights positive) the bound is MEWCat's.
+
+It charges every earlier member with up to ``r - 2`` edges, about twice what an
+r-clique has when many sets reach x (``r`` well below the clique number). A second
+bound is symmetric in the members: ``sigma(S) + W(S) = sum_{x in S} (sigma(x) +
+(1/2) sum_{y in S, y != x} w_xy) <= sum_{x in S} h(x)`` with ``h(x) = sigma(x) +
+(1/2) (sum of the r - 1 largest w_xy over y in N(x) ∩ P)`` (positive ones only with
+``size="at_most"``), and S takes at most one vertex per set, so the sum of the ``r``
+largest per-set maxima of h over the placed vertices bounds every clique of them
+(``-inf`` with ``size="exact"`` while fewer than r sets hold a placed vertex). A
+vertex is placed when either bound of the placed set with it stays at most the
+target. h costs a second pass over P, so a node computes it only once the first
+bound refuses a vertex after r sets are closed (before that its caps do not bind). A vertex whose
 ``up`` exceeds the target ``best - W(C)`` is not placed: it goes to the branching
 set B. Every clique of P either lies in the placed set, whose bound cannot beat
 the incumbent, or contains a vertex of B; branching on ``b_1, b_2, ...`` (lowest
@@ -68,8 +80,8 @@ def new_state(n: int, k: int) -> tuple[np.ndarray, ...]:
     best = np.full(k + 2, -1, dtype=np.int64)  # best clique, then [size, depth]
     best[k] = 0
     best[k + 1] = 0
-    scratch_i = np.zeros((7, n), dtype=np.int64)
-    scratch_f = np.zeros((5, n), dtype=np.float64)
+    scratch_i = np.zeros((9, n), dtype=np.int64)
+    scratch_f = np.zeros((7, n), dtype=np.float64)
     cap = max(k - 1, 1)
     heaps = np.zeros((2, n, cap), dtype=np.float64)
     return s, sig, rem, bl, lv, fw, best, scratch_i, scratch_f, heaps
@@ -114,6 +126,91 @@ def _push(heap, cnt, tot, row, cap, x):  # pragma: no cover - compiled
         _sift_down(heap, row, c, 0, x)
 
 
+@njit(cache=True, inline="always")
+def _sift_row(h, c, x):  # pragma: no cover - compiled
+    """Replace the root of the min-heap ``h[:c]`` by ``x`` and sift it down."""
+    i = 0
+    while True:
+        a = 2 * i + 1
+        if a >= c:
+            break
+        b = a + 1
+        if b < c and h[b] < h[a]:
+            a = b
+        if x <= h[a]:
+            break
+        h[i] = h[a]
+        i = a
+    h[i] = x
+
+
+@njit(cache=True, inline="always")
+def _heap_add(h, c, tot, cap, exact, x):  # pragma: no cover - compiled
+    """Keep the ``cap`` largest values (positive ones only unless ``exact``) in the min-heap ``h[:c]``
+    whose sum is ``tot``; returns the new ``(c, tot)``. ``-inf`` (an empty set) is never kept."""
+    if x == _NEG or (not exact and x <= 0.0):
+        return c, tot
+    if c < cap:
+        q = c
+        h[q] = x
+        while q > 0 and h[(q - 1) // 2] > h[q]:
+            y = h[q]
+            h[q] = h[(q - 1) // 2]
+            h[(q - 1) // 2] = y
+            q = (q - 1) // 2
+        return c + 1, tot + x
+    if x > h[0]:
+        tot += x - h[0]
+        _sift_row(h, c, x)
+    return c, tot
+
+
+@njit(cache=True)
+def _top_sum(w, adj, verts, m, i, proc, cap, exact, heap):  # pragma: no cover - compiled
+    """Sum of the ``cap`` largest ``w_uv`` (``v = verts[i]``) over the neighbours u among ``verts[:m]`` with
+    ``proc == 0``; without ``exact`` only the positive ones count (fewer neighbours: all of them)."""
+    if cap <= 0:
+        return 0.0
+    v = verts[i]
+    av = adj[v]
+    wrow = w[v]
+    c = 0
+    tot = 0.0
+    for j in range(m):
+        if proc[j] != 0 or j == i:
+            continue
+        u = verts[j]
+        if not av[u]:
+            continue
+        x = wrow[u]
+        if not exact and x <= 0.0:
+            continue
+        if c < cap:
+            heap[c] = x
+            tot += x
+            c += 1
+            if c == cap:
+                for q in range(c // 2 - 1, -1, -1):
+                    y = heap[q]
+                    p = q
+                    while True:
+                        a = 2 * p + 1
+                        if a >= c:
+                            break
+                        b = a + 1
+                        if b < c and heap[b] < heap[a]:
+                            a = b
+                        if y <= heap[a]:
+                            break
+                        heap[p] = heap[a]
+                        p = a
+                    heap[p] = y
+        elif x > heap[0]:
+            tot += x - heap[0]
+            _sift_row(heap, c, x)
+    return tot
+
+
 @njit(cache=True)
 def expand(w, adj, verts, sig, m, r, exact, target, out_rem, out_branch, scratch_i, scratch_f, heaps):  # pragma: no cover
     """Split candidates ``verts[:m]`` into placed vertices and a branching set.
@@ -122,8 +219,8 @@ def expand(w, adj, verts, sig, m, r, exact, target, out_rem, out_branch, scratch
     the placed vertices may add (``best - W(C)``). Writes ``out_rem[i] = 1`` for
     candidates removed by the degree rule (``exact`` only) and the branching set's
     positions into ``out_branch`` (lowest degree first). Returns the size of the
-    branching set and the largest ``up`` over placed vertices (a bound on what any
-    clique of placed vertices adds to ``W(C)``; ``-inf`` when none can).
+    branching set and a bound on what any clique of placed vertices adds to ``W(C)``
+    (the smaller of the two bounds of the module notes; ``-inf`` when none can).
     """
     deg = scratch_i[0]
     proc = scratch_i[1]
@@ -170,6 +267,17 @@ def expand(w, adj, verts, sig, m, r, exact, target, out_rem, out_branch, scratch
                             deg[j] -= 1
     capw = r - 2 if r > 2 else 0
     capu = r - 1
+    hv = scratch_f[5]
+    hset = scratch_f[6]
+    placed = scratch_i[7]
+    setof = scratch_i[8]
+    npl = 0
+    nset = 0
+    have_h = False
+    hn = 0  # set maxima of h of the closed sets: the r largest (positive only unless exact) in a min-heap
+    hsum = 0.0
+    hcur = _NEG  # largest h among the placed vertices of the current set
+    best_h = np.inf  # the half-sum bound of the placed vertices (none until h is computed)
     # rest[:nr]: unplaced positions; cand[:nc]: those still allowed in the current set
     nr = 0
     for i in range(m):
@@ -199,12 +307,54 @@ def expand(w, adj, verts, sig, m, r, exact, target, out_rem, out_branch, scratch
                 up = _NEG
             else:
                 up = sig[v] + hus[v]
-            if up > target:
+            if up < best_up:
+                up = best_up
+            if up > target and not have_h and nset >= r:
+                # the sequential bound refuses v and r sets are closed (its caps bind): compute h, set maxima so far
+                have_h = True
+                for t in range(m):
+                    if out_rem[t] == 0:
+                        hv[t] = sig[t] + 0.5 * _top_sum(w, adj, verts, m, t, out_rem, capu, exact, hset)
+                for c in range(nset + 1):
+                    hmx = _NEG
+                    for t in range(npl):
+                        if setof[t] == c and hv[placed[t]] > hmx:
+                            hmx = hv[placed[t]]
+                    if c < nset:
+                        hn, hsum = _heap_add(hset, hn, hsum, r, exact, hmx)
+                    else:
+                        hcur = hmx
+            hnew = _NEG
+            hb = np.inf
+            if not have_h:
+                pass
+            elif exact:
+                hnew = hv[v] if hv[v] > hcur else hcur
+                if hn + 1 < r:
+                    hb = _NEG
+                elif hn < r:
+                    hb = hsum + hnew
+                else:
+                    hb = hsum + (hnew - hset[0] if hnew > hset[0] else 0.0)
+            else:
+                hnew = hv[v] if hv[v] > hcur else hcur
+                if hnew <= 0.0:
+                    hb = hsum
+                elif hn < r:
+                    hb = hsum + hnew
+                else:
+                    hb = hsum + (hnew - hset[0] if hnew > hset[0] else 0.0)
+            if up > target and hb > target:
                 order[nb] = v
                 nb += 1
                 continue
-            if up > best_up:
-                best_up = up
+            best_up = up
+            if have_h:
+                best_h = hb
+                hcur = hnew
+            placed[npl] = v
+            setof[npl] = nset
+            npl += 1
             wv = sig[v] + hws[v]
             av = adj[verts[v]]
             wrow = w[verts[v]]
@@ -224,6 +374,10 @@ def expand(w, adj, verts, sig, m, r, exact, target, out_rem, out_branch, scratch
                     cand[t] = cand[nc]
                 else:
                     t += 1
+        if have_h:
+            hn, hsum = _heap_add(hset, hn, hsum, r, exact, hcur)
+        nset += 1
+        hcur = _NEG
         for t in range(nr):
             j = rest[t]
             if wadd[j] != _NEG:
@@ -241,7 +395,7 @@ def expand(w, adj, verts, sig, m, r, exact, target, out_rem, out_branch, scratch
             out_branch[q] = out_branch[q - 1]
             q -= 1
         out_branch[q] = v
-    return nb, best_up
+    return nb, best_up if best_up < best_h else best_h
 
 
 @njit(cache=True)

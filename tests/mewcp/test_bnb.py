@@ -57,6 +57,39 @@ def test_the_bound_of_a_stopped_search_is_never_below_the_optimum(exact, seed):
             assert fw[k + 1] == pytest.approx(opt)
 
 
+@pytest.mark.parametrize("exact", [True, False])
+@pytest.mark.parametrize("seed", range(40))
+def test_expand_bounds_every_clique_of_the_placed_vertices(exact, seed):
+    """At one node: no r-clique (``exact``; at most r otherwise) uses a removed vertex, every clique of the
+    placed vertices adds at most the target and at most the returned bound; with no target the bound covers all."""
+    rng = np.random.default_rng(100 + seed)
+    m, r = int(rng.integers(4, 12)), int(rng.integers(1, 5))
+    w, mask = random_graph(m, float(rng.uniform(0.3, 0.9)), rng, negative=seed % 2 == 1)
+    adj = mask.astype(np.uint8)
+    sig = rng.normal(0, 3, size=m) if seed % 2 else rng.uniform(0, 5, size=m)
+    value = {}  # sigma(S) + W(S) of every clique S of the allowed sizes
+    for bits in range(1, 1 << m):
+        idx = [i for i in range(m) if bits >> i & 1]
+        if (len(idx) == r if exact else len(idx) <= r) and all(mask[a, b] for a in idx for b in idx if a < b):
+            value[bits] = sig[idx].sum() + w[np.ix_(idx, idx)].sum() / 2
+    best = max(value.values(), default=-np.inf)
+    for target in (np.inf, best - 1e-6, float(np.median(list(value.values()) or [0.0])), -np.inf):
+        _, _, _, _, _, _, _, si, sf, hp = kernel.new_state(m, r + 1)
+        rem, branch = np.zeros(m, dtype=np.uint8), np.zeros(m, dtype=np.int64)
+        nb, bound = kernel.expand(w, adj, np.arange(m), sig.copy(), m, r, exact, target, rem, branch, si, sf, hp)
+        placed = np.ones(m, dtype=bool)
+        placed[branch[:nb]] = False
+        placed[rem == 1] = False
+        for bits, v in value.items():
+            members = [i for i in range(m) if bits >> i & 1]
+            if exact:
+                assert not rem[members].any()
+            if placed[members].all():
+                assert v <= target + 1e-9 and v <= bound + 1e-9
+        if target == np.inf:
+            assert nb == 0 and bound >= best - 1e-9
+
+
 @pytest.mark.parametrize("size", ["exact", "at_most"])
 def test_finds_a_planted_clique(size):
     rng = np.random.default_rng(7)
