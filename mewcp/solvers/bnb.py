@@ -107,7 +107,7 @@ def solve_bnb(problem: Problem, k: int, *, exact: bool, deadline: Deadline, seed
         )
     w, adj = _dense_sub(problem, keep)
     state = kernel.new_state(keep.size, k)
-    s, sig, rem, bl, lv, fw, best, scratch_i, scratch_f, heaps = state
+    s, sig, rem, bl, lv, fw, best, scratch_i, scratch_f, tops = state
     trace: list[tuple[float, float]] = []
     if start is not None:
         pos = np.searchsorted(keep, start)
@@ -121,7 +121,7 @@ def solve_bnb(problem: Problem, k: int, *, exact: bool, deadline: Deadline, seed
             break
         t0 = time.perf_counter()
         before = fw[k + 1]
-        nodes += kernel.search(w, adj, k, exact, s, sig, rem, bl, lv, fw, best, scratch_i, scratch_f, heaps,
+        nodes += kernel.search(w, adj, k, exact, s, sig, rem, bl, lv, fw, best, scratch_i, scratch_f, tops,
                                budget, RTOL)
         spent = time.perf_counter() - t0
         if fw[k + 1] > before:
@@ -137,7 +137,7 @@ def solve_bnb(problem: Problem, k: int, *, exact: bool, deadline: Deadline, seed
                                 message=f"search exhausted: the graph has no clique of size {k}")
         return SolverOutput(idx, Status.OPTIMAL, n_iter=nodes, bound=float(fw[k + 1]), trace=trace,
                             message=f"search exhausted after {nodes:,} nodes")
-    bound = float(kernel.open_bound(w, adj, k, exact, s, sig, rem, bl, lv, fw, best, scratch_i, scratch_f, heaps,
+    bound = float(kernel.open_bound(w, adj, k, exact, s, sig, rem, bl, lv, fw, best, scratch_i, scratch_f, tops,
                                     OPEN_BOUND_WORK))
     if not found:
         if bound == -np.inf:

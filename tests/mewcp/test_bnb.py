@@ -43,10 +43,10 @@ def test_the_bound_of_a_stopped_search_is_never_below_the_optimum(exact, seed):
     keep = core_vertices(problem, k) if exact else np.arange(n)
     wd, adj = _dense_sub(problem, keep)
     for budget in (1, 2, 3, 5, 8, 13):
-        s, sig, rem, bl, lv, fw, best, si, sf, hp = kernel.new_state(keep.size, k)
-        kernel.search(wd, adj, k, exact, s, sig, rem, bl, lv, fw, best, si, sf, hp, budget, RTOL)
+        s, sig, rem, bl, lv, fw, best, si, sf, tp = kernel.new_state(keep.size, k)
+        kernel.search(wd, adj, k, exact, s, sig, rem, bl, lv, fw, best, si, sf, tp, budget, RTOL)
         for max_work in (0, 50, 10**9):  # any cut-off of the walk keeps the bound valid
-            bound = kernel.open_bound(wd, adj, k, exact, s, sig, rem, bl, lv, fw, best, si, sf, hp, max_work)
+            bound = kernel.open_bound(wd, adj, k, exact, s, sig, rem, bl, lv, fw, best, si, sf, tp, max_work)
             assert bound >= opt - 1e-9
         if best[k] > 0:  # the incumbent is a real clique of the right size with the stated weight
             idx = best[: best[k]]
@@ -74,9 +74,9 @@ def test_expand_bounds_every_clique_of_the_placed_vertices(exact, seed):
             value[bits] = sig[idx].sum() + w[np.ix_(idx, idx)].sum() / 2
     best = max(value.values(), default=-np.inf)
     for target in (np.inf, best - 1e-6, float(np.median(list(value.values()) or [0.0])), -np.inf):
-        _, _, _, _, _, _, _, si, sf, hp = kernel.new_state(m, r + 1)
+        _, _, _, _, _, _, _, si, sf, tp = kernel.new_state(m, r + 1)
         rem, branch = np.zeros(m, dtype=np.uint8), np.zeros(m, dtype=np.int64)
-        nb, bound = kernel.expand(w, adj, np.arange(m), sig.copy(), m, r, exact, target, rem, branch, si, sf, hp)
+        nb, bound = kernel.expand(w, adj, np.arange(m), sig.copy(), m, r, exact, target, rem, branch, si, sf, tp)
         placed = np.ones(m, dtype=bool)
         placed[branch[:nb]] = False
         placed[rem == 1] = False
