@@ -22,8 +22,8 @@ In both, a move updates ``g`` along the vertex's row.
 One *iteration* (Pullan 2006, 2008): add vertices from C0 while ``size < k``; record the
 clique; make a plateau swap (a vertex of C1 for the one member it misses, or, at ``size
 == k``, a vertex of C0 for its best partner) with a vertex not dropped earlier in this
-plateau; repeat until neither an add nor such a swap is left (at ``size == k``: after at
-most ``FULL_PLATEAU`` swaps); then raise the penalties of the members and perturb.
+plateau; repeat until neither an add nor such a swap is left (or after ``FULL_PLATEAU``
+swaps at ``size == k`` with C0 not empty); then raise the penalties of the members and perturb.
 Selection in the *greedy* phase: the greatest weight gain; *penalty* phase: the least
 vertex penalty, then the greatest gain; *degree* phase: the greatest degree, then the
 greatest gain; ties at random. Perturbation in the greedy and degree phases: a random
@@ -55,7 +55,8 @@ GREEDY, PENALTY, DEGREE = 0, 1, 2
 #: Iterations of each phase, in the order they run.
 PHASE_LENGTHS = np.array([50, 50, 100], dtype=np.int64)
 PHASE_KIND = np.array([GREEDY, PENALTY, DEGREE], dtype=np.int64)
-#: Plateau swaps of a clique of k vertices before the iteration ends.
+#: Plateau swaps of a clique of k vertices that is not maximal (so that C0 x members was
+#: scanned) before the iteration ends.
 FULL_PLATEAU = 8
 #: Slots of the integer control array ``ctl``: clique size, members' id sum, |C0|, |C1|,
 #: penalty cycle count, penalty delay, penalised vertices, phase index, iterations done
@@ -67,22 +68,25 @@ C0, C0AT, C1, C1AT = range(4)
 
 
 @njit(cache=True)
-def complement(indptr, indices):  # pragma: no cover - compiled
-    """The complement graph's CSR structure (sorted rows, no loops): ``(cindptr, cindices)``."""
+def dense_structure(indptr, indices, data):  # pragma: no cover - compiled
+    """The dense bookkeeping's graph, in one pass: ``(w, cindptr, cindices)``, the weight
+    matrix (zero for non-edges) and the complement graph's CSR structure (sorted rows)."""
     n = indptr.shape[0] - 1
+    w = np.zeros((n, n))
     cindptr = np.zeros(n + 1, dtype=np.int64)
     for v in range(n):
         cindptr[v + 1] = cindptr[v] + (n - 1) - (indptr[v + 1] - indptr[v])
     cindices = np.empty(cindptr[n], dtype=np.int64)
     for v in range(n):
-        t, q = cindptr[v], indptr[v]
+        t, q, end = cindptr[v], indptr[v], indptr[v + 1]
         for x in range(n):
-            if q < indptr[v + 1] and indices[q] == x:
+            if q < end and indices[q] == x:
+                w[v, x] = data[q]
                 q += 1
             elif x != v:
                 cindices[t] = x
                 t += 1
-    return cindptr, cindices
+    return w, cindptr, cindices
 
 
 @njit(cache=True)
@@ -105,7 +109,19 @@ def _list_remove(lst, at, ctl, slot, v):  # pragma: no cover
 
 
 @njit(cache=True)
-def _add(indptr, indices, data, cindptr, cindices, members, pos, cnt, ids, g, sets, ctl, v):  # pragma: no cover
+def _track(w, lst, count, members, size, g, v, sign):  # pragma: no cover
+    """g[x] += sign * w[v, x] for the tracked vertices: the list's first ``count`` and the members."""
+    wv = w[v]
+    for q in range(count):
+        x = lst[q]
+        g[x] += sign * wv[x]
+    for j in range(size):
+        x = members[j]
+        g[x] += sign * wv[x]
+
+
+@njit(cache=True)
+def _add(indptr, indices, data, cindptr, cindices, w, members, pos, cnt, ids, g, sets, ctl, v):  # pragma: no cover
     """Add v (adjacent to every member)."""
     if cindptr.shape[0] == 0:
         ctl[SIZE] = add_vertex(indptr, indices, data, members, pos, cnt, ids, g, ctl[SUMS:], ctl[SIZE], v)
@@ -115,8 +131,6 @@ def _add(indptr, indices, data, cindptr, cindices, members, pos, cnt, ids, g, se
     members[ctl[SIZE]] = v
     pos[v] = ctl[SIZE]
     ctl[SIZE] += 1
-    for p in range(indptr[v], indptr[v + 1]):
-        g[indices[p]] += data[p]
     for p in range(cindptr[v], cindptr[v + 1]):  # no member is here: v is adjacent to all
         x = cindices[p]
         c = cnt[x] + 1
@@ -127,15 +141,19 @@ def _add(indptr, indices, data, cindptr, cindices, members, pos, cnt, ids, g, se
             _list_add(c1, c1at, ctl, N1, x)
         elif c == 2:
             _list_remove(c1, c1at, ctl, N1, x)
+    _track(w, c0, ctl[N0], members, ctl[SIZE], g, v, 1.0)
+    _track(w, c1, ctl[N1], members, 0, g, v, 1.0)
 
 
 @njit(cache=True)
-def _drop(indptr, indices, data, cindptr, cindices, members, pos, cnt, ids, g, sets, ctl, u):  # pragma: no cover
+def _drop(indptr, indices, data, cindptr, cindices, w, members, pos, cnt, ids, g, sets, ctl, u):  # pragma: no cover
     """Drop member u."""
     if cindptr.shape[0] == 0:
         ctl[SIZE] = drop_vertex(indptr, indices, data, members, pos, cnt, ids, g, ctl[SUMS:], ctl[SIZE], u)
         return
     c0, c0at, c1, c1at = sets[C0], sets[C0AT], sets[C1], sets[C1AT]
+    _track(w, c0, ctl[N0], members, ctl[SIZE], g, u, -1.0)
+    _track(w, c1, ctl[N1], members, 0, g, u, -1.0)
     size = ctl[SIZE] - 1
     slot = pos[u]
     last = members[size]
@@ -143,8 +161,6 @@ def _drop(indptr, indices, data, cindptr, cindices, members, pos, cnt, ids, g, s
     pos[last] = slot
     pos[u] = -1
     ctl[SIZE] = size
-    for p in range(indptr[u], indptr[u + 1]):
-        g[indices[p]] -= data[p]
     for p in range(cindptr[u], cindptr[u + 1]):
         x = cindices[p]
         c = cnt[x] - 1
@@ -153,17 +169,21 @@ def _drop(indptr, indices, data, cindptr, cindices, members, pos, cnt, ids, g, s
         if c == 0:
             _list_remove(c1, c1at, ctl, N1, x)
             _list_add(c0, c0at, ctl, N0, x)
-        elif c == 1:
+        elif c == 1:  # x was not tracked: its gain afresh
             _list_add(c1, c1at, ctl, N1, x)
+            wx, gx = w[x], 0.0
+            for j in range(size):
+                gx += wx[members[j]]
+            g[x] = gx
     _list_add(c0, c0at, ctl, N0, u)
 
 
 @njit(cache=True)
-def _clear(indptr, indices, data, cindptr, cindices, members, pos, cnt, ids, g, sets, ctl):  # pragma: no cover
+def _clear(indptr, indices, data, cindptr, cindices, w, members, pos, cnt, ids, g, sets, ctl):  # pragma: no cover
     """Empty the clique (dense: O(n) at once; sparse: drop the members one by one)."""
     if cindptr.shape[0] == 0:
         while ctl[SIZE] > 0:
-            _drop(indptr, indices, data, cindptr, cindices, members, pos, cnt, ids, g, sets, ctl,
+            _drop(indptr, indices, data, cindptr, cindices, w, members, pos, cnt, ids, g, sets, ctl,
                   members[ctl[SIZE] - 1])
         return
     n = pos.shape[0]
@@ -181,8 +201,10 @@ def _clear(indptr, indices, data, cindptr, cindices, members, pos, cnt, ids, g, 
 
 
 @njit(cache=True)
-def start_state(indptr, indices, data, cindptr, cindices, start, k):  # pragma: no cover
+def start_state(indptr, indices, data, cindptr, cindices, w, start, k):  # pragma: no cover
     """The arrays of a search from the clique ``start``: ``(members, pos, cnt, ids, g, sets, ctl)``.
+
+    ``w``: the dense weight matrix (zero for non-edges) when ``cindptr`` is given, else unused.
 
     ``ctl`` starts with penalty delay 2 and the other counters 0 (see ``N_CTL``).
     """
@@ -196,9 +218,9 @@ def start_state(indptr, indices, data, cindptr, cindices, start, k):  # pragma: 
     ctl = np.zeros(N_CTL, dtype=np.int64)
     ctl[PDELAY] = 2
     if cindptr.shape[0]:
-        _clear(indptr, indices, data, cindptr, cindices, members, pos, cnt, ids, g, sets, ctl)
+        _clear(indptr, indices, data, cindptr, cindices, w, members, pos, cnt, ids, g, sets, ctl)
     for v in start:
-        _add(indptr, indices, data, cindptr, cindices, members, pos, cnt, ids, g, sets, ctl, v)
+        _add(indptr, indices, data, cindptr, cindices, w, members, pos, cnt, ids, g, sets, ctl, v)
     return members, pos, cnt, ids, g, sets, ctl
 
 
@@ -253,21 +275,23 @@ def _select_add(indptr, indices, cindptr, members, pos, cnt, g, sets, ctl, penal
 
 
 @njit(cache=True)
-def _best_partner(indptr, indices, data, members, g, size, v):  # pragma: no cover
-    """The member u whose place v (adjacent to every member) takes best, and the gain."""
+def _best_partner(indptr, indices, data, w, members, g, size, v):  # pragma: no cover
+    """The member u whose place v (adjacent to every member) takes best, and the gain
+    (``w`` dense: the weight matrix, else the CSR rows give w_uv)."""
     u, gv = -1, -np.inf
     for j in range(size):
         x = members[j]
-        d = g[v] - g[x] - edge_weight(indptr, indices, data, x, v)
+        d = g[v] - g[x] - (w[x, v] if w.shape[0] else edge_weight(indptr, indices, data, x, v))
         if d > gv:
             u, gv = x, d
     return u, gv
 
 
 @njit(cache=True)
-def _select_swap(indptr, indices, data, cindptr, members, pos, cnt, ids, g, sets, ctl, penalty, plateau,
+def _select_swap(indptr, indices, data, cindptr, w, members, pos, cnt, ids, g, sets, ctl, penalty, plateau,
                  seen, k, kind, eps, rs):  # pragma: no cover
-    """A plateau swap ``(u, v, delta)`` with ``v`` not dropped in this plateau; v = -1: none.
+    """A plateau swap ``(u, v, delta, full)`` with ``v`` not dropped in this plateau (v = -1:
+    none); ``full``: a vertex adjacent to every member of the full clique was considered.
 
     ``v`` misses exactly one member ``u``, or, when the clique is full, ``v`` is adjacent
     to every member and ``u`` is its best partner. Sparse bookkeeping: every such ``v``
@@ -284,17 +308,19 @@ def _select_swap(indptr, indices, data, cindptr, members, pos, cnt, ids, g, sets
                 u = ids[v]
                 bu, bv, bp, bd, bg, ties = _offer(kind, eps, rs, u, v, penalty[v], indptr[v + 1] - indptr[v],
                                                   g[v] - g[u], bu, bv, bp, bd, bg, ties)
-        if size == k:
+        full = size == k and ctl[N0] > 0
+        if full:
             c0 = sets[C0]
             for q in range(ctl[N0]):
                 v = c0[q]
                 if plateau[v] != stamp:
-                    u, gv = _best_partner(indptr, indices, data, members, g, size, v)
+                    u, gv = _best_partner(indptr, indices, data, w, members, g, size, v)
                     bu, bv, bp, bd, bg, ties = _offer(kind, eps, rs, u, v, penalty[v], indptr[v + 1] - indptr[v],
                                                       gv, bu, bv, bp, bd, bg, ties)
-        return bu, bv, bg
+        return bu, bv, bg, full
     ctl[MSTAMP] += 1
     sstamp = ctl[MSTAMP]
+    full = False
     for src in least_degree_pair(indptr, members, size):
         if src < 0:
             continue
@@ -307,17 +333,18 @@ def _select_swap(indptr, indices, data, cindptr, members, pos, cnt, ids, g, sets
                 u = ctl[SUMS] - ids[v]
                 gv = g[v] - g[u]
             elif cnt[v] == size and size == k:
-                u, gv = _best_partner(indptr, indices, data, members, g, size, v)
+                full = True
+                u, gv = _best_partner(indptr, indices, data, w, members, g, size, v)
             else:
                 continue
             bu, bv, bp, bd, bg, ties = _offer(kind, eps, rs, u, v, penalty[v], indptr[v + 1] - indptr[v], gv,
                                               bu, bv, bp, bd, bg, ties)
-    return bu, bv, bg
+    return bu, bv, bg, full
 
 
 @njit(cache=True)
 def pls_search(
-    indptr, indices, data, cindptr, cindices, members, pos, cnt, ids, g, sets, ctl, value, k, exact,
+    indptr, indices, data, cindptr, cindices, w, members, pos, cnt, ids, g, sets, ctl, value, k, exact,
     penalty, plateau, mark, max_iters, best_members, best_value, target, rs,
 ):  # pragma: no cover
     """Run ``max_iters`` PLS iterations (see the module notes), or until ``target`` is reached.
@@ -345,7 +372,7 @@ def pls_search(
                     full_swaps = 0
                 while v >= 0:
                     value += g[v]
-                    _add(indptr, indices, data, cindptr, cindices, members, pos, cnt, ids, g, sets, ctl, v)
+                    _add(indptr, indices, data, cindptr, cindices, w, members, pos, cnt, ids, g, sets, ctl, v)
                     v = -1
                     if ctl[SIZE] < k:
                         v = _select_add(indptr, indices, cindptr, members, pos, cnt, g, sets, ctl, penalty, kind,
@@ -372,18 +399,18 @@ def pls_search(
                             t += 1
             if ctl[BEST_SIZE] > 0 and best_value >= target:
                 break
-            u, v, d = _select_swap(indptr, indices, data, cindptr, members, pos, cnt, ids, g, sets, ctl, penalty,
-                                   plateau, mark, k, kind, eps, rs)
+            u, v, d, full = _select_swap(indptr, indices, data, cindptr, w, members, pos, cnt, ids, g, sets, ctl,
+                                         penalty, plateau, mark, k, kind, eps, rs)
             if v < 0:
                 break
-            if size == k:  # a full clique's plateau is short: each swap there scans C0 x members
+            if full:  # a plateau of full, non-maximal cliques is short: each swap scans C0 x members
                 full_swaps += 1
                 if full_swaps > FULL_PLATEAU:
                     break
             plateau[u] = ctl[STAMP]
-            _drop(indptr, indices, data, cindptr, cindices, members, pos, cnt, ids, g, sets, ctl, u)
+            _drop(indptr, indices, data, cindptr, cindices, w, members, pos, cnt, ids, g, sets, ctl, u)
             value += d
-            _add(indptr, indices, data, cindptr, cindices, members, pos, cnt, ids, g, sets, ctl, v)
+            _add(indptr, indices, data, cindptr, cindices, w, members, pos, cnt, ids, g, sets, ctl, v)
         done += 1
         if ctl[BEST_SIZE] > 0 and best_value >= target:
             break
@@ -414,7 +441,7 @@ def pls_search(
         while pos[v] >= 0:
             v = below(rs, n)
         if kind == PENALTY:  # restart from a random vertex
-            _clear(indptr, indices, data, cindptr, cindices, members, pos, cnt, ids, g, sets, ctl)
+            _clear(indptr, indices, data, cindptr, cindices, w, members, pos, cnt, ids, g, sets, ctl)
             value = 0.0
         else:  # v enters; the members it misses leave (and one more if the clique is full)
             if dense:
@@ -422,7 +449,7 @@ def pls_search(
                     x = cindices[p]
                     if pos[x] >= 0:
                         value -= g[x]
-                        _drop(indptr, indices, data, cindptr, cindices, members, pos, cnt, ids, g, sets, ctl, x)
+                        _drop(indptr, indices, data, cindptr, cindices, w, members, pos, cnt, ids, g, sets, ctl, x)
             else:
                 ctl[MSTAMP] += 1
                 mstamp = ctl[MSTAMP]
@@ -433,15 +460,15 @@ def pls_search(
                     x = members[j]
                     if mark[x] != mstamp:
                         value -= g[x]
-                        _drop(indptr, indices, data, cindptr, cindices, members, pos, cnt, ids, g, sets, ctl, x)
+                        _drop(indptr, indices, data, cindptr, cindices, w, members, pos, cnt, ids, g, sets, ctl, x)
                     else:
                         j += 1
             if ctl[SIZE] == k:
                 x = members[below(rs, k)]
                 value -= g[x]
-                _drop(indptr, indices, data, cindptr, cindices, members, pos, cnt, ids, g, sets, ctl, x)
+                _drop(indptr, indices, data, cindptr, cindices, w, members, pos, cnt, ids, g, sets, ctl, x)
         value += g[v]
-        _add(indptr, indices, data, cindptr, cindices, members, pos, cnt, ids, g, sets, ctl, v)
+        _add(indptr, indices, data, cindptr, cindices, w, members, pos, cnt, ids, g, sets, ctl, v)
         ctl[PITER] += 1
         if ctl[PITER] >= PHASE_LENGTHS[ctl[PHASE]]:
             ctl[PITER] = 0

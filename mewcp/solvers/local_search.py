@@ -495,8 +495,8 @@ def solve_pls(problem: Problem, k: int, *, exact: bool, deadline: Deadline, seed
     """The `pls` method: phased local search (Pullan 2006, 2008) with the cardinality bound.
 
     See `mewcp.kernels.pls` for the moves, phases, penalties and perturbations; graphs of
-    density at least ``PLS_DENSE`` use its complement-list bookkeeping (the complement
-    then has no more entries than the graph). ``max_iters`` counts PLS iterations (one
+    density at least ``PLS_DENSE`` use its dense bookkeeping (complement lists and the
+    weight matrix, which then take no more memory than the graph's CSR arrays). ``max_iters`` counts PLS iterations (one
     maximal clique, its plateau and a perturbation); ``patience`` counts cycles of the
     three phases (200 iterations) without improvement. A complete graph is searched as
     CSR (n^2 memory); the swap methods (`tabu`, `memetic`) are the ones for complete graphs.
@@ -506,14 +506,18 @@ def solve_pls(problem: Problem, k: int, *, exact: bool, deadline: Deadline, seed
         return out
     indptr, indices, data = _csr(problem)
     n = problem.n
-    if indptr[-1] >= PLS_DENSE * n * (n - 1):
-        cindptr, cindices = pk.complement(indptr, indices)
+    if problem.dense is not None:
+        w, cindptr, cindices = problem.dense, np.zeros(n + 1, dtype=np.int64), np.empty(0, dtype=np.int64)
+    elif indptr[-1] >= PLS_DENSE * n * (n - 1):  # w and the complement are no larger than the CSR arrays
+        w, cindptr, cindices = pk.dense_structure(indptr, indices, data)
     else:
         cindptr = cindices = np.empty(0, dtype=np.int64)
+        w = np.empty((0, 0))
+    w.flags.writeable = False  # one compiled signature whatever the storage
     rs = rand.seed_state(seed)
     first = start if start is not None else np.array([rand.below(rs, n)], dtype=np.int64)
     members, pos, cnt, ids, g, sets, ctl = pk.start_state(
-        indptr, indices, data, cindptr, cindices, np.asarray(first, dtype=np.int64), k)
+        indptr, indices, data, cindptr, cindices, w, np.asarray(first, dtype=np.int64), k)
     size, value = int(ctl[pk.SIZE]), float(g[members[: ctl[pk.SIZE]]].sum() / 2)
     inc = _Incumbent(deadline, max_iters, target)
     best = np.empty(k, dtype=np.int64)
@@ -529,7 +533,7 @@ def solve_pls(problem: Problem, k: int, *, exact: bool, deadline: Deadline, seed
     while (reason := inc.stop_reason()) is None:
         before = best_value
         value, best_value, done = pk.pls_search(
-            indptr, indices, data, cindptr, cindices, members, pos, cnt, ids, g, sets, ctl, value, k, exact,
+            indptr, indices, data, cindptr, cindices, w, members, pos, cnt, ids, g, sets, ctl, value, k, exact,
             penalty, plateau, mark, _budget(chunks, inc), best, best_value, stop_at, rs)
         chunks.done(done)
         inc.iterations += done
