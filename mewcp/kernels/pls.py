@@ -111,22 +111,20 @@ def _list_remove(lst, at, ctl, slot, v):  # pragma: no cover
 @njit(cache=True)
 def _track(w, lst, count, members, size, g, v, sign):  # pragma: no cover
     """g[x] += sign * w[v, x] for the tracked vertices: the list's first ``count`` and the members."""
-    wv = w[v]
     for q in range(count):
         x = lst[q]
-        g[x] += sign * wv[x]
+        g[x] += sign * w[v, x]
     for j in range(size):
         x = members[j]
-        g[x] += sign * wv[x]
+        g[x] += sign * w[v, x]
 
 
 @njit(cache=True)
-def _add(indptr, indices, data, cindptr, cindices, w, members, pos, cnt, ids, g, sets, ctl, v):  # pragma: no cover
+def _add(indptr, indices, data, cindptr, cindices, w, members, pos, cnt, ids, g, c0, c0at, c1, c1at, ctl, v):  # pragma: no cover
     """Add v (adjacent to every member)."""
     if cindptr.shape[0] == 0:
         ctl[SIZE] = add_vertex(indptr, indices, data, members, pos, cnt, ids, g, ctl[SUMS:], ctl[SIZE], v)
         return
-    c0, c0at, c1, c1at = sets[C0], sets[C0AT], sets[C1], sets[C1AT]
     _list_remove(c0, c0at, ctl, N0, v)
     members[ctl[SIZE]] = v
     pos[v] = ctl[SIZE]
@@ -146,12 +144,11 @@ def _add(indptr, indices, data, cindptr, cindices, w, members, pos, cnt, ids, g,
 
 
 @njit(cache=True)
-def _drop(indptr, indices, data, cindptr, cindices, w, members, pos, cnt, ids, g, sets, ctl, u):  # pragma: no cover
+def _drop(indptr, indices, data, cindptr, cindices, w, members, pos, cnt, ids, g, c0, c0at, c1, c1at, ctl, u):  # pragma: no cover
     """Drop member u."""
     if cindptr.shape[0] == 0:
         ctl[SIZE] = drop_vertex(indptr, indices, data, members, pos, cnt, ids, g, ctl[SUMS:], ctl[SIZE], u)
         return
-    c0, c0at, c1, c1at = sets[C0], sets[C0AT], sets[C1], sets[C1AT]
     _track(w, c0, ctl[N0], members, ctl[SIZE], g, u, -1.0)
     _track(w, c1, ctl[N1], members, 0, g, u, -1.0)
     size = ctl[SIZE] - 1
@@ -171,19 +168,19 @@ def _drop(indptr, indices, data, cindptr, cindices, w, members, pos, cnt, ids, g
             _list_add(c0, c0at, ctl, N0, x)
         elif c == 1:  # x was not tracked: its gain afresh
             _list_add(c1, c1at, ctl, N1, x)
-            wx, gx = w[x], 0.0
+            gx = 0.0
             for j in range(size):
-                gx += wx[members[j]]
+                gx += w[x, members[j]]
             g[x] = gx
     _list_add(c0, c0at, ctl, N0, u)
 
 
 @njit(cache=True)
-def _clear(indptr, indices, data, cindptr, cindices, w, members, pos, cnt, ids, g, sets, ctl):  # pragma: no cover
+def _clear(indptr, indices, data, cindptr, cindices, w, members, pos, cnt, ids, g, c0, c0at, c1, c1at, ctl):  # pragma: no cover
     """Empty the clique (dense: O(n) at once; sparse: drop the members one by one)."""
     if cindptr.shape[0] == 0:
         while ctl[SIZE] > 0:
-            _drop(indptr, indices, data, cindptr, cindices, w, members, pos, cnt, ids, g, sets, ctl,
+            _drop(indptr, indices, data, cindptr, cindices, w, members, pos, cnt, ids, g, c0, c0at, c1, c1at, ctl,
                   members[ctl[SIZE] - 1])
         return
     n = pos.shape[0]
@@ -192,9 +189,9 @@ def _clear(indptr, indices, data, cindptr, cindices, w, members, pos, cnt, ids, 
         cnt[v] = 0
         ids[v] = 0
         g[v] = 0.0
-        sets[C0, v] = v
-        sets[C0AT, v] = v
-        sets[C1AT, v] = -1
+        c0[v] = v
+        c0at[v] = v
+        c1at[v] = -1
     ctl[SIZE] = 0
     ctl[N0] = n
     ctl[N1] = 0
@@ -202,7 +199,7 @@ def _clear(indptr, indices, data, cindptr, cindices, w, members, pos, cnt, ids, 
 
 @njit(cache=True)
 def start_state(indptr, indices, data, cindptr, cindices, w, start, k):  # pragma: no cover
-    """The arrays of a search from the clique ``start``: ``(members, pos, cnt, ids, g, sets, ctl)``.
+    """The arrays of a search from the clique ``start``: ``(members, pos, cnt, ids, g, c0, c0at, c1, c1at, ctl)``.
 
     ``w``: the dense weight matrix (zero for non-edges) when ``cindptr`` is given, else unused.
 
@@ -217,10 +214,11 @@ def start_state(indptr, indices, data, cindptr, cindices, w, start, k):  # pragm
     sets = np.empty((4, n if cindptr.shape[0] else 0), dtype=np.int64)
     ctl = np.zeros(N_CTL, dtype=np.int64)
     ctl[PDELAY] = 2
+    c0, c0at, c1, c1at = sets[C0], sets[C0AT], sets[C1], sets[C1AT]
     if cindptr.shape[0]:
-        _clear(indptr, indices, data, cindptr, cindices, w, members, pos, cnt, ids, g, sets, ctl)
+        _clear(indptr, indices, data, cindptr, cindices, w, members, pos, cnt, ids, g, c0, c0at, c1, c1at, ctl)
     for v in start:
-        _add(indptr, indices, data, cindptr, cindices, w, members, pos, cnt, ids, g, sets, ctl, v)
+        _add(indptr, indices, data, cindptr, cindices, w, members, pos, cnt, ids, g, c0, c0at, c1, c1at, ctl, v)
     return members, pos, cnt, ids, g, sets, ctl
 
 
@@ -254,12 +252,11 @@ def _offer(kind, eps, rs, u, v, p, d, gv, bu, bv, bp, bd, bg, ties):  # pragma: 
 
 
 @njit(cache=True)
-def _select_add(indptr, indices, cindptr, members, pos, cnt, g, sets, ctl, penalty, kind, eps, rs):  # pragma: no cover
+def _select_add(indptr, indices, cindptr, members, pos, cnt, g, c0, ctl, penalty, kind, eps, rs):  # pragma: no cover
     """The vertex of C0 to add under the phase rule, or -1 when C0 is empty."""
     size = ctl[SIZE]
     bu, bv, bp, bd, bg, ties = -1, -1, 0, 0, -np.inf, 0
     if cindptr.shape[0] > 0:
-        c0 = sets[C0]
         for q in range(ctl[N0]):
             v = c0[q]
             bu, bv, bp, bd, bg, ties = _offer(kind, eps, rs, -1, v, penalty[v], indptr[v + 1] - indptr[v], g[v],
@@ -288,7 +285,7 @@ def _best_partner(indptr, indices, data, w, members, g, size, v):  # pragma: no 
 
 
 @njit(cache=True)
-def _select_swap(indptr, indices, data, cindptr, w, members, pos, cnt, ids, g, sets, ctl, penalty, plateau,
+def _select_swap(indptr, indices, data, cindptr, w, members, pos, cnt, ids, g, c0, c0at, c1, c1at, ctl, penalty, plateau,
                  seen, k, kind, eps, rs):  # pragma: no cover
     """A plateau swap ``(u, v, delta, full)`` with ``v`` not dropped in this plateau (v = -1:
     none); ``full``: a vertex adjacent to every member of the full clique was considered.
@@ -301,7 +298,6 @@ def _select_swap(indptr, indices, data, cindptr, w, members, pos, cnt, ids, g, s
     size, stamp = ctl[SIZE], ctl[STAMP]
     bu, bv, bp, bd, bg, ties = -1, -1, 0, 0, -np.inf, 0
     if cindptr.shape[0] > 0:
-        c1 = sets[C1]
         for q in range(ctl[N1]):
             v = c1[q]
             if plateau[v] != stamp:
@@ -310,7 +306,6 @@ def _select_swap(indptr, indices, data, cindptr, w, members, pos, cnt, ids, g, s
                                                   g[v] - g[u], bu, bv, bp, bd, bg, ties)
         full = size == k and ctl[N0] > 0
         if full:
-            c0 = sets[C0]
             for q in range(ctl[N0]):
                 v = c0[q]
                 if plateau[v] != stamp:
@@ -359,6 +354,7 @@ def pls_search(
     """
     n = indptr.shape[0] - 1
     dense = cindptr.shape[0] > 0
+    c0, c0at, c1, c1at = sets[C0], sets[C0AT], sets[C1], sets[C1AT]
     done = 0
     while done < max_iters:
         kind = PHASE_KIND[ctl[PHASE]]
@@ -366,16 +362,16 @@ def pls_search(
         full_swaps = 0
         while True:
             if ctl[SIZE] < k:
-                v = _select_add(indptr, indices, cindptr, members, pos, cnt, g, sets, ctl, penalty, kind, eps, rs)
+                v = _select_add(indptr, indices, cindptr, members, pos, cnt, g, c0, ctl, penalty, kind, eps, rs)
                 if v >= 0:
                     ctl[STAMP] += 1  # an add ends the plateau: every vertex may be swapped in again
                     full_swaps = 0
                 while v >= 0:
                     value += g[v]
-                    _add(indptr, indices, data, cindptr, cindices, w, members, pos, cnt, ids, g, sets, ctl, v)
+                    _add(indptr, indices, data, cindptr, cindices, w, members, pos, cnt, ids, g, c0, c0at, c1, c1at, ctl, v)
                     v = -1
                     if ctl[SIZE] < k:
-                        v = _select_add(indptr, indices, cindptr, members, pos, cnt, g, sets, ctl, penalty, kind,
+                        v = _select_add(indptr, indices, cindptr, members, pos, cnt, g, c0, ctl, penalty, kind,
                                         eps, rs)
             size = ctl[SIZE]
             if (not exact or size == k) and size > 0:
@@ -399,7 +395,7 @@ def pls_search(
                             t += 1
             if ctl[BEST_SIZE] > 0 and best_value >= target:
                 break
-            u, v, d, full = _select_swap(indptr, indices, data, cindptr, w, members, pos, cnt, ids, g, sets, ctl,
+            u, v, d, full = _select_swap(indptr, indices, data, cindptr, w, members, pos, cnt, ids, g, c0, c0at, c1, c1at, ctl,
                                          penalty, plateau, mark, k, kind, eps, rs)
             if v < 0:
                 break
@@ -408,9 +404,9 @@ def pls_search(
                 if full_swaps > FULL_PLATEAU:
                     break
             plateau[u] = ctl[STAMP]
-            _drop(indptr, indices, data, cindptr, cindices, w, members, pos, cnt, ids, g, sets, ctl, u)
+            _drop(indptr, indices, data, cindptr, cindices, w, members, pos, cnt, ids, g, c0, c0at, c1, c1at, ctl, u)
             value += d
-            _add(indptr, indices, data, cindptr, cindices, w, members, pos, cnt, ids, g, sets, ctl, v)
+            _add(indptr, indices, data, cindptr, cindices, w, members, pos, cnt, ids, g, c0, c0at, c1, c1at, ctl, v)
         done += 1
         if ctl[BEST_SIZE] > 0 and best_value >= target:
             break
@@ -441,7 +437,7 @@ def pls_search(
         while pos[v] >= 0:
             v = below(rs, n)
         if kind == PENALTY:  # restart from a random vertex
-            _clear(indptr, indices, data, cindptr, cindices, w, members, pos, cnt, ids, g, sets, ctl)
+            _clear(indptr, indices, data, cindptr, cindices, w, members, pos, cnt, ids, g, c0, c0at, c1, c1at, ctl)
             value = 0.0
         else:  # v enters; the members it misses leave (and one more if the clique is full)
             if dense:
@@ -449,7 +445,7 @@ def pls_search(
                     x = cindices[p]
                     if pos[x] >= 0:
                         value -= g[x]
-                        _drop(indptr, indices, data, cindptr, cindices, w, members, pos, cnt, ids, g, sets, ctl, x)
+                        _drop(indptr, indices, data, cindptr, cindices, w, members, pos, cnt, ids, g, c0, c0at, c1, c1at, ctl, x)
             else:
                 ctl[MSTAMP] += 1
                 mstamp = ctl[MSTAMP]
@@ -460,15 +456,15 @@ def pls_search(
                     x = members[j]
                     if mark[x] != mstamp:
                         value -= g[x]
-                        _drop(indptr, indices, data, cindptr, cindices, w, members, pos, cnt, ids, g, sets, ctl, x)
+                        _drop(indptr, indices, data, cindptr, cindices, w, members, pos, cnt, ids, g, c0, c0at, c1, c1at, ctl, x)
                     else:
                         j += 1
             if ctl[SIZE] == k:
                 x = members[below(rs, k)]
                 value -= g[x]
-                _drop(indptr, indices, data, cindptr, cindices, w, members, pos, cnt, ids, g, sets, ctl, x)
+                _drop(indptr, indices, data, cindptr, cindices, w, members, pos, cnt, ids, g, c0, c0at, c1, c1at, ctl, x)
         value += g[v]
-        _add(indptr, indices, data, cindptr, cindices, w, members, pos, cnt, ids, g, sets, ctl, v)
+        _add(indptr, indices, data, cindptr, cindices, w, members, pos, cnt, ids, g, c0, c0at, c1, c1at, ctl, v)
         ctl[PITER] += 1
         if ctl[PITER] >= PHASE_LENGTHS[ctl[PHASE]]:
             ctl[PITER] = 0

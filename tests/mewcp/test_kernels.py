@@ -363,6 +363,12 @@ def _pls_arrays(w, mask, start, k, dense):
     return graph, list(pls.start_state(*graph, np.array(start, dtype=np.int64), k))
 
 
+def _moves_args(state):
+    """The state as the move helpers take it: the four rows of ``sets`` separately."""
+    members, pos, cnt, ids, g, sets, ctl = state
+    return (members, pos, cnt, ids, g, *sets, ctl)
+
+
 def _check_pls_state(w, mask, state, dense) -> None:
     members, pos, cnt, ids, g, sets, ctl = state
     n, size = w.shape[0], int(ctl[pls.SIZE])
@@ -397,11 +403,11 @@ def test_pls_moves_keep_both_bookkeepings_exact(seed, dense):
         cl = members[: ctl[pls.SIZE]].tolist()
         addable = [v for v in range(n) if v not in cl and is_clique(mask, cl + [v])]
         if addable and len(cl) < k and rng.random() < 0.6:
-            pls._add(*graph, *state, int(rng.choice(addable)))
+            pls._add(*graph, *_moves_args(state), int(rng.choice(addable)))
         elif len(cl) > 1:
-            pls._drop(*graph, *state, int(rng.choice(cl)))
+            pls._drop(*graph, *_moves_args(state), int(rng.choice(cl)))
         _check_pls_state(w, mask, state, dense)
-    pls._clear(*graph, *state)
+    pls._clear(*graph, *_moves_args(state))
     _check_pls_state(w, mask, state, dense)
 
 
