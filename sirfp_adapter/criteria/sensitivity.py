@@ -25,11 +25,19 @@ made non-decreasing. This is sensitivity analysis in the sense of Li et al. ("Pr
 Filters for Efficient ConvNets", ICLR 2017, Sec. 3.3: prune each layer alone and measure),
 made label-free and automatic: no labels, no per-layer ratios chosen by hand.
 
-Cost: ``points`` forward passes over ``samples`` inputs per group and pruning step.
+Cost: ``points`` forward passes over ``samples`` inputs per group and pruning step. With
+``replay=True`` (the default) only the first of them runs the module calls that finish
+before the group's first layer is called; the others replay their stored outputs
+(`sirfp_adapter.replay`: exact, checked once against a full pass), and a group whose
+prefix starts after the previous group's replays that group's store, so the prefixes of
+all groups together cost about one forward pass per step. A group deep in the network is
+measured for little more than the layers after it.
 """
 
 from __future__ import annotations
 
+import contextlib
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -43,6 +51,7 @@ from sirfp_adapter.criteria.base import Criterion
 from sirfp_adapter.criteria.importance import L1
 from sirfp_adapter.groups import ChannelGroup
 from sirfp_adapter.plan import Ranking
+from sirfp_adapter.replay import PrefixReplay
 
 __all__ = ["Sensitivity", "output_logits"]
 
@@ -78,18 +87,22 @@ class Sensitivity(Criterion):
         Inputs to measure on: the most recent ones seen in forward passes.
     points : int
         Removal counts measured per group (linear interpolation in between).
+    replay : bool
+        Replay the unchanged module calls before each group instead of recomputing them
+        (the same scores; ``False``: every measuring pass in full).
 
     Examples
     --------
     >>> from sirfp_adapter.criteria import SIRFP, Sensitivity
     >>> SIRFP(budget=Sensitivity(samples=8))  # doctest: +ELLIPSIS
-    SIRFP(measure='js', ..., budget=Sensitivity(order=L1(), samples=8, points=8))
+    SIRFP(measure='js', ..., budget=Sensitivity(order=L1(), samples=8, points=8, replay=True))
     """
 
     name = "sensitivity"
     watches_activations = True  # it records the model's inputs
 
-    def __init__(self, order: Criterion | None = None, *, samples: int = 16, points: int = 8) -> None:
+    def __init__(self, order: Criterion | None = None, *, samples: int = 16, points: int = 8,
+                 replay: bool = True) -> None:
         if order is not None and (not isinstance(order, Criterion) or isinstance(order, Sensitivity)):
             raise ValueError(f"order must be a Criterion other than Sensitivity, got {order!r}")
         self.order = order if order is not None else L1()
@@ -100,10 +113,15 @@ class Sensitivity(Criterion):
         self._reference: list[torch.Tensor] | None = None
         self._measuring = False
         self._handle: Any = None
+        self.replay = replay
+        self._replay: PrefixReplay | None = None
+        self._carry: tuple[list[Any], list[dict[tuple[str, int], Any] | None]] | None = None
+        self._verified = False
 
     # ------------------------------------------------------------------ binding
     def _attach(self, training_only: bool) -> None:
         self.order.attach(self.model, self.groups, training_only=training_only)
+        self._replay = PrefixReplay(self.model)
 
         def record(module: nn.Module, args: tuple[Any, ...]) -> None:
             if self._measuring or (training_only and not module.training):
@@ -152,32 +170,91 @@ class Sensitivity(Criterion):
     @torch.no_grad()
     def _distortions(self, group: ChannelGroup, order: np.ndarray, counts: np.ndarray) -> list[float]:
         """The distortion of removing ``order[:t]`` for each ``t`` in ``counts`` (increasing):
-        one set of masks, each prefix masked on top of the previous one."""
+        one set of masks, each prefix masked on top of the previous one; the module calls
+        that finish before the group's first layer runs are computed on the first count
+        only and replayed on the others (`sirfp_adapter.replay`)."""
         was_training = self.model.training
         self._measuring = True
         masks = ChannelMasks(self.model, self.groups)
         try:
             self.model.eval()
             reference = self._references()
+            replay, layers = self._replayer(), {m.name for m in group.producers}
+            calls = replay.prefix(layers) if self.replay else []
+            carry = self._carry[1] if calls and self._carry is not None \
+                and replay.ends_before(self._carry[0], layers) else None
+            stores: list[dict[tuple[str, int], Any] | None] = [None] * len(self._inputs)
             measured, done = [], 0
             for t in counts:
                 masks.remove_channels({group.name: order[done:t]})
                 done = int(t)
                 total = 0.0
-                for batch, ref in zip(self._inputs, reference, strict=True):
-                    logp = F.log_softmax(output_logits(self.model(*batch)).float(), dim=1)
+                for j, (batch, ref) in enumerate(zip(self._inputs, reference, strict=True)):
+                    output, stores[j] = self._forward(batch, calls, stores[j], carry[j] if carry else None)
+                    logp = F.log_softmax(output_logits(output).float(), dim=1)
                     total += float((ref.exp() * (ref - logp)).sum(dim=1).mean()) * _rows(batch)
                 measured.append(total / sum(_rows(b) for b in self._inputs))
+            if calls and all(s is not None for s in stores):
+                self._carry = (calls, stores)
             return measured
         finally:
             masks.remove()
             self.model.train(was_training)
             self._measuring = False
 
+    def _forward(self, batch: tuple[Any, ...], calls: list[Any], store: dict[tuple[str, int], Any] | None,
+                 carry: dict[tuple[str, int], Any] | None) -> tuple[Any, dict[tuple[str, int], Any] | None]:
+        """``model(*batch)``: with ``calls`` (a prefix) and no ``store`` yet, storing the
+        prefix's outputs (replaying ``carry``, an earlier prefix's store, meanwhile);
+        with a ``store``, replaying it — checked against a full pass the first time after
+        each new recording, and a full pass whenever the replay did not follow the recorded
+        calls (then replay is switched off)."""
+        replay = self._replayer()
+        if not calls or not self.replay:
+            return self.model(*batch), None
+        if store is None:
+            with contextlib.ExitStack() as stack:
+                missed = stack.enter_context(replay.replaying(carry)) if carry else [0]
+                store = stack.enter_context(replay.capturing(calls))
+                output = self.model(*batch)
+            if missed[0] or len(store) != len(calls):
+                self._replay_failed("the pass did not make the recorded sequence of calls")
+                return self.model(*batch), None
+            return output, store
+        with replay.replaying(store) as missed:
+            output = self.model(*batch)
+        if missed[0]:
+            self._replay_failed("the pass did not make the recorded sequence of calls")
+            return self.model(*batch), None
+        if not self._verified:
+            full = output_logits(self.model(*batch)).float()
+            got = output_logits(output).float()
+            if not torch.allclose(got, full, rtol=1e-4, atol=1e-6 * max(1.0, float(full.abs().max()))):
+                self._replay_failed(f"replayed logits differ from a full pass by {float((got - full).abs().max()):.3g}")
+                return self.model(*batch), None
+            self._verified = True
+        return output, store
+
+    def _replayer(self) -> PrefixReplay:
+        if self._replay is None:
+            raise RuntimeError(f"{self!r} is not attached to a model: call attach(model, groups) first")
+        return self._replay
+
+    def _replay_failed(self, why: str) -> None:
+        warnings.warn(f"{self.name}: replaying the unchanged calls is switched off for this model ({why}); "
+                      "every measuring pass now runs in full", RuntimeWarning, stacklevel=4)
+        self.replay = False
+        self._carry = None
+
     def _references(self) -> list[torch.Tensor]:
-        """The unmasked model's log-probabilities on the recorded inputs (cached until new inputs)."""
+        """The unmasked model's log-probabilities on the recorded inputs (cached until new
+        inputs; the first pass also records the model's calls for the replay)."""
         if self._reference is None:
-            self._reference = [F.log_softmax(output_logits(self.model(*b)).float(), dim=1) for b in self._inputs]
+            self._carry = None
+            self._verified = False
+            outputs = [self._replayer().record(*b) if i == 0 and self.replay else self.model(*b)
+                       for i, b in enumerate(self._inputs)]
+            self._reference = [F.log_softmax(output_logits(o).float(), dim=1) for o in outputs]
         return self._reference
 
     # ------------------------------------------------------------------ checkpoints
@@ -201,7 +278,7 @@ class Sensitivity(Criterion):
         self.order.close()
 
     def _options(self) -> dict[str, Any]:
-        return {"order": self.order, "samples": self.samples, "points": self.points}
+        return {"order": self.order, "samples": self.samples, "points": self.points, "replay": self.replay}
 
 
 def _rows(batch: tuple[Any, ...]) -> int:

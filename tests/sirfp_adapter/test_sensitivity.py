@@ -164,3 +164,106 @@ def test_as_sirfp_budget_its_forward_passes_do_not_feed_the_redundancy_graph():
         assert np.all(np.diff(r.scores[np.isfinite(r.scores)]) >= 0)
     sirfp.close()
     assert isinstance(Sensitivity().order, L1)
+
+
+class SharedInPlace(nn.Module):
+    """Torchvision's bottleneck habits: one ``ReLU(inplace=True)`` called three times, an
+    in-place residual addition onto a norm's output, a dict output."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(1)
+        self.stem = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8))
+        self.conv1, self.bn1 = nn.Conv2d(8, 8, 3, padding=1), nn.BatchNorm2d(8)
+        self.conv2, self.bn2 = nn.Conv2d(8, 8, 3, padding=1), nn.BatchNorm2d(8)
+        self.relu = nn.ReLU(inplace=True)
+        self.head = nn.Conv2d(8, 4, 1)
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        x = self.relu(self.stem(x))
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        out += x
+        return {"out": self.head(self.relu(out))}
+
+
+def direct_scores(model, groups, group, order, x) -> np.ndarray:
+    """The budget computed from its definition: one fresh masked forward per count."""
+    model.eval()
+    with torch.no_grad():
+        ref = output_logits(model(x))
+        most = min(order.size, group.size - 1)
+        counts = np.unique(np.linspace(0, most, 9).round().astype(np.int64)[1:])
+        expected = []
+        for t in counts:
+            masks = ChannelMasks(model, groups)
+            masks.remove_channels({group.name: order[:t]})
+            expected.append(kl(ref, output_logits(model(x))))
+            masks.remove()
+    model.train()
+    return np.maximum.accumulate(np.interp(np.arange(1, order.size + 1), np.r_[0, counts], np.r_[0.0, expected]))
+
+
+@pytest.mark.parametrize("build", [TwoBranches, SharedInPlace, lite], ids=["branches", "in-place", "lite"])
+def test_replayed_prefixes_give_the_direct_scores_of_every_group(build):
+    model, x = build(), inputs(batch=4, size=16)
+    crit, groups = attached_sensitivity(model, x)
+    for group in groups:  # in order: later groups also replay the earlier group's stored calls
+        order = np.random.default_rng(len(group.name)).permutation(group.size)
+        np.testing.assert_allclose(crit.budget_scores(group, order), direct_scores(model, groups, group, order, x),
+                                   rtol=1e-5, atol=1e-9)
+    assert crit.replay  # never switched off
+
+
+def test_the_replay_skips_the_calls_before_the_group():
+    model, x = TwoBranches(weight_b=1.0), inputs(batch=4, size=16)
+    crit, groups = attached_sensitivity(model, x, points=8)
+    runs = {"a": 0}
+    original = model.a.forward
+
+    def counted(*args):
+        runs["a"] += 1
+        return original(*args)
+
+    model.a.forward = counted  # branch a runs before branch b: b's measurements need it once
+    crit.budget_scores(groups[groups.index("b.0")], np.arange(8))
+    assert runs["a"] == 1 + 1 + 1  # the dense reference, the first count (stored), one check of the replay
+    runs["a"] = 0
+    crit.replay = False
+    crit.budget_scores(groups[groups.index("b.0")], np.arange(8))
+    assert runs["a"] == 7  # one per measured count (the reference is cached)
+
+
+class Unsteady(nn.Module):
+    """After ``arm()``, its next pass calls the stem's ReLU once more: the pass the calls
+    are recorded on differs from the next ones."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(2)
+        self.stem = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU())
+        self.block = nn.Sequential(nn.Conv2d(8, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU())
+        self.head = nn.Conv2d(8, 4, 1)
+        self.extra = 0
+
+    def arm(self) -> None:
+        self.extra = 1
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.stem(x)
+        for _ in range(self.extra):
+            y = self.stem[2](y)
+        self.extra = 0
+        return self.head(self.block(y))
+
+
+def test_a_model_whose_calls_change_is_measured_in_full_passes_with_a_warning():
+    model, x = Unsteady(), inputs(batch=2, size=16)
+    crit, groups = attached_sensitivity(model, x)
+    group = groups[groups.index("block.0")]
+    model.arm()
+    with pytest.warns(RuntimeWarning, match="sensitivity: replaying the unchanged calls is switched off for this "
+                                            "model \\(the pass did not make the recorded sequence of calls\\)"):
+        scores = crit.budget_scores(group, np.arange(8))
+    assert not crit.replay
+    np.testing.assert_allclose(scores, direct_scores(model, groups, group, np.arange(8), x), rtol=1e-5, atol=1e-9)
