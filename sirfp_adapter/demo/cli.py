@@ -38,6 +38,9 @@ _HELP = {
                    "or none (raw EHGP scores)",
     "budget": "what decides how many channels each layer loses under sirfp: sensitivity (measured output "
               "distortion, recommended), a baseline criterion's scores, or none (the paper's threshold on redundancy)",
+    "budget_samples": "sensitivity budget: recorded training inputs its output distortion is measured on",
+    "budget_points": "sensitivity budget: removal counts measured per layer (linear in between); its forward "
+                     "passes per pruning step are layers x points",
     "min_keep": "per-layer floor: a fraction of the layer's width (0.1) or a channel count (2)",
     "round_to": "keep a multiple of this many channels per layer",
     "model": "the network: torchvision:NAME, smp:ARCH[:ENCODER], timm:NAME or package.module:factory "

@@ -57,7 +57,7 @@ import mewcp
 from mewcp.atomic import staged
 from sirfp_adapter.apply import save_pruned
 from sirfp_adapter.cost import count_flops, count_params
-from sirfp_adapter.criteria import CRITERIA, SIRFP, Criterion
+from sirfp_adapter.criteria import CRITERIA, SIRFP, Criterion, Sensitivity
 from sirfp_adapter.demo.data import FolderSegmentation, SyntheticSegmentation, make_loaders
 from sirfp_adapter.demo.metrics import ConfusionMatrix, evaluate, logits_of
 from sirfp_adapter.demo.models import DeepLabLite
@@ -137,6 +137,8 @@ class Config:
     mode: str = "global"
     calibration: str = "mean"
     budget: str = "sensitivity"
+    budget_samples: int = 16  # Sensitivity: recorded training inputs the distortion is measured on
+    budget_points: int = 8  # Sensitivity: removal counts measured per group
     model: str | None = None  # a sirfp_adapter.zoo.build_model spec; None: the built-in DeepLabLite
     weights: str | None = None  # a state-dict file (torch.load(weights_only=True)) for the model
     min_keep: float = 0.1
@@ -223,7 +225,7 @@ class Config:
           self.aspp_channels)
         for name in ("train_iters", "finetune_iters"):
             r(_int_in(getattr(self, name), 0), name, "an int >= 0", getattr(self, name))
-        for name in ("prune_steps", "prune_interval", "every", "latency_repeats"):
+        for name in ("prune_steps", "prune_interval", "every", "latency_repeats", "budget_samples", "budget_points"):
             r(_int_in(getattr(self, name), 1), name, "an int >= 1", getattr(self, name))
         r(_is_number(self.latency_time) and 0.0 < self.latency_time <= 60.0, "latency_time",
           "a number of seconds in (0, 60]", self.latency_time)
@@ -264,9 +266,15 @@ class Config:
     def make_criterion(self) -> Criterion:
         """The criterion with those of this config's options that its constructor takes."""
         cls = CRITERIA[self.criterion]
+        sensitivity = {"samples": self.budget_samples, "points": self.budget_points}
+        budget: Criterion | str | None = None if self.budget == "none" else self.budget
+        if budget == "sensitivity":
+            budget = Sensitivity(**sensitivity)
         offered: dict[str, Any] = {"measure": self.measure, "decay": self.decay, "every": self.every,
                                    "max_samples": self.max_samples, "calibration": self.calibration,
-                                   "budget": None if self.budget == "none" else self.budget, "seed": self.seed}
+                                   "budget": budget, "seed": self.seed}
+        if cls is Sensitivity:
+            offered.update(sensitivity)
         accepted = inspect.signature(cls).parameters
         options = {k: v for k, v in offered.items() if k in accepted}
         if "measure" in accepted and "normalize" in inspect.signature(get_measure(self.measure)).parameters:

@@ -84,6 +84,8 @@ OPTIONS = [
     (["--scale", "0.5", "0.1"], "--scale must be two numbers low high with 0 < low <= high <= 1; got 0.5 0.1"),
     (["--scale", "nan", "0.5"], "--scale must be two numbers low high with 0 < low <= high <= 1; got nan 0.5"),
     (["--latency-repeats", "0"], "--latency-repeats must be an int >= 1; got 0"),
+    (["--budget-points", "0"], "--budget-points must be an int >= 1; got 0"),
+    (["--budget-samples", "-2"], "--budget-samples must be an int >= 1; got -2"),
     (["--batch-size", "1"],
      "--batch-size must be an int from 2 to 4096 (BatchNorm needs two samples per training batch); got 1"),
     (["--train-samples", "1"], "--train-samples must be at least the batch size, 2 (one full batch); got 1"),
@@ -120,6 +122,14 @@ def test_every_bad_option_is_one_line_and_exit_2_before_training(tmp_path, capsy
     line = error_line(capsys)
     assert line == (expected if expected.startswith("sirfp") else f"sirfp prune: error: {expected}")
     assert not out.exists() or not any(out.iterdir())
+
+
+def test_the_sensitivity_budget_options_reach_the_criterion():
+    sirfp = Config(budget_samples=3, budget_points=2).make_criterion()
+    assert (sirfp.budget.samples, sirfp.budget.points) == (3, 2)
+    alone = Config(criterion="sensitivity", budget_samples=5).make_criterion()
+    assert (alone.samples, alone.points) == (5, 8)
+    assert Config(budget="taylor", budget_points=2).make_criterion().budget.name == "taylor"
 
 
 def test_config_check_names_the_field_for_python_callers():
