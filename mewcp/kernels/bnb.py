@@ -186,6 +186,31 @@ def _top_sum(w, adj, verts, m, i, proc, cap, exact, heap):  # pragma: no cover -
 
 
 @njit(cache=True)
+def _half_sums(w, adj, verts, sig, m, r, exact, removed, placed, setof, npl, nset, hv, heap):  # pragma: no cover
+    """Write ``hv[i] = h(i)`` for the candidates not ``removed``; put the largest h of each of the closed sets
+    ``0 .. nset - 1`` of the ``placed[:npl]`` vertices (set ``setof``) in the top-r min-heap ``heap``.
+
+    Returns ``(heap size, heap sum, largest h in set nset)``, the last ``-inf`` when set nset has none.
+    """
+    for t in range(m):
+        if removed[t] == 0:
+            hv[t] = sig[t] + 0.5 * _top_sum(w, adj, verts, m, t, removed, r - 1, exact, heap)
+    hn = 0
+    hsum = 0.0
+    hcur = _NEG
+    for c in range(nset + 1):
+        hmx = _NEG
+        for t in range(npl):
+            if setof[t] == c and hv[placed[t]] > hmx:
+                hmx = hv[placed[t]]
+        if c < nset:
+            hn, hsum = _heap_add(heap, hn, hsum, r, exact, hmx)
+        else:
+            hcur = hmx
+    return hn, hsum, hcur
+
+
+@njit(cache=True)
 def expand(w, adj, verts, sig, m, r, exact, target, out_rem, out_branch, scratch_i, scratch_f, tops):  # pragma: no cover
     """Split candidates ``verts[:m]`` into placed vertices and a branching set.
 
@@ -290,18 +315,8 @@ def expand(w, adj, verts, sig, m, r, exact, target, out_rem, out_branch, scratch
             if up > target and not have_h and nset >= r:
                 # the sequential bound refuses v and r sets are closed (its caps bind): compute h, set maxima so far
                 have_h = True
-                for t in range(m):
-                    if out_rem[t] == 0:
-                        hv[t] = sig[t] + 0.5 * _top_sum(w, adj, verts, m, t, out_rem, capu, exact, hset)
-                for c in range(nset + 1):
-                    hmx = _NEG
-                    for t in range(npl):
-                        if setof[t] == c and hv[placed[t]] > hmx:
-                            hmx = hv[placed[t]]
-                    if c < nset:
-                        hn, hsum = _heap_add(hset, hn, hsum, r, exact, hmx)
-                    else:
-                        hcur = hmx
+                hn, hsum, hcur = _half_sums(w, adj, verts, sig, m, r, exact, out_rem, placed, setof, npl, nset, hv,
+                                            hset)
             hnew = _NEG
             hb = np.inf
             if not have_h:
@@ -383,6 +398,10 @@ def expand(w, adj, verts, sig, m, r, exact, target, out_rem, out_branch, scratch
             out_branch[q] = out_branch[q - 1]
             q -= 1
         out_branch[q] = v
+    if target == np.inf and not have_h and npl > 0:
+        # bound-only call (nothing refused, as `open_bound` makes): the half-sum bound of every set
+        hn, hsum, _ = _half_sums(w, adj, verts, sig, m, r, exact, out_rem, placed, setof, npl, nset, hv, hset)
+        best_h = _NEG if exact and hn < r else hsum
     return nb, best_up if best_up < best_h else best_h
 
 
