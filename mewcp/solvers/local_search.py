@@ -485,8 +485,11 @@ def solve_memetic(problem: Problem, k: int, *, exact: bool, deadline: Deadline, 
 
 #: PLS iterations per cycle of its three phases; ``patience`` counts cycles.
 PLS_CYCLE = int(pk.PHASE_LENGTHS.sum())
-#: Density (edges over vertex pairs) from which `pls` keeps C0 and C1 by complement lists.
-PLS_DENSE = 0.5
+#: Density (edges over vertex pairs) from which `pls` keeps C0 and C1 by complement lists
+#: and a weight matrix: from it they take at most twice the memory of the CSR arrays
+#: (from 0.5: no more), and measured per iteration they are 2-3x faster at 0.49-0.5
+#: (p_hat300-2, brock200_2) and slower at 0.25 and below (p_hat, c-fat).
+PLS_DENSE = 0.4
 
 
 def solve_pls(problem: Problem, k: int, *, exact: bool, deadline: Deadline, seed: int | None,
@@ -496,7 +499,7 @@ def solve_pls(problem: Problem, k: int, *, exact: bool, deadline: Deadline, seed
 
     See `mewcp.kernels.pls` for the moves, phases, penalties and perturbations; graphs of
     density at least ``PLS_DENSE`` use its dense bookkeeping (complement lists and the
-    weight matrix, which then take no more memory than the graph's CSR arrays). ``max_iters`` counts PLS iterations (one
+    weight matrix, which then take at most twice the memory of the graph's CSR arrays). ``max_iters`` counts PLS iterations (one
     maximal clique, its plateau and a perturbation); ``patience`` counts cycles of the
     three phases (200 iterations) without improvement. A complete graph is searched as
     CSR (n^2 memory); the swap methods (`tabu`, `memetic`) are the ones for complete graphs.
@@ -508,7 +511,7 @@ def solve_pls(problem: Problem, k: int, *, exact: bool, deadline: Deadline, seed
     n = problem.n
     if problem.dense is not None:
         w, cindptr, cindices = problem.dense, np.zeros(n + 1, dtype=np.int64), np.empty(0, dtype=np.int64)
-    elif indptr[-1] >= PLS_DENSE * n * (n - 1):  # w and the complement are no larger than the CSR arrays
+    elif indptr[-1] >= PLS_DENSE * n * (n - 1):  # w and the complement: at most twice the CSR arrays
         w, cindptr, cindices = pk.dense_structure(indptr, indices, data)
     else:
         cindptr = cindices = np.empty(0, dtype=np.int64)
