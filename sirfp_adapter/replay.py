@@ -22,8 +22,9 @@ replay. A replaying pass checks that it handed back every stored call exactly on
 same sequence of calls as recorded); the caller falls back to a full pass otherwise.
 
 Only calls whose outputs are tensors or containers of tensors and plain values (tuples,
-lists, dicts) are stored. The store is capped at ``max_bytes``: past it, the calls that
-took the most time per byte of output in the recorded pass are kept.
+lists, dicts) are stored. The stores are capped at ``max_bytes`` together (1 GiB by
+default): past it, the calls that took the most time per byte of output in the recorded
+pass are kept.
 """
 
 from __future__ import annotations
@@ -131,17 +132,18 @@ class PrefixReplay:
         first = self.first(layers)
         return first is not None and all(c.end < first for c in calls)
 
-    def prefix(self, layers: Collection[str]) -> list[Call]:
+    def prefix(self, layers: Collection[str], copies: int = 1) -> list[Call]:
         """The outermost storable calls that end before any of ``layers`` is first called
-        (in call order), within ``max_bytes``; empty before :meth:`record`."""
+        (in call order), their outputs within ``max_bytes`` when stored ``copies`` times
+        (once per batch, say); empty before :meth:`record`."""
         first = self.first(layers)
         if self.calls is None or first is None:
             return []
         # outermost among the storable calls that end in time (a call that is not storable
         # leaves its storable calls inside eligible); the model itself is never one
         chosen = self._outermost([c for c in self.calls if c.end < first and c.nbytes is not None and c.name != ""])
-        if sum(c.nbytes or 0 for c in chosen) > self.max_bytes:
-            budget, kept = self.max_bytes, []
+        if copies * sum(c.nbytes or 0 for c in chosen) > self.max_bytes:
+            budget, kept = self.max_bytes // max(copies, 1), []
             for c in sorted(chosen, key=lambda c: c.seconds / max(c.nbytes or 1, 1), reverse=True):
                 if (c.nbytes or 0) <= budget:
                     kept.append(c)

@@ -180,7 +180,8 @@ class Sensitivity(Criterion):
             self.model.eval()
             reference = self._references()
             replay, layers = self._replayer(), {m.name for m in group.producers}
-            calls = replay.prefix(layers) if self.replay else []
+            # stored once per recorded batch, beside the previous group's stores
+            calls = replay.prefix(layers, copies=2 * len(self._inputs)) if self.replay else []
             carry = self._carry[1] if calls and self._carry is not None \
                 and replay.ends_before(self._carry[0], layers) else None
             stores: list[dict[tuple[str, int], Any] | None] = [None] * len(self._inputs)

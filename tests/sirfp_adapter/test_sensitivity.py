@@ -267,3 +267,21 @@ def test_a_model_whose_calls_change_is_measured_in_full_passes_with_a_warning():
         scores = crit.budget_scores(group, np.arange(8))
     assert not crit.replay
     np.testing.assert_allclose(scores, direct_scores(model, groups, group, np.arange(8), x), rtol=1e-5, atol=1e-9)
+
+
+def test_the_stored_prefix_is_capped_in_bytes_over_its_copies():
+    from sirfp_adapter.replay import PrefixReplay
+
+    model, x = lite(), inputs(batch=2, size=16)
+    replay = PrefixReplay(model)
+    model.eval()
+    with torch.no_grad():
+        replay.record(x)
+    last = max(replay.calls, key=lambda c: c.start).name  # a layer late in the pass
+    full = replay.prefix({last})
+    size = sum(c.nbytes for c in full)
+    assert full and all(c.end < replay.first({last}) for c in full)
+    replay.max_bytes = 3 * size
+    assert replay.prefix({last}, copies=3) == full
+    capped = replay.prefix({last}, copies=4)
+    assert capped and sum(c.nbytes for c in capped) <= 3 * size / 4 and set(capped) < set(full)
