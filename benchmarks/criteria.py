@@ -27,7 +27,7 @@ Writes ``benchmarks/results/criteria.{md,json,png}`` (the plot: the recommended 
 other row, paired by seed, with 95% intervals). Rerun from the repository root::
 
     .venv/bin/python benchmarks/criteria.py            # the full grid
-    .venv/bin/python benchmarks/criteria.py --quick    # a smoke run (minutes), results not written
+    .venv/bin/python benchmarks/criteria.py --quick    # a smoke run (one seed, one target), results not written
 
 Partial results are saved after every run and a rerun resumes from them (``--fresh``
 starts over); ``--render-only`` rewrites the report from the saved runs.
@@ -295,7 +295,9 @@ def main() -> None:
     if not args.render_only:
         saved["setup"] = setup.__dict__
         saved["machine"] = machine_info("torch", "torch_pruning")
+        # quick: a smoke run of every variant, architecture and protocol at one seed and one target
         seeds = args.seeds[:1] if args.quick else args.seeds
+        targets = args.targets[:1] if args.quick else args.targets
         pools: dict[tuple[int, Any], Any] = {}
         states: dict[str, Any] = {}
         # protocol, then architecture, then seed: a cell gets all its seeds before the next starts
@@ -311,7 +313,7 @@ def main() -> None:
                         states[dkey] = _dense_state(saved, arch, seed, setup, xs, ys, val, args.quick)
                     names = list(VARIANTS) if protocol == "oneshot" else list(PROGRESSIVE)
                     names = [n for n in names if args.variants is None or n in args.variants]
-                    for target in args.targets:
+                    for target in targets:
                         for name in names:
                             k = key(arch, seed, protocol, target, name)
                             if k in saved["runs"]:
