@@ -140,7 +140,8 @@ VARIANTS: dict[str, Variant] = {
     "SIRFP (js)": Variant(_sirfp()),
 }
 #: the progressive protocol is costlier: the baselines that matter and the SIRFP variants
-PROGRESSIVE = ("Taylor", "FPGM", "DCFP", "L1 order, sensitivity budget", "SIRFP (js)", RECOMMENDED)
+PROGRESSIVE = ("Taylor", "FPGM", "DCFP", "L1 order, sensitivity budget", "SIRFP (js)",
+               "SIRFP (gram, sensitivity budget)", RECOMMENDED)
 SIRFP_NAMES = tuple(n for n in VARIANTS if n.startswith("SIRFP"))
 PUBLISHED = ("random", "L1", "BN scale", "FPGM", "Taylor", "DCFP", "DepGraph group norm")
 

@@ -28,8 +28,9 @@ The 15 textured combinations are listed in `CATALOGUE`; by default class ``k >= 
 ``CATALOGUE[k - 1]``, ordered so that the default 7 foreground classes contain shapes
 that share a texture and textures that share a shape: neither the shape nor the texture
 alone names the class. ``foreground=`` chooses any other list of (shape, texture)
-pairs, for example one with a plain line as a thin-structure class. Every instance paints its texture with two colours drawn uniformly from the RGB
-cube (at least 0.4 apart, so the texture is visible), whatever its class, and the
+pairs, for example one with a plain line as a thin-structure class. Every instance
+paints its texture with two colours drawn uniformly from the RGB cube (at least 0.4
+apart, so the texture is visible), whatever its class, and the
 background's colours come from the same cube: a pixel's colour says nothing about its
 class, and a classifier has to look at the texture and at the outline around it.
 
