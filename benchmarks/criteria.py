@@ -141,7 +141,7 @@ VARIANTS: dict[str, Variant] = {
 }
 #: the progressive protocol is costlier: the baselines that matter and the SIRFP variants
 PROGRESSIVE = ("Taylor", "FPGM", "DCFP", "L1 order, sensitivity budget", "SIRFP (js)",
-               "SIRFP (gram, sensitivity budget)", RECOMMENDED)
+               "SIRFP (gram, sensitivity budget)", "SIRFP (js relu_l1, sensitivity budget)", RECOMMENDED)
 SIRFP_NAMES = tuple(n for n in VARIANTS if n.startswith("SIRFP"))
 PUBLISHED = ("random", "L1", "BN scale", "FPGM", "Taylor", "DCFP", "DepGraph group norm")
 
