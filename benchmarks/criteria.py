@@ -27,7 +27,7 @@ Writes ``benchmarks/results/criteria.{md,json,png}`` (the plot: the recommended 
 other row, paired by seed, with 95% intervals). Rerun from the repository root::
 
     .venv/bin/python benchmarks/criteria.py            # the full grid
-    .venv/bin/python benchmarks/criteria.py --quick    # a smoke run (one seed, one target), results not written
+    .venv/bin/python benchmarks/criteria.py --quick    # smoke run: one seed, one target, ~3 CPU min; not written
 
 Partial results are saved after every run and a rerun resumes from them (``--fresh``
 starts over); ``--render-only`` rewrites the report from the saved runs.
