@@ -101,9 +101,8 @@ def _capped(total, count, cap, largest, positive):  # pragma: no cover - compile
 
 
 @njit(cache=True, inline="always")
-def _sift_row(h, c, x):  # pragma: no cover - compiled
-    """Replace the root of the min-heap ``h[:c]`` by ``x`` and sift it down."""
-    i = 0
+def _sift_down(h, c, i, x):  # pragma: no cover - compiled
+    """Put ``x`` at position ``i`` of the min-heap ``h[:c]`` (whose subtrees below ``i`` are heaps) and sift it down."""
     while True:
         a = 2 * i + 1
         if a >= c:
@@ -135,7 +134,7 @@ def _heap_add(h, c, tot, cap, exact, x):  # pragma: no cover - compiled
         return c + 1, tot + x
     if x > h[0]:
         tot += x - h[0]
-        _sift_row(h, c, x)
+        _sift_down(h, c, 0, x)
     return c, tot
 
 
@@ -164,24 +163,11 @@ def _top_sum(w, adj, verts, m, i, proc, cap, exact, heap):  # pragma: no cover -
             tot += x
             c += 1
             if c == cap:
-                for q in range(c // 2 - 1, -1, -1):
-                    y = heap[q]
-                    p = q
-                    while True:
-                        a = 2 * p + 1
-                        if a >= c:
-                            break
-                        b = a + 1
-                        if b < c and heap[b] < heap[a]:
-                            a = b
-                        if y <= heap[a]:
-                            break
-                        heap[p] = heap[a]
-                        p = a
-                    heap[p] = y
+                for q in range(c // 2 - 1, -1, -1):  # heapify
+                    _sift_down(heap, c, q, heap[q])
         elif x > heap[0]:
             tot += x - heap[0]
-            _sift_row(heap, c, x)
+            _sift_down(heap, c, 0, x)
     return tot
 
 
