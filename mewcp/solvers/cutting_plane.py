@@ -25,16 +25,24 @@ method). The method solves it with HiGHS, adding tangents as it goes:
 2. *Initial cuts* at several diverse heuristic solutions (one `tabu` run and
    `local_search` from random starts) and the bound ``theta <= 1/2 sum_i r_i x_i``,
    ``r_i`` the sum of row ``i``'s ``k - 1`` largest weights.
-3. *Root LP cuts*: the LP relaxation is re-solved with a tangent at its (fractional)
-   optimum until it stalls; the LP value is an upper bound.
+3. *Root LP cuts and fixing*: the LP relaxation is re-solved with a tangent at its
+   (fractional) optimum until it stalls; the LP value is an upper bound. Its duals ``mu``
+   (``mu >= 0``, ``sum(mu) = 1`` after scaling) give the Lagrangian bound
+   ``f(x) <= sum_j mu_j (g_j^T x + c_j) = C + a^T x`` for every k-set ``x``; maximised
+   over k-sets with ``x_j`` forced to 1 (or 0) it is a sort, and a vertex whose forced
+   bound falls below the incumbent is fixed to 0 (or 1): no set that weighs at least the
+   incumbent is removed, and the MILP shrinks to the free vertices (reduced-cost fixing
+   made permanent across rounds, valid because every cut is a valid inequality).
 4. *MILP rounds* (HiGHS 1.16 announces a lazy-constraint callback but never calls it,
    so this is "repeated outer approximation", Spiers, Bui & Loxton's ``repoa``): each
-   round runs the MILP warm-started from the incumbent; a solution callback evaluates
-   every candidate HiGHS finds, keeps the best true value, and interrupts the round once
-   ``batch`` candidates overestimate ``f`` (``theta > f(x)``). Tangents at those are
-   added and the next round starts. HiGHS's dual bound of every round (finished or not)
-   is a valid upper bound; the run is optimal once the bound is within ``gap`` of the
-   incumbent.
+   round runs the MILP over the free vertices, warm-started from the incumbent; a
+   solution callback evaluates every candidate HiGHS finds, keeps the best true value,
+   and interrupts the round once ``batch`` candidates overestimate ``f``
+   (``theta > f(x)``). Tangents at those, and at up to ``swaps`` 1-swap neighbours of
+   each of them and of the incumbent that the cuts overestimate above the incumbent's
+   value, are added; LP rounds and fixing run again; the next round starts. HiGHS's dual
+   bound of every round (finished or not) is a valid upper bound; the run is optimal once
+   the bound is within ``gap`` of the incumbent.
 
 Which inputs qualify: exactly the negative-type matrices, i.e. (Schoenberg 1938) those
 with ``w_ij = ||p_i - p_j||^2`` for some points ``p`` of a Euclidean space. That includes
@@ -78,6 +86,8 @@ __all__ = ["NegativeType", "negative_type", "solve_cutting_plane"]
 NEGATIVE_TYPE_RTOL = 1e-6
 #: Share of the time limit the heuristic start may use.
 HEURISTIC_SHARE = 0.1
+#: Root LP rounds stall when the last STALL_ROUNDS closed less than STALL_SHARE of the LP's gap.
+STALL_ROUNDS, STALL_SHARE = 5, 0.01
 #: Perturbations without improvement that end the tabu start (the cuts, not tabu, prove).
 TABU_PATIENCE = 20
 
@@ -165,13 +175,17 @@ def _proving_methods_for_any_weights() -> str:
     return ", ".join(f"method={n!r}" for n in names) or "a method of kind 'proven'"
 
 
-def _check_options(tol: Any, gap: Any, starts: Any, lp_rounds: Any, batch: Any, progress: Any) -> None:
+def _check_options(tol: Any, gap: Any, starts: Any, lp_rounds: Any, batch: Any, swaps: Any, fixing: Any,
+                   progress: Any) -> None:
     for name, value in (("tol", tol), ("gap", gap)):
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not (0 <= value < 1):
             raise ValueError(f"{name} must be a number in [0, 1); got {value!r}")
-    for name, value, low in (("starts", starts, 0), ("lp_rounds", lp_rounds, 0), ("batch", batch, 0)):
+    for name, value, low in (("starts", starts, 0), ("lp_rounds", lp_rounds, 0), ("batch", batch, 0),
+                             ("swaps", swaps, 0)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
             raise ValueError(f"{name} must be an integer >= {low}; got {value!r}")
+    if not isinstance(fixing, (bool, np.bool_)):
+        raise TypeError(f"fixing must be True or False; got {fixing!r}")
     if progress is not None and not callable(progress):
         raise TypeError(f"progress must be a callable taking one dict, or None; got {type(progress).__name__}")
 
@@ -190,8 +204,13 @@ class _Run:
         self.bound = math.inf
         self.trace: list[tuple[float, float]] = []
         self.cut_keys: set[bytes] = set()
-        self.rows: list[tuple[np.ndarray, float]] = []  # (gradient, rhs) not yet in the model
+        # The cut pool, theta <= g^T x + c for every k-set x; row 0 is the row-sum bound.
+        top = -np.sort(-w, axis=1)[:, : max(k - 1, 0)].sum(axis=1) if k > 1 else np.zeros(self.n)
+        self.pool_g: list[np.ndarray] = [0.5 * top]
+        self.pool_c: list[float] = [0.0]
         self.n_cuts = 0
+        #: -1 free, 0 or 1 fixed: every k-set the fixings remove weighs less than the incumbent.
+        self.fixed = np.full(self.n, -1, dtype=np.int8)
         self.stage = "start"
 
     def g(self, y: np.ndarray) -> float:
@@ -240,23 +259,73 @@ class _Run:
         self.cut_keys.add(key)
         grad = self.w @ y + self.shift * y
         rhs = -0.5 * float(y @ (self.w @ y)) - 0.5 * self.shift * float(y @ y) - 0.5 * self.shift * self.k
-        self.rows.append((grad, rhs + self.lift))
+        self.pool_g.append(grad)
+        self.pool_c.append(rhs + self.lift)
         self.n_cuts += 1
         return True
 
+    def swap_cuts(self, idx: np.ndarray, limit: int) -> int:
+        """Tangents at the ``limit`` free 1-swap neighbours of the k-set ``idx`` that the pool overestimates most.
 
-def _flush_cuts(h: Any, run: _Run) -> None:
-    """Add the queued tangents ``theta - g^T x <= rhs`` to the model."""
-    if not run.rows:
-        return
-    n = run.n
-    m = len(run.rows)
-    index = np.tile(np.arange(n + 1, dtype=np.int32), m)
-    value = np.concatenate([np.append(-g, 1.0) for g, _ in run.rows])
-    upper = np.array([rhs for _, rhs in run.rows])
-    starts = np.arange(m, dtype=np.int32) * (n + 1)
-    h.addRows(m, np.full(m, -np.inf), upper, index.size, starts, index, value)
-    run.rows.clear()
+        Only neighbours whose pool bound exceeds the incumbent (they keep the MILP from
+        proving) and exceeds their own weight (a tangent there cuts them) qualify.
+        """
+        inside = idx[self.fixed[idx] < 0]
+        mask = np.zeros(self.n, dtype=bool)
+        mask[idx] = True
+        outside = np.flatnonzero(~mask & (self.fixed < 0))
+        if limit <= 0 or inside.size == 0 or outside.size == 0:
+            return 0
+        x = mask.astype(float)
+        c = self.w @ x
+        # Weight of x - e_b + e_a for b inside, a outside.
+        fy = 0.5 * float(x @ c) + c[outside][None, :] - c[inside][:, None] - self.w[np.ix_(inside, outside)]
+        t = np.full(fy.shape, np.inf)
+        for g, r in zip(self.pool_g, self.pool_c):
+            np.minimum(t, float(g @ x) + r + g[outside][None, :] - g[inside][:, None], out=t)
+        tol = 0.1 * self.gap * self.scale()
+        t[(t <= self.value + self.gap * self.scale()) | (t <= fy + tol)] = -np.inf
+        added = 0
+        for flat in np.argsort(-t, axis=None)[:limit]:
+            if not np.isfinite(t.flat[flat]):
+                break
+            b, a = divmod(int(flat), outside.size)
+            y = x.copy()
+            y[inside[b]], y[outside[a]] = 0.0, 1.0
+            added += self.cut_at(y)
+        return added
+
+    def fix_by_duals(self, mu: np.ndarray) -> tuple[float, int]:
+        """Lagrangian bound of the pool's first ``len(mu)`` cuts weighted by ``mu``, and the fixings it proves.
+
+        For ``mu >= 0`` with ``sum(mu) = 1`` every k-set ``x`` allowed by the fixings has
+        ``f(x) <= sum_j mu_j (g_j^T x + c_j) = C + a^T x``, so ``f <= C + a(F1) + (sum
+        of the top k - |F1| free entries of a)``, and the same with ``x_j`` forced to 1
+        (or 0) bounds every set with (without) ``j``: below the incumbent, ``j`` is fixed
+        to 0 (to 1). Returns the bound (valid for the whole problem) and the new fixings.
+        """
+        mu = np.maximum(np.asarray(mu, dtype=float), 0.0)
+        if mu.sum() <= 0:
+            return math.inf, 0
+        mu /= mu.sum()
+        a = mu @ np.asarray(self.pool_g[: mu.size])  # mu weighs the pool's first rows
+        base = float(mu @ np.asarray(self.pool_c[: mu.size])) + float(a[self.fixed == 1].sum())
+        free = np.flatnonzero(self.fixed < 0)
+        kk = self.k - int((self.fixed == 1).sum())
+        if free.size == 0 or kk <= 0 or kk >= free.size:
+            return math.inf, 0
+        order = free[np.argsort(-a[free], kind="stable")]
+        top = base + float(a[order[:kk]].sum())
+        bound = max(top, self.value)
+        # Rounding in the sums above: far below any gap that matters, kept out of the fixings.
+        limit = self.value - 1e-9 * self.scale()
+        without = top - a[order[:kk]] + a[order[kk]]  # x_j = 0 for j among the top kk
+        with_ = top - a[order[kk - 1]] + a[order[kk:]]  # x_j = 1 for j outside them
+        to_one, to_zero = order[:kk][without < limit], order[kk:][with_ < limit]
+        if self.best is None:
+            return bound, 0
+        self.fixed[to_one], self.fixed[to_zero] = 1, 0
+        return bound, int(to_one.size + to_zero.size)
 
 
 def _heuristic_starts(problem: Problem, k: int, run: _Run, starts: int, seed: int | None) -> None:
@@ -290,91 +359,162 @@ def _heuristic_starts(problem: Problem, k: int, run: _Run, starts: int, seed: in
         run.cut_at(x)
 
 
-def _build(run: _Run) -> Any:
-    import highspy
+class _Model:
+    """The HiGHS MILP over the free vertices: ``max theta`` s.t. the pool's cuts, ``sum x_F = k - |F1|``."""
 
-    n, k, w = run.n, run.k, run.w
-    h = new_highs(threads=1)  # HiGHS's MIP is serial; idle workers spin on a busy machine
-    top = -np.sort(-w, axis=1)[:, : max(k - 1, 0)].sum(axis=1) if k > 1 else np.zeros(n)
-    ub = 0.5 * float(np.sort(top)[::-1][:k].sum())
-    h.addVars(n + 1, np.zeros(n + 1), np.append(np.ones(n), ub))
-    h.changeObjectiveSense(highspy.ObjSense.kMaximize)
-    h.changeColCost(n, 1.0)
-    cols = np.arange(n, dtype=np.int32)
-    h.addRow(float(k), float(k), n, cols, np.ones(n))
-    all_cols = np.arange(n + 1, dtype=np.int32)
-    h.addRow(-np.inf, 0.0, n + 1, all_cols, np.append(-0.5 * top, 1.0))
-    run.tighten(ub)
-    return h
+    def __init__(self, run: _Run) -> None:
+        import highspy
+
+        self.run = run
+        self.cols = np.flatnonzero(run.fixed < 0)
+        self.ones = np.flatnonzero(run.fixed == 1)
+        self.kk = run.k - self.ones.size
+        m = self.cols.size
+        self.h = h = new_highs(threads=1)  # HiGHS's MIP is serial; idle workers spin on a busy machine
+        ub = run.bound if math.isfinite(run.bound) else float(np.sort(run.pool_g[0])[::-1][: run.k].sum())
+        h.addVars(m + 1, np.zeros(m + 1), np.append(np.ones(m), ub))
+        h.changeObjectiveSense(highspy.ObjSense.kMaximize)
+        h.changeColCost(m, 1.0)
+        h.addRow(float(self.kk), float(self.kk), m, np.arange(m, dtype=np.int32), np.ones(m))
+        self.in_model = 0  # pool rows already added
+        self.flush()
+
+    def flush(self) -> None:
+        """Add the pool's new cuts, restricted to the free columns: ``theta - g_F^T x_F <= c + g(F1)``."""
+        run, m = self.run, self.cols.size
+        new = range(self.in_model, len(run.pool_g))
+        if not new:
+            return
+        g = np.asarray([run.pool_g[j] for j in new])
+        upper = np.asarray([run.pool_c[j] for j in new]) + g[:, self.ones].sum(axis=1)
+        value = np.hstack([-g[:, self.cols], np.ones((len(new), 1))]).ravel()
+        index = np.tile(np.arange(m + 1, dtype=np.int32), len(new))
+        starts = np.arange(len(new), dtype=np.int32) * (m + 1)
+        self.h.addRows(len(new), np.full(len(new), -np.inf), upper, index.size, starts, index, value)
+        self.in_model = len(run.pool_g)
+
+    def full(self, x_free: np.ndarray) -> np.ndarray:
+        """The 0/1 vector over all vertices of a (rounded) solution over the free columns."""
+        x = np.zeros(self.run.n)
+        x[self.ones] = 1.0
+        x[self.cols] = (np.asarray(x_free) > 0.5).astype(float)
+        return x
+
+    def warm_start(self) -> None:
+        """The incumbent, with theta at its true value (skipped if the fixings exclude it)."""
+        run = self.run
+        if run.best is None:
+            return
+        x = np.zeros(run.n)
+        x[run.best] = 1.0
+        if np.any(x[self.ones] < 0.5) or x[self.cols].sum() != self.kk:
+            return
+        set_start(self.h, np.append(x[self.cols], run.value))
+
+    def integrality(self, integer: bool) -> None:
+        import highspy
+
+        m = self.cols.size
+        kind = highspy.HighsVarType.kInteger if integer else highspy.HighsVarType.kContinuous
+        self.h.changeColsIntegrality(m, np.arange(m, dtype=np.int32), np.array([kind] * m))
+
+    def time_option(self) -> bool:
+        """Hand HiGHS what is left of the time limit; False when nothing is."""
+        left = self.run.deadline.remaining()
+        if left <= 0:
+            return False
+        # HiGHS's clock runs on across run() calls on one object: its limit is cumulative.
+        self.h.setOptionValue("time_limit", float(self.h.getRunTime() + left) if math.isfinite(left) else math.inf)
+        return True
+
+    def lp(self) -> tuple[float, np.ndarray, np.ndarray] | None:
+        """Solve the LP relaxation: (value, x over all vertices, the pool's row duals), or None."""
+        import highspy
+
+        self.flush()
+        self.integrality(False)
+        try:
+            if not self.time_option():
+                return None
+            self.h.run()
+            if self.h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+                return None
+            sol = self.h.getSolution()
+            col = np.asarray(sol.col_value)
+            x = np.zeros(self.run.n)
+            x[self.ones] = 1.0
+            x[self.cols] = np.clip(col[: self.cols.size], 0.0, 1.0)
+            return float(col[self.cols.size]), x, np.abs(np.asarray(sol.row_dual)[1:])
+        finally:
+            self.integrality(True)
 
 
-def _set_integrality(h: Any, n: int, integer: bool) -> None:
-    import highspy
+def _lp_rounds(model: _Model, run: _Run, rounds: int, fixing: bool) -> _Model:
+    """Kelley on the LP relaxation, with fixing by its duals.
 
-    kind = highspy.HighsVarType.kInteger if integer else highspy.HighsVarType.kContinuous
-    h.changeColsIntegrality(n, np.arange(n, dtype=np.int32), np.array([kind] * n))
-
-
-def _time_option(h: Any, run: _Run) -> bool:
-    """Hand HiGHS what is left of the time limit; False when nothing is."""
-    left = run.deadline.remaining()
-    if left <= 0:
-        return False
-    # HiGHS's clock runs on across run() calls on one object: its limit is cumulative.
-    h.setOptionValue("time_limit", float(h.getRunTime() + left) if math.isfinite(left) else math.inf)
-    return True
-
-
-def _lp_phase(h: Any, run: _Run, rounds: int) -> None:
-    """Kelley on the LP relaxation: tangents at fractional optima until the bound stalls."""
-    import highspy
-
-    _set_integrality(h, run.n, False)
+    Each round solves the LP (its value bounds the problem the fixings leave), fixes the
+    vertices its Lagrangian bound proves (:meth:`_Run.fix_by_duals`; a smaller model when
+    any are) and cuts at the fractional optimum, until the LP bound stalls (Kelley's
+    zigzag), reaches its attained value, or ``rounds`` tangents were added. Returns the
+    model to go on with.
+    """
     history: list[float] = []
-    for _ in range(rounds):
-        _flush_cuts(h, run)
-        if not _time_option(h, run):
+    added = 0
+    while not run.done():
+        got = model.lp()
+        if got is None:
             break
-        h.run()
-        if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
-            break
-        sol = np.asarray(h.getSolution().col_value)
-        theta, y = float(sol[run.n]), np.clip(sol[: run.n], 0.0, 1.0)
-        run.tighten(theta)
+        theta, y, mu = got
+        run.tighten(max(theta, run.value))
+        if fixing:
+            bound, fixed = run.fix_by_duals(mu)
+            run.tighten(bound)
+            if fixed:
+                model = _Model(run)
+                if model.kk == 0 or model.kk == model.cols.size:  # one set left: the fixings decide it
+                    x = model.full(np.ones(model.cols.size) if model.kk else np.zeros(model.cols.size))
+                    run.offer(np.flatnonzero(x))
+                    run.tighten(max(run.f(x), run.value))
+                    break
+                history.clear()
+                continue
         history.append(theta)
-        if theta - run.g(y) <= 0.1 * run.gap * max(1.0, abs(theta)):
+        if added >= rounds or theta - run.g(y) <= 0.1 * run.gap * max(1.0, abs(theta)):
             break  # the relaxation's bound is attained: no tangent helps the LP any more
-        if len(history) > 5 and history[-6] - theta <= 1e-4 * max(1.0, abs(theta)):
+        if len(history) > STALL_ROUNDS and history[-STALL_ROUNDS - 1] - theta <= STALL_SHARE * (theta - run.value):
             break  # stalled (Kelley's zigzag): leave the rest to branching
         y *= run.k / max(y.sum(), 1e-12)  # exactly on the hyperplane
-        run.cut_at(y)
-    _flush_cuts(h, run)
-    _set_integrality(h, run.n, True)
+        added += run.cut_at(y)
+    model.flush()
+    return model
 
 
-def _milp_rounds(h: Any, run: _Run, batch: int) -> tuple[int, str]:
-    """Repeated outer approximation; returns the rounds run and how the last one ended."""
+def _milp_round(model: _Model, run: _Run, batch: int) -> tuple[str, list[np.ndarray]]:
+    """One MILP round: how it ended ("converged", "cuts added", "interrupted", "time limit", or
+    HiGHS's status) and the overestimated candidates it met (their tangents are in the pool)."""
     import highspy
     from highspy import cb
 
-    n = run.n
+    h, m = model.h, model.cols.size
     h.setOptionValue("mip_rel_gap", run.gap / 2)
     # MIP presolve finds nothing to reduce in dense tangent rows, yet can take seconds
     # without looking at the clock (measured: 14 s on 22 rows on a busy machine).
     h.setOptionValue("presolve", "off")
     h.setOptionValue("mip_abs_gap", 0.0)
-    state: dict[str, Any] = {}
+    state: dict[str, Any] = {"violated": 0, "stop": False, "points": []}
 
     def callback(kind: Any, message: str, out: Any, into: Any, user: Any) -> None:
         if kind == cb.HighsCallbackType.kCallbackMipSolution:
-            sol = np.asarray(out.mip_solution[: n + 1])
-            x = (sol[:n] > 0.5).astype(float)
+            sol = np.asarray(out.mip_solution[: m + 1])
+            x = model.full(sol[:m])
             if x.sum() != run.k:
                 return
             value = run.f(x)
-            run.offer(np.flatnonzero(x))
-            if sol[n] > value + 0.1 * run.gap * max(1.0, abs(value)) and run.cut_at(x):
+            idx = np.flatnonzero(x)
+            run.offer(idx)
+            if sol[m] > value + 0.1 * run.gap * max(1.0, abs(value)) and run.cut_at(x):
                 state["violated"] += 1
+                state["points"].append(idx)
                 if batch and state["violated"] >= batch:
                     state["stop"] = True
         elif kind == cb.HighsCallbackType.kCallbackMipInterrupt:
@@ -383,60 +523,73 @@ def _milp_rounds(h: Any, run: _Run, batch: int) -> tuple[int, str]:
         elif kind == cb.HighsCallbackType.kCallbackSimplexInterrupt:
             into.user_interrupt = run.deadline.expired()  # HiGHS checks its clock too rarely in long LPs
 
+    model.flush()
+    if not model.time_option():
+        return "time limit", []
+    model.warm_start()
     h.setCallback(callback, None)
-    h.startCallback(cb.HighsCallbackType.kCallbackMipSolution)
-    h.startCallback(cb.HighsCallbackType.kCallbackMipInterrupt)
-    h.startCallback(cb.HighsCallbackType.kCallbackSimplexInterrupt)
+    for kind in (cb.HighsCallbackType.kCallbackMipSolution, cb.HighsCallbackType.kCallbackMipInterrupt,
+                 cb.HighsCallbackType.kCallbackSimplexInterrupt):
+        h.startCallback(kind)
+    try:
+        h.run()
+    finally:
+        for kind in (cb.HighsCallbackType.kCallbackMipSolution, cb.HighsCallbackType.kCallbackMipInterrupt,
+                     cb.HighsCallbackType.kCallbackSimplexInterrupt):
+            h.stopCallback(kind)
+    status = h.getModelStatus()
+    dual = float(h.getInfo().mip_dual_bound)
+    if status in (highspy.HighsModelStatus.kOptimal, highspy.HighsModelStatus.kInterrupt,
+                  highspy.HighsModelStatus.kTimeLimit) and math.isfinite(dual):
+        run.tighten(max(dual, run.value))
+    if status == highspy.HighsModelStatus.kOptimal:
+        # Not overestimated at HiGHS's optimum: its bound holds for f itself.
+        return ("converged" if state["violated"] == 0 else "cuts added"), state["points"]
+    if status == highspy.HighsModelStatus.kInterrupt:
+        return ("time limit" if run.deadline.expired() else "interrupted"), state["points"]
+    if status == highspy.HighsModelStatus.kTimeLimit:
+        return "time limit", state["points"]
+    return f"HiGHS stopped: {h.modelStatusToString(status)}", state["points"]
+
+
+def _milp_rounds(model: _Model, run: _Run, batch: int, swaps: int, lp_rounds: int,
+                 fixing: bool) -> tuple[int, str]:
+    """Repeated outer approximation; returns the rounds run and how the last one ended."""
     rounds, ended = 0, "time limit"
     while not run.done():
-        _flush_cuts(h, run)
-        if not _time_option(h, run):
+        if run.deadline.expired():
             ended = "time limit"
             break
-        if run.best is not None:  # warm start: the incumbent, with theta at its true value
-            set_start(h, np.append(np.isin(np.arange(n), run.best).astype(float), run.value))
-        state.update(violated=0, stop=False)
         rounds += 1
         run.stage = f"milp round {rounds}"
-        h.run()
-        status = h.getModelStatus()
-        info = h.getInfo()
-        if status == highspy.HighsModelStatus.kOptimal:
-            run.tighten(float(info.mip_dual_bound))
-            if state["violated"] == 0 and not run.rows:
-                # HiGHS's optimum is not overestimated: its bound holds for f itself.
-                ended = "optimal"
-                break
-            continue
-        run.tighten(float(info.mip_dual_bound))
-        if status == highspy.HighsModelStatus.kInterrupt:
-            continue
-        if status == highspy.HighsModelStatus.kTimeLimit:
-            ended = "time limit"
+        ended, points = _milp_round(model, run, batch)
+        if ended == "converged" or ended == "time limit" or ended.startswith("HiGHS"):
             break
-        ended = f"HiGHS stopped: {h.modelStatusToString(status)}"
-        break
-    else:
+        if run.done():
+            break
+        for idx in [*points, run.best]:
+            run.swap_cuts(idx, swaps)
+        model = _lp_rounds(model, run, lp_rounds, fixing)
+    if run.done():
         ended = "optimal"
-    h.stopCallback(cb.HighsCallbackType.kCallbackMipSolution)
-    h.stopCallback(cb.HighsCallbackType.kCallbackMipInterrupt)
-    h.stopCallback(cb.HighsCallbackType.kCallbackSimplexInterrupt)
     return rounds, ended
 
 
 def solve_cutting_plane(problem: Problem, k: int, *, exact: bool, deadline: Deadline, seed: int | None,
                         tol: float = NEGATIVE_TYPE_RTOL, gap: float = 1e-6, starts: int = 8,
-                        lp_rounds: int = 200, batch: int = 10,
+                        lp_rounds: int = 200, batch: int = 10, swaps: int = 20, fixing: bool = True,
                         progress: Callable[[dict[str, Any]], None] | None = None) -> SolverOutput:
     """The `cutting_plane` method (see the module notes).
 
     Options: ``tol`` (negative-type check, relative), ``gap`` (relative optimality gap),
-    ``starts`` (heuristic solutions cut at first), ``lp_rounds`` (root LP tangent rounds),
-    ``batch`` (overestimated candidates that end a MILP round; 0 = solve each round to
-    optimality), ``progress`` (called with a dict of time, stage, value, bound, gap and
+    ``starts`` (heuristic solutions cut at first), ``lp_rounds`` (LP tangent rounds at the
+    root and after each MILP round), ``batch`` (overestimated candidates that end a MILP
+    round; 0 = solve each round to optimality), ``swaps`` (tangents at 1-swap neighbours
+    per overestimated candidate), ``fixing`` (fix vertices by the LP's Lagrangian bound),
+    ``progress`` (called with a dict of time, stage, value, bound, gap and
     cuts whenever the incumbent or the bound improves).
     """
-    _check_options(tol, gap, starts, lp_rounds, batch, progress)
+    _check_options(tol, gap, starts, lp_rounds, batch, swaps, fixing, progress)
     if problem.dense is None:
         raise ValueError(
             f"method='cutting_plane' needs a complete graph (weights between every pair): the "
@@ -470,13 +623,15 @@ def solve_cutting_plane(problem: Problem, k: int, *, exact: bool, deadline: Dead
     run.stage = "heuristics"
     _heuristic_starts(problem, k, run, starts, seed)
     run.stage = "build"
-    h = _build(run)
+    top = run.pool_g[0]
+    run.tighten(float(np.sort(top)[::-1][:k].sum()))
+    model = _Model(run)
     rounds, ended = 0, "time limit"
     if not run.done() and not deadline.expired():
         run.stage = "root lp"
-        _lp_phase(h, run, lp_rounds)
+        model = _lp_rounds(model, run, lp_rounds, fixing)
         if not run.done():
-            rounds, ended = _milp_rounds(h, run, batch)
+            rounds, ended = _milp_rounds(model, run, batch, swaps, lp_rounds, fixing)
     if run.done():
         ended = "optimal"
     if run.best is None:
@@ -484,11 +639,12 @@ def solve_cutting_plane(problem: Problem, k: int, *, exact: bool, deadline: Dead
                             bound=run.bound if math.isfinite(run.bound) else None,
                             message=f"stopped ({ended}) before any solution{note}")
     status = Status.OPTIMAL if run.done() else Status.FEASIBLE
-    if ended == "optimal" and status is Status.FEASIBLE:
+    if ended == "converged" and status is Status.FEASIBLE:
         ended = (f"converged, but the cuts' allowance for negative curvature (2 k eps = {run.lift:.3g}) "
                  "keeps the gap open")
     gap_now = (run.bound - run.value) / max(1.0, abs(run.value))
+    n_fixed = int((run.fixed >= 0).sum())
     message = (f"{'optimal' if status is Status.OPTIMAL else 'stopped: ' + ended}: {run.n_cuts} tangent cuts, "
-               f"{rounds} MILP rounds, bound {run.bound:.10g}, gap {gap_now:.3g}; smallest eigenvalue "
+               f"{rounds} MILP rounds, {n_fixed} of {run.n} vertices fixed, bound {run.bound:.10g}, gap {gap_now:.3g}; smallest eigenvalue "
                f"of -1/2 JWJ {check.smallest:.4g}{note}")
     return SolverOutput(run.best, status, n_iter=rounds, bound=run.bound, trace=run.trace, message=message)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 from pathlib import Path
 
@@ -10,7 +11,8 @@ import numpy as np
 import pytest
 
 import mewcp
-from mewcp.solvers.cutting_plane import negative_type
+from mewcp.solvers.base import Deadline
+from mewcp.solvers.cutting_plane import _lp_rounds, _Model, _Run, negative_type
 
 pytest.importorskip("highspy")
 
@@ -138,6 +140,8 @@ def test_time_limit_statuses_and_progress() -> None:
         ({"gap": 2.0}, ValueError, r"gap must be a number in \[0, 1\); got 2.0"),
         ({"starts": -1}, ValueError, "starts must be an integer >= 0; got -1"),
         ({"batch": 1.5}, ValueError, "batch must be an integer >= 0; got 1.5"),
+        ({"swaps": -2}, ValueError, "swaps must be an integer >= 0; got -2"),
+        ({"fixing": 1}, TypeError, "fixing must be True or False; got 1"),
         ({"progress": 3}, TypeError, "progress must be a callable taking one dict, or None; got int"),
     ],
 )
@@ -163,6 +167,16 @@ def test_from_points() -> None:
         mewcp.from_points([[0, 0], [1, 1]], labels=["a", "a"])
 
 
+@pytest.mark.parametrize("options", [{"fixing": False, "swaps": 0}, {"fixing": True, "swaps": 50, "batch": 2}])
+def test_options_agree_with_brute_force(options: dict) -> None:
+    problem = mewcp.from_points(_points(11, 14, 3))
+    truth = mewcp.solve(problem, 6, "brute")
+    sol = mewcp.solve(problem, 6, "cutting_plane", seed=1, **options)
+    assert sol.status is mewcp.Status.OPTIMAL, sol.message
+    assert sol.weight == pytest.approx(truth.weight, rel=1e-9) and sol.bound >= truth.weight * (1 - 1e-12)
+    assert ("0 of 14 vertices fixed" in sol.message) is not options["fixing"]
+
+
 def test_interrupted_rounds_still_converge() -> None:
     # batch=1 interrupts every round at its first overestimated candidate; the next round
     # must run normally (HiGHS keeps the interrupt flag between runs unless it is reset).
@@ -182,3 +196,58 @@ def test_runs_after_an_ilp_solve_in_the_same_process() -> None:
     sol = mewcp.solve(problem, 4, "cutting_plane")
     assert sol.status is mewcp.Status.OPTIMAL
     assert sol.weight == pytest.approx(mewcp.solve(problem, 4, "brute").weight)
+
+
+def _all_sets(w: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    sets = np.array(list(itertools.combinations(range(w.shape[0]), k)))
+    return sets, np.array([w[np.ix_(s, s)].sum() / 2 for s in sets])
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_fixing_never_removes_a_set_at_least_as_good_as_the_incumbent(seed: int) -> None:
+    # Against enumeration: root LP rounds with fixing from a good incumbent (not always the
+    # best), then fixing by random non-negative weights on the cuts. Every bound holds and
+    # every set that weighs at least the incumbent survives the fixings.
+    rng = np.random.default_rng(seed)
+    metric = "euclidean" if seed < 3 else "cityblock"
+    w = mewcp.from_points(_points(seed, 13, 2 + seed % 3), metric).dense
+    k = 5 + seed % 2
+    sets, values = _all_sets(w, k)
+    order = np.argsort(-values)
+    run = _Run(w, k, negative_type(w), Deadline(None), 1e-6, None)
+    start = sets[order[2 * seed]]
+    run.offer(start)
+    y = np.zeros(13)
+    y[start] = 1.0
+    run.cut_at(y)
+    model = _lp_rounds(_Model(run), run, 200, True)
+    assert np.any(run.fixed >= 0)  # the test exercises fixing
+
+    for step in range(4):
+        ok = np.array([np.all(run.fixed[s] != 0) and set(np.flatnonzero(run.fixed == 1)) <= set(s) for s in sets])
+        assert np.all(ok[values >= run.value]), "a set as good as the incumbent was fixed away"
+        assert run.bound >= values.max() * (1 - 1e-12)
+        bound, _ = run.fix_by_duals(rng.exponential(size=len(run.pool_g)) * (rng.random(len(run.pool_g)) < 0.5))
+        assert bound >= values.max() * (1 - 1e-12)
+    assert model.cols.size == int(np.sum(run.fixed < 0))  # the model has the free vertices
+
+
+def test_swap_cuts_are_tangents_at_neighbours_the_cuts_overestimate() -> None:
+    w = mewcp.from_points(_points(9, 12, 2)).dense
+    k = 4
+    sets, values = _all_sets(w, k)
+    run = _Run(w, k, negative_type(w), Deadline(None), 1e-6, None)
+    best = sets[np.argmax(values)]
+    run.offer(sets[np.argsort(-values)[3]])
+    before = len(run.pool_g)
+    added = run.swap_cuts(best, 5)
+    assert 0 < added <= 5 and len(run.pool_g) == before + added
+    x = np.zeros(12)
+    x[best] = 1.0
+    for g, c in zip(run.pool_g[before:], run.pool_c[before:]):
+        # Each new cut is exact at its point: a 1-swap neighbour of `best`.
+        points = [s for s, v in zip(sets, values) if abs(g[s].sum() + c - v) < 1e-7 * v + run.lift]
+        assert any(len(set(s) & set(best)) == k - 1 for s in points)
+    # ...and valid everywhere.
+    pool = np.array([[g[s].sum() + c for g, c in zip(run.pool_g, run.pool_c)] for s in sets])
+    assert np.all(pool.min(axis=1) >= values - 1e-9 * values.max())
