@@ -169,6 +169,11 @@ def part_d(n: int) -> dict[str, Any]:
     return res
 
 
+def _when(rep: common.Report, part: dict[str, Any]) -> None:
+    if "when" in part:  # parts run separately carry their own date and load
+        rep.para(f"Run {part['when']} (at the part's end).")
+
+
 def report(res: dict[str, Any]) -> str:
     rep = common.Report("Heuristics: issue 16 targets")
     rep.generated_by("benchmarks/heuristics.py", date=res.get("date", "an unrecorded date"), note=(
@@ -180,6 +185,7 @@ def report(res: dict[str, Any]) -> str:
         cols = ["pls", "tabu", "memetic"] + (["PLS C++"] if has else [])
         rep.heading(f"A. Shipped DIMACS graphs, k = k*, size='at_most' ({res['seeds_a']} seeds; median time to "
                     "the optimum, hits)")
+        _when(rep, a)
         rows = []
         for r in a["rows"]:
             cells = [f"{_fmt(_median(r[c]))} ({sum(np.isfinite(r[c]))}/{len(r[c])})" for c in cols]
@@ -191,8 +197,11 @@ def report(res: dict[str, Any]) -> str:
                  "0.1 ms for the ratio; mewcp times are wall seconds on the solve's clock.")
     if "B" in res:
         rep.heading("B. Generated n = 2000, m = 200 (10 s, target 112,962.14)")
+        _when(rep, res["B"])
         rows = []
         for m, runs in res["B"].items():
+            if m == "when":
+                continue
             ts = [r["time"] for r in runs]
             rows.append([m, f"{sum(np.isfinite(ts))}/{len(ts)}", _fmt(_median(ts)),
                          ", ".join(f"{r['weight']:,.2f}" for r in runs)])
@@ -200,6 +209,7 @@ def report(res: dict[str, Any]) -> str:
     if "C" in res:
         c = res["C"]
         rep.heading("C. A million vertices, 10M edges, k = 20, size='at_most'")
+        _when(rep, c)
         rep.bullets([
             f"edges {c['edges']:,}; heaviest edge {c['heaviest_edge']:.4f}",
             f"as_problem {c['as_problem_s']:.2f} s, ehgp {c['ehgp_s']:.2f} s; ehgp answer "
@@ -210,6 +220,7 @@ def report(res: dict[str, Any]) -> str:
     if "D" in res:
         d = res["D"]
         rep.heading(f"D. Dense n = {d['n']} ({common.fmt_bytes(d['bytes'])})")
+        _when(rep, d)
         rep.bullets([f"as_problem {d['as_problem_s']:.2f} s (one `W.sum(1)`: {d['row_sum_s']:.2f} s)",
                      f"solve(W, n // 2) {d['solve_s']:.2f} s; peak memory (W + traced extra) / W = "
                      f"{d['peak_ratio']:.3f}"])
@@ -234,14 +245,13 @@ def main() -> None:
     res.update({"cpu_count": os.cpu_count(), "load": " ".join(f"{x:.1f}" for x in os.getloadavg()),
                 "seeds_a": args.seeds, "date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
                 "cpu": common.cpu_name()})  # a partial run keeps the other parts of the last run
-    if "A" in args.parts:
-        res["A"] = part_a(args.seeds, args.limit_dimacs, args.pls_binary)
-    if "B" in args.parts:
-        res["B"] = part_b(args.seeds)
-    if "C" in args.parts:
-        res["C"] = part_c()
-    if "D" in args.parts:
-        res["D"] = part_d(args.dense_n)
+    parts = {"A": lambda: part_a(args.seeds, args.limit_dimacs, args.pls_binary), "B": lambda: part_b(args.seeds),
+             "C": part_c, "D": lambda: part_d(args.dense_n)}
+    for name, run in parts.items():
+        if name in args.parts:
+            res[name] = run()
+            res[name]["when"] = (f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, load average "
+                                 f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     args.out.mkdir(parents=True, exist_ok=True)
     common.write_atomic(args.out / "heuristics.json", json.dumps(res, indent=1, default=float))
     text = report(res)

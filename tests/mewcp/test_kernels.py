@@ -341,60 +341,55 @@ def test_rand_is_splitmix64_and_below_stays_in_range(seed):
     assert rand.seed_state(seed + 2**64)[0] == rs.dtype.type(seed)
 
 
+def _bitset(row: np.ndarray, n: int) -> list[int]:
+    return [x for x in range(n) if int(row[x >> 6]) >> (x & 63) & 1]
+
+
+@pytest.mark.parametrize("n", [13, 64, 70])
 @pytest.mark.parametrize("density", [0.0, 0.4, 0.8, 1.0])
-def test_dense_structure_is_the_matrix_and_every_missing_pair(density):
-    rng = np.random.default_rng(int(density * 10))
-    w, mask = random_graph(13, density, rng)
+def test_dense_structure_is_the_matrix_and_the_adjacency_bitsets(density, n):
+    rng = np.random.default_rng(int(density * 10) + n)
+    w, mask = random_graph(n, density, rng)
     w[mask] = np.where(rng.random(mask.sum()) < 0.2, 0.0, w[mask])  # edges of weight 0 stay edges
     w = np.triu(w, 1) + np.triu(w, 1).T
-    dense, cindptr, cindices = pls.dense_structure(*csr(w, mask))
-    assert np.array_equal(dense, w)
-    for v in range(13):
-        assert cindices[cindptr[v]:cindptr[v + 1]].tolist() == [x for x in range(13) if x != v and not mask[v, x]]
+    dense, adj = pls.dense_structure(*csr(w, mask))
+    assert np.array_equal(dense, w) and adj.shape == (n, (n + 63) // 64) and adj.dtype == np.uint64
+    for v in range(n):
+        assert _bitset(adj[v], n) == [x for x in range(n) if x != v and mask[v, x]]
+        assert n % 64 == 0 or int(adj[v, -1]) >> (n % 64) == 0  # no bit past vertex n - 1
 
 
 def _pls_arrays(w, mask, start, k, dense):
     indptr, indices, data = csr(w, mask)
     if dense:
-        matrix, cindptr, cindices = pls.dense_structure(indptr, indices, data)
+        matrix, adj = pls.dense_structure(indptr, indices, data)
     else:
-        matrix, cindptr, cindices = np.empty((0, 0)), np.empty(0, np.int64), np.empty(0, np.int64)
-    graph = (indptr, indices, data, cindptr, cindices, matrix)
+        matrix, adj = np.empty((0, 0)), np.empty((0, 0), np.uint64)
+    graph = (indptr, indices, data, adj, matrix)
     return graph, list(pls.start_state(*graph, np.array(start, dtype=np.int64), k))
 
 
-def _moves_args(state):
-    """The state as the move helpers take it: the four rows of ``sets`` separately."""
-    members, pos, cnt, ids, g, sets, ctl = state
-    return (members, pos, cnt, ids, g, *sets, ctl)
-
-
 def _check_pls_state(w, mask, state, dense) -> None:
-    members, pos, cnt, ids, g, sets, ctl = state
+    members, pos, cnt, ids, g, bits, ctl = state
     n, size = w.shape[0], int(ctl[pls.SIZE])
     cl = members[:size].tolist()
     out = [v for v in range(n) if v not in cl]
     assert is_clique(mask, cl) and all(pos[v] == i for i, v in enumerate(cl)) and all(pos[v] == -1 for v in out)
     missing = {v: [u for u in cl if not mask[u, v]] for v in out}
-    tracked = [v for v in range(n) if v in cl or not dense or len(missing[v]) <= 1]  # dense: C0, C1, members
-    assert np.allclose(g[tracked], [sum(w[u, v] for u in cl if mask[u, v]) for v in tracked], rtol=0, atol=1e-9)
+    assert np.allclose(g, [sum(w[u, v] for u in cl if mask[u, v]) for v in range(n)], rtol=0, atol=1e-9)
     if not dense:
         assert [cnt[v] for v in out] == [size - len(missing[v]) for v in out]
         assert [ids[v] for v in out] == [sum(cl) - sum(missing[v]) for v in out] and ctl[pls.SUMS] == sum(cl)
         return
-    assert [cnt[v] for v in out] == [len(missing[v]) for v in out]
-    assert [ids[v] for v in out] == [sum(missing[v]) for v in out]
-    for lst, at, count, misses in ((pls.C0, pls.C0AT, pls.N0, 0), (pls.C1, pls.C1AT, pls.N1, 1)):
-        listed = sets[lst, : ctl[count]].tolist()
-        assert sorted(listed) == [v for v in out if len(missing[v]) == misses]
-        assert all(sets[at, v] == i for i, v in enumerate(listed))
+    assert _bitset(bits[pls.C0], n) == [v for v in out if not missing[v]]
+    assert _bitset(bits[pls.C1], n) == [v for v in out if len(missing[v]) == 1]
 
 
 @pytest.mark.parametrize("dense", [False, True])
-@pytest.mark.parametrize("seed", range(4))
-def test_pls_moves_keep_both_bookkeepings_exact(seed, dense):
+@pytest.mark.parametrize(("seed", "n"), [(0, 14), (1, 14), (2, 70), (3, 70)])
+def test_pls_moves_keep_both_bookkeepings_exact(seed, n, dense):
     rng = np.random.default_rng(seed)
-    n, k = 14, 6
+    k = 6
     w, mask = random_graph(n, 0.7, rng, negative=seed % 2 == 1)
     graph, state = _pls_arrays(w, mask, [int(rng.integers(n))], k, dense)
     _check_pls_state(w, mask, state, dense)
@@ -403,11 +398,11 @@ def test_pls_moves_keep_both_bookkeepings_exact(seed, dense):
         cl = members[: ctl[pls.SIZE]].tolist()
         addable = [v for v in range(n) if v not in cl and is_clique(mask, cl + [v])]
         if addable and len(cl) < k and rng.random() < 0.6:
-            pls._add(*graph, *_moves_args(state), int(rng.choice(addable)))
+            pls._add(*graph, *state, int(rng.choice(addable)))
         elif len(cl) > 1:
-            pls._drop(*graph, *_moves_args(state), int(rng.choice(cl)))
+            pls._drop(*graph, *state, int(rng.choice(cl)))
         _check_pls_state(w, mask, state, dense)
-    pls._clear(*graph, *_moves_args(state))
+    pls._clear(*graph, *state)
     _check_pls_state(w, mask, state, dense)
 
 
