@@ -16,8 +16,8 @@ one member), chosen by the caller from the density:
   is word-parallel (C1 <- (C1 & adj[v]) | (C0 & ~adj[v]), C0 <- C0 & adj[v]); a DROP
   recounts both from the members' rows with two bit planes ("missed once", "missed
   twice"), O(size * n / 64); ``g`` is kept for every vertex (one row of ``w`` per move,
-  which vectorises). A C1 vertex's missing member is the u with the vertex in
-  ``C1 & ~adj[u]``. Per move this is O(n + size * n / 64) word operations instead of
+  which vectorises). A C1 vertex v's missing member is the one bit of ``bits[MEM] &
+  ~adj[v]``. Per move this is O(n + size * n / 64) word operations instead of
   O(n - degree) scattered counter updates, the cost that dominated (perf, sanr200_0.7).
 
 One *iteration* (Pullan 2006, 2008): add vertices from C0 while ``size < k``; record the
@@ -65,8 +65,8 @@ FULL_PLATEAU = 8
 #: in the phase, plateau stamp, scratch stamp, size of the best clique.
 SIZE, SUMS, PCOUNT, PDELAY, PNUM, PHASE, PITER, STAMP, MSTAMP, BEST_SIZE = range(10)
 N_CTL = 10
-#: Rows of ``bits`` (dense bookkeeping): the bitsets of C0 and C1.
-C0, C1 = range(2)
+#: Rows of ``bits`` (dense bookkeeping): the bitsets of C0, C1 and the members.
+C0, C1, MEM = range(3)
 ONE = np.uint64(1)
 ALL = np.uint64(0xFFFFFFFFFFFFFFFF)
 # The search allocates nothing, so it and its helpers (inlined) compile without numba's
@@ -98,7 +98,7 @@ def _tail_mask(n):  # pragma: no cover
 
 
 @njit(cache=True, inline="always", _nrt=False)
-def _dense_unlink(w, members, pos, g, ctl, u):  # pragma: no cover
+def _dense_unlink(w, members, pos, g, bits, ctl, u):  # pragma: no cover
     """Member u leaves (``g`` updated; the bitsets are left for `_dense_recount`)."""
     row = w[u]
     for x in range(g.shape[0]):
@@ -110,6 +110,7 @@ def _dense_unlink(w, members, pos, g, ctl, u):  # pragma: no cover
     pos[last] = slot
     pos[u] = -1
     ctl[SIZE] = size
+    bits[MEM, u >> 6] &= ~(ONE << np.uint64(u & 63))
 
 
 @njit(cache=True, inline="always", _nrt=False)
@@ -125,12 +126,9 @@ def _dense_recount(adj, members, bits, ctl):  # pragma: no cover
             twice |= once & miss
             once |= miss
         bits[C0, j] = ~once
-        bits[C1, j] = once & ~twice
+        bits[C1, j] = once & ~twice & ~bits[MEM, j]  # a member misses only itself
     bits[C0, nw - 1] &= _tail_mask(adj.shape[0])
     bits[C1, nw - 1] &= _tail_mask(adj.shape[0])
-    for i in range(size):  # a member misses only itself: it is in C1's plane, not in C1
-        m = members[i]
-        bits[C1, m >> 6] &= ~(ONE << np.uint64(m & 63))
 
 
 @njit(cache=True, inline="always", _nrt=False)
@@ -148,6 +146,7 @@ def _add(indptr, indices, data, adj, w, members, pos, cnt, ids, g, bits, ctl, v)
         bits[C1, j] = (bits[C1, j] & a) | (c0 & ~a)
         bits[C0, j] = c0 & a
     bits[C1, v >> 6] &= ~(ONE << np.uint64(v & 63))  # v misses only itself
+    bits[MEM, v >> 6] |= ONE << np.uint64(v & 63)
     row = w[v]
     for x in range(g.shape[0]):
         g[x] += row[x]
@@ -159,7 +158,7 @@ def _drop(indptr, indices, data, adj, w, members, pos, cnt, ids, g, bits, ctl, u
     if adj.shape[0] == 0:
         ctl[SIZE] = drop_vertex(indptr, indices, data, members, pos, cnt, ids, g, ctl[SUMS:], ctl[SIZE], u)
         return
-    _dense_unlink(w, members, pos, g, ctl, u)
+    _dense_unlink(w, members, pos, g, bits, ctl, u)
     _dense_recount(adj, members, bits, ctl)
 
 
@@ -179,6 +178,7 @@ def _clear(indptr, indices, data, adj, w, members, pos, cnt, ids, g, bits, ctl):
     for j in range(nw):
         bits[C0, j] = ALL
         bits[C1, j] = np.uint64(0)
+        bits[MEM, j] = np.uint64(0)
     bits[C0, nw - 1] = _tail_mask(adj.shape[0])
 
 
@@ -197,7 +197,7 @@ def start_state(indptr, indices, data, adj, w, start, k):  # pragma: no cover
     cnt = np.zeros(n, dtype=np.int64)
     ids = np.zeros(n, dtype=np.int64)
     g = np.zeros(n)
-    bits = np.zeros((2, adj.shape[1]), dtype=np.uint64)
+    bits = np.zeros((3, adj.shape[1]), dtype=np.uint64)
     ctl = np.zeros(N_CTL, dtype=np.int64)
     ctl[PDELAY] = 2
     if adj.shape[0]:
@@ -273,6 +273,17 @@ def _best_partner(indptr, indices, data, w, members, g, size, v):  # pragma: no 
 
 
 @njit(cache=True, inline="always", _nrt=False)
+def _missed_member(adj, bits, v):  # pragma: no cover
+    """The member that v (in C1) is not adjacent to."""
+    j = 0
+    while True:
+        word = bits[MEM, j] & ~adj[v, j]
+        if word:
+            return 64 * j + np.int64(trailing_zeros(word))
+        j += 1
+
+
+@njit(cache=True, inline="always", _nrt=False)
 def _select_swap(indptr, indices, data, adj, w, members, pos, cnt, ids, g, bits, ctl, penalty, plateau, seen, k, kind,
                  eps, rs):  # pragma: no cover
     """A plateau swap ``(u, v, delta, full)`` with ``v`` not dropped in this plateau (v = -1:
@@ -281,22 +292,21 @@ def _select_swap(indptr, indices, data, adj, w, members, pos, cnt, ids, g, bits,
     ``v`` misses exactly one member ``u``, or, when the clique is full, ``v`` is adjacent
     to every member and ``u`` is its best partner. Sparse bookkeeping: every such ``v``
     is a neighbour of one of the two least-degree members (``seen`` deduplicates them);
-    dense: they are the bitsets C1 (``u``: the member whose row misses ``v``) and C0.
+    dense: they are the bitsets C1 and C0.
     """
     size, stamp = ctl[SIZE], ctl[STAMP]
     bu, bv, bp, bd, bg, ties = -1, -1, 0, 0, -np.inf, 0
     if adj.shape[0] > 0:
         nw = bits.shape[1]
-        for i in range(size):
-            u = members[i]
-            for j in range(nw):
-                word = bits[C1, j] & ~adj[u, j]
-                while word:
-                    v = 64 * j + np.int64(trailing_zeros(word))
-                    word &= word - ONE
-                    if plateau[v] != stamp:
-                        bu, bv, bp, bd, bg, ties = _offer(kind, eps, rs, u, v, penalty[v], indptr[v + 1] - indptr[v],
-                                                          g[v] - g[u], bu, bv, bp, bd, bg, ties)
+        for j in range(nw):
+            word = bits[C1, j]
+            while word:
+                v = 64 * j + np.int64(trailing_zeros(word))
+                word &= word - ONE
+                if plateau[v] != stamp:
+                    u = _missed_member(adj, bits, v)
+                    bu, bv, bp, bd, bg, ties = _offer(kind, eps, rs, u, v, penalty[v], indptr[v + 1] - indptr[v],
+                                                      g[v] - g[u], bu, bv, bp, bd, bg, ties)
         full = False
         if size == k:
             for j in range(nw):
@@ -445,7 +455,7 @@ def pls_search(
                         j += 1
                     else:
                         value -= g[x]
-                        _dense_unlink(w, members, pos, g, ctl, x)
+                        _dense_unlink(w, members, pos, g, bits, ctl, x)
                 _dense_recount(adj, members, bits, ctl)
             else:
                 ctl[MSTAMP] += 1

@@ -383,6 +383,7 @@ def _check_pls_state(w, mask, state, dense) -> None:
         return
     assert _bitset(bits[pls.C0], n) == [v for v in out if not missing[v]]
     assert _bitset(bits[pls.C1], n) == [v for v in out if len(missing[v]) == 1]
+    assert _bitset(bits[pls.MEM], n) == sorted(cl)
 
 
 @pytest.mark.parametrize("dense", [False, True])
