@@ -55,18 +55,47 @@ removed first, repeatedly (a vertex of an r-clique has r - 1 neighbours in it).
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from numba import njit, types
+from numba.extending import intrinsic
 
-__all__ = ["expand", "new_state", "open_bound", "search"]
+__all__ = ["adjacency_bits", "expand", "new_state", "open_bound", "search"]
 
 _NEG = -np.inf
+
+
+def adjacency_bits(adj: np.ndarray) -> np.ndarray:
+    """The 0/1 matrix ``adj`` (n x n) as bit rows: bit ``u % 64`` of word ``u // 64`` of row v is ``adj[v, u]``."""
+    n = adj.shape[0]
+    nw = max(1, (n + 63) // 64)
+    packed = np.packbits(np.asarray(adj, dtype=bool), axis=1, bitorder="little")
+    out = np.zeros((n, nw * 8), dtype=np.uint8)
+    out[:, : packed.shape[1]] = packed
+    return np.ascontiguousarray(out.view("<u8").astype(np.uint64, copy=False))
+
+
+@intrinsic
+def _popcount(typingctx, x):  # pragma: no cover - compiled
+    """Number of set bits of a uint64 (LLVM ``ctpop``)."""
+    if x != types.uint64:
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.ctpop(args[0])
+
+    return types.uint64(types.uint64), codegen
+
+
+@njit(cache=True, inline="always")
+def _has(row, u):  # pragma: no cover - compiled
+    """Whether bit ``u`` of the bit row ``row`` is set."""
+    return (row[u >> 6] >> np.uint64(u & 63)) & np.uint64(1) != 0
 
 
 def new_state(n: int, k: int) -> tuple[np.ndarray, ...]:
     """Arrays for a search over ``n`` candidates and cliques of at most ``k`` vertices.
 
-    Returns ``(S, sig, rem, bl, lv, fw, best, scratch_i, scratch_f, tops)``; the root
-    (level 0) holds every vertex with ``sigma = 0``.
+    Returns ``(S, sig, rem, bl, lv, fw, best, scratch_i, scratch_f, tops, scratch_b)``;
+    the root (level 0) holds every vertex with ``sigma = 0``.
     """
     levels = k + 1
     s = np.zeros((levels, n), dtype=np.int64)
@@ -84,10 +113,11 @@ def new_state(n: int, k: int) -> tuple[np.ndarray, ...]:
     best = np.full(k + 2, -1, dtype=np.int64)  # best clique, then [size, depth]
     best[k] = 0
     best[k + 1] = 0
-    scratch_i = np.zeros((9, n), dtype=np.int64)
+    scratch_i = np.zeros((9, n + 1), dtype=np.int64)
     scratch_f = np.zeros((7, n), dtype=np.float64)
     tops = np.zeros((3, n), dtype=np.float64)
-    return s, sig, rem, bl, lv, fw, best, scratch_i, scratch_f, tops
+    scratch_b = np.zeros((2, max(1, (n + 63) // 64)), dtype=np.uint64)
+    return s, sig, rem, bl, lv, fw, best, scratch_i, scratch_f, tops, scratch_b
 
 
 @njit(cache=True, inline="always")
@@ -139,13 +169,13 @@ def _heap_add(h, c, tot, cap, exact, x):  # pragma: no cover - compiled
 
 
 @njit(cache=True)
-def _top_sum(w, adj, verts, m, i, proc, cap, exact, heap):  # pragma: no cover - compiled
+def _top_sum(w, bits, verts, m, i, proc, cap, exact, heap):  # pragma: no cover - compiled
     """Sum of the ``cap`` largest ``w_uv`` (``v = verts[i]``) over the neighbours u among ``verts[:m]`` with
     ``proc == 0``; without ``exact`` only the positive ones count (fewer neighbours: all of them)."""
     if cap <= 0:
         return 0.0
     v = verts[i]
-    av = adj[v]
+    row = bits[v]
     wrow = w[v]
     c = 0
     tot = 0.0
@@ -153,7 +183,7 @@ def _top_sum(w, adj, verts, m, i, proc, cap, exact, heap):  # pragma: no cover -
         if proc[j] != 0 or j == i:
             continue
         u = verts[j]
-        if not av[u]:
+        if not _has(row, u):
             continue
         x = wrow[u]
         if not exact and x <= 0.0:
@@ -172,7 +202,7 @@ def _top_sum(w, adj, verts, m, i, proc, cap, exact, heap):  # pragma: no cover -
 
 
 @njit(cache=True)
-def _half_sums(w, adj, verts, sig, m, r, exact, removed, placed, setof, npl, nset, hv, heap):  # pragma: no cover
+def _half_sums(w, bits, verts, sig, m, r, exact, removed, placed, setof, npl, nset, hv, heap):  # pragma: no cover
     """Write ``hv[i] = h(i)`` for the candidates not ``removed``; put the largest h of each of the closed sets
     ``0 .. nset - 1`` of the ``placed[:npl]`` vertices (set ``setof``) in the top-r min-heap ``heap``.
 
@@ -180,7 +210,7 @@ def _half_sums(w, adj, verts, sig, m, r, exact, removed, placed, setof, npl, nse
     """
     for t in range(m):
         if removed[t] == 0:
-            hv[t] = sig[t] + 0.5 * _top_sum(w, adj, verts, m, t, removed, r - 1, exact, heap)
+            hv[t] = sig[t] + 0.5 * _top_sum(w, bits, verts, m, t, removed, r - 1, exact, heap)
     hn = 0
     hsum = 0.0
     hcur = _NEG
@@ -197,22 +227,21 @@ def _half_sums(w, adj, verts, sig, m, r, exact, removed, placed, setof, npl, nse
 
 
 @njit(cache=True)
-def expand(w, adj, verts, sig, m, r, exact, target, out_rem, out_branch, scratch_i, scratch_f, tops):  # pragma: no cover
+def expand(w, bits, verts, sig, m, r, exact, target, out_rem, out_branch, scratch_i, scratch_f, tops, scratch_b):  # pragma: no cover
     """Split candidates ``verts[:m]`` into placed vertices and a branching set.
 
-    ``sig[:m]`` are their sigma values, ``r`` the slots left, ``target`` the most
-    the placed vertices may add (``best - W(C)``). Writes ``out_rem[i] = 1`` for
-    candidates removed by the degree rule (``exact`` only) and the branching set's
-    positions into ``out_branch`` (lowest degree first). Returns the size of the
-    branching set and a bound on what any clique of placed vertices adds to ``W(C)``
-    (the smaller of the two bounds of the module notes; ``-inf`` when none can).
+    ``bits`` is the adjacency as bit rows (`adjacency_bits`), ``sig[:m]`` the
+    candidates' sigma values, ``r`` the slots left, ``target`` the most the placed
+    vertices may add (``best - W(C)``). Writes ``out_rem[i] = 1`` for candidates
+    removed by the degree rule (``exact`` only) and the branching set's positions
+    into ``out_branch`` (lowest degree first). Returns the size of the branching set
+    and a bound on what any clique of placed vertices adds to ``W(C)`` (the smaller
+    of the two bounds of the module notes; ``-inf`` when none can).
     """
     deg = scratch_i[0]
-    proc = scratch_i[1]
-    cand = scratch_i[2]
+    count = scratch_i[1]
     order = scratch_i[3]
     rest = scratch_i[6]
-    wt = scratch_f[0]
     wadd = scratch_f[1]
     uadd = scratch_f[2]
     wmax = tops[0]
@@ -222,7 +251,14 @@ def expand(w, adj, verts, sig, m, r, exact, target, out_rem, out_branch, scratch
     huc = scratch_i[5]
     hws = scratch_f[3]
     hus = scratch_f[4]
+    inset = scratch_b[0]  # the candidates, as a bit row
+    banned = scratch_b[1]  # neighbours of the current set's placed vertices
+    nw = bits.shape[1]
+    for q in range(nw):
+        inset[q] = 0
     for i in range(m):
+        u = verts[i]
+        inset[u >> 6] |= np.uint64(1) << np.uint64(u & 63)
         hwc[i] = 0
         huc[i] = 0
         hws[i] = 0.0
@@ -230,29 +266,26 @@ def expand(w, adj, verts, sig, m, r, exact, target, out_rem, out_branch, scratch
         wmax[i] = _NEG
         umax[i] = _NEG
         upos[i] = 0.0
-        deg[i] = 0
-        proc[i] = 0
         out_rem[i] = 0
         wadd[i] = _NEG
         uadd[i] = _NEG
     for i in range(m):
-        ai = adj[verts[i]]
-        for j in range(i + 1, m):
-            if ai[verts[j]]:
-                deg[i] += 1
-                deg[j] += 1
+        row = bits[verts[i]]
+        c = 0
+        for q in range(nw):
+            c += _popcount(row[q] & inset[q])
+        deg[i] = c
     if exact and r > 1:
         changed = True
         while changed:
             changed = False
             for i in range(m):
-                if proc[i] == 0 and deg[i] < r - 1:
-                    proc[i] = 1
+                if out_rem[i] == 0 and deg[i] < r - 1:
                     out_rem[i] = 1
                     changed = True
-                    ai = adj[verts[i]]
+                    row = bits[verts[i]]
                     for j in range(m):
-                        if proc[j] == 0 and ai[verts[j]]:
+                        if out_rem[j] == 0 and _has(row, verts[j]):
                             deg[j] -= 1
     capw = r - 2 if r > 2 else 0
     capu = r - 1
@@ -267,31 +300,36 @@ def expand(w, adj, verts, sig, m, r, exact, target, out_rem, out_branch, scratch
     hsum = 0.0
     hcur = _NEG  # largest h among the placed vertices of the current set
     best_h = np.inf  # the half-sum bound of the placed vertices (none until h is computed)
-    # rest[:nr]: unplaced positions; cand[:nc]: those still allowed in the current set
-    nr = 0
+    # rest[:nr]: the unplaced candidates, highest degree first (ties: lowest position), by a counting sort
+    for d in range(m + 1):
+        count[d] = 0
     for i in range(m):
-        if proc[i] == 0:
-            rest[nr] = i
-            proc[i] = nr  # from here on: the position of i in rest
-            nr += 1
+        if out_rem[i] == 0:
+            count[m - deg[i]] += 1
+    nr = 0
+    for d in range(m + 1):
+        c = count[d]
+        count[d] = nr
+        nr += c
+    for i in range(m):
+        if out_rem[i] == 0:
+            d = m - deg[i]
+            rest[count[d]] = i
+            count[d] += 1
     nb = 0
     best_up = _NEG
     while nr > 0:
-        nc = nr
+        # one independent set: scan rest in order; a vertex with no placed neighbour in the set joins it
+        # (it is the highest-degree such vertex left), the others stay, in order, for the next sets
+        for q in range(nw):
+            banned[q] = 0
+        kept = 0
         for t in range(nr):
-            cand[t] = rest[t]
-        while nc > 0:
-            tv = 0
-            for t in range(1, nc):
-                if deg[cand[t]] > deg[cand[tv]]:
-                    tv = t
-            v = cand[tv]
-            nc -= 1
-            cand[tv] = cand[nc]
-            nr -= 1
-            t = proc[v]
-            rest[t] = rest[nr]
-            proc[rest[t]] = t
+            v = rest[t]
+            if _has(banned, verts[v]):
+                rest[kept] = v
+                kept += 1
+                continue
             if exact and huc[v] < capu:
                 up = _NEG
             else:
@@ -301,7 +339,7 @@ def expand(w, adj, verts, sig, m, r, exact, target, out_rem, out_branch, scratch
             if up > target and not have_h and nset >= r:
                 # the sequential bound refuses v and r sets are closed (its caps bind): compute h, set maxima so far
                 have_h = True
-                hn, hsum, hcur = _half_sums(w, adj, verts, sig, m, r, exact, out_rem, placed, setof, npl, nset, hv,
+                hn, hsum, hcur = _half_sums(w, bits, verts, sig, m, r, exact, out_rem, placed, setof, npl, nset, hv,
                                             hset)
             hnew = _NEG
             hb = np.inf
@@ -335,24 +373,31 @@ def expand(w, adj, verts, sig, m, r, exact, target, out_rem, out_branch, scratch
             setof[npl] = nset
             npl += 1
             wv = sig[v] + _capped(hws[v], hwc[v], capw, wmax[v], hws[v])
-            av = adj[verts[v]]
-            wrow = w[verts[v]]
-            for t in range(nr):
-                j = rest[t]
+            vv = verts[v]
+            row = bits[vv]
+            for q in range(nw):
+                banned[q] |= row[q]
+            wrow = w[vv]
+            # every unplaced candidate: the kept ones and those not yet scanned (branchless: -inf off the edges)
+            for t2 in range(kept):
+                j = rest[t2]
                 u = verts[j]
-                if av[u]:
-                    x = wrow[u]
-                    if x > wadd[j]:
-                        wadd[j] = x
-                    if wv + x > uadd[j]:
-                        uadd[j] = wv + x
-            t = 0
-            while t < nc:
-                if av[verts[cand[t]]]:
-                    nc -= 1
-                    cand[t] = cand[nc]
-                else:
-                    t += 1
+                x = wrow[u] if _has(row, u) else _NEG
+                a = wadd[j]
+                wadd[j] = x if x > a else a
+                y = wv + x
+                b = uadd[j]
+                uadd[j] = y if y > b else b
+            for t2 in range(t + 1, nr):
+                j = rest[t2]
+                u = verts[j]
+                x = wrow[u] if _has(row, u) else _NEG
+                a = wadd[j]
+                wadd[j] = x if x > a else a
+                y = wv + x
+                b = uadd[j]
+                uadd[j] = y if y > b else b
+        nr = kept
         if have_h:
             hn, hsum = _heap_add(hset, hn, hsum, r, exact, hcur)
         nset += 1
@@ -386,13 +431,13 @@ def expand(w, adj, verts, sig, m, r, exact, target, out_rem, out_branch, scratch
         out_branch[q] = v
     if target == np.inf and not have_h and npl > 0:
         # bound-only call (nothing refused, as `open_bound` makes): the half-sum bound of every set
-        hn, hsum, _ = _half_sums(w, adj, verts, sig, m, r, exact, out_rem, placed, setof, npl, nset, hv, hset)
+        hn, hsum, _ = _half_sums(w, bits, verts, sig, m, r, exact, out_rem, placed, setof, npl, nset, hv, hset)
         best_h = _NEG if exact and hn < r else hsum
     return nb, best_up if best_up < best_h else best_h
 
 
 @njit(cache=True)
-def search(w, adj, k, exact, s, sig, rem, bl, lv, fw, best, scratch_i, scratch_f, tops, budget, rtol):  # pragma: no cover
+def search(w, bits, k, exact, s, sig, rem, bl, lv, fw, best, scratch_i, scratch_f, tops, scratch_b, budget, rtol):  # pragma: no cover
     """Run the depth-first search for about ``budget`` units of work; returns nodes visited.
 
     Expanding a node with m candidates costs ``1 + m * m // 32`` units (its bound is
@@ -424,25 +469,24 @@ def search(w, adj, k, exact, s, sig, rem, bl, lv, fw, best, scratch_i, scratch_f
                 continue
             inc = fw[k + 1]
             target = inc - cw + rtol * max(1.0, abs(inc)) if inc != _NEG else _NEG
-            nb, _ = expand(w, adj, s[d], sig[d], m, r, exact, target, rem[d], bl[d], scratch_i, scratch_f, tops)
+            nb, _ = expand(w, bits, s[d], sig[d], m, r, exact, target, rem[d], bl[d], scratch_i, scratch_f, tops,
+                           scratch_b)
             lv[d, 1] = nb
             lv[d, 2] = 0
         if lv[d, 2] < lv[d, 1]:
             p = bl[d, lv[d, 2]]
             lv[d, 2] += 1
             v = s[d, p]
-            av = adj[v]
+            row = bits[v]
             wrow = w[v]
             m = lv[d, 0]
-            m2 = 0
-            for j in range(m):
-                if rem[d, j] == 0 and j != p:
-                    u = s[d, j]
-                    if av[u]:
-                        s[d + 1, m2] = u
-                        sig[d + 1, m2] = sig[d, j] + wrow[u]
-                        m2 += 1
             rem[d, p] = 1
+            m2 = 0
+            for j in range(m):  # branchless: every candidate is written, the next overwrites a non-neighbour
+                u = s[d, j]
+                s[d + 1, m2] = u
+                sig[d + 1, m2] = sig[d, j] + wrow[u]
+                m2 += 1 if rem[d, j] == 0 and _has(row, u) else 0
             lv[d + 1, 0] = m2
             lv[d + 1, 3] = v
             lv[d + 1, 4] = 1
@@ -455,7 +499,7 @@ def search(w, adj, k, exact, s, sig, rem, bl, lv, fw, best, scratch_i, scratch_f
 
 
 @njit(cache=True)
-def open_bound(w, adj, k, exact, s, sig, rem, bl, lv, fw, best, scratch_i, scratch_f, tops, max_work):  # pragma: no cover
+def open_bound(w, bits, k, exact, s, sig, rem, bl, lv, fw, best, scratch_i, scratch_f, tops, scratch_b, max_work):  # pragma: no cover
     """An upper bound on every clique the stopped search has not yet ruled out.
 
     For each level on the stack, the bound of `expand` with nothing pruned (every
@@ -494,7 +538,8 @@ def open_bound(w, adj, k, exact, s, sig, rem, bl, lv, fw, best, scratch_i, scrat
                 m += 1
         work += m * m
         if m > 0 and not (exact and m < r):
-            _, up = expand(w, adj, verts, sg, m, r, exact, np.inf, junk_rem, junk_branch, scratch_i, scratch_f, tops)
+            _, up = expand(w, bits, verts, sg, m, r, exact, np.inf, junk_rem, junk_branch, scratch_i, scratch_f, tops,
+                           scratch_b)
             if up != _NEG and fw[d] + up > out:
                 out = fw[d] + up
         if last:

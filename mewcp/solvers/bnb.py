@@ -106,8 +106,9 @@ def solve_bnb(problem: Problem, k: int, *, exact: bool, deadline: Deadline, seed
             "(use a heuristic such as method='tabu')"
         )
     w, adj = _dense_sub(problem, keep)
-    state = kernel.new_state(keep.size, k)
-    s, sig, rem, bl, lv, fw, best, scratch_i, scratch_f, tops = state
+    bits = kernel.adjacency_bits(adj)
+    del adj
+    s, sig, rem, bl, lv, fw, best, scratch_i, scratch_f, tops, scratch_b = kernel.new_state(keep.size, k)
     trace: list[tuple[float, float]] = []
     if start is not None:
         pos = np.searchsorted(keep, start)
@@ -121,8 +122,8 @@ def solve_bnb(problem: Problem, k: int, *, exact: bool, deadline: Deadline, seed
             break
         t0 = time.perf_counter()
         before = fw[k + 1]
-        nodes += kernel.search(w, adj, k, exact, s, sig, rem, bl, lv, fw, best, scratch_i, scratch_f, tops,
-                               budget, RTOL)
+        nodes += kernel.search(w, bits, k, exact, s, sig, rem, bl, lv, fw, best, scratch_i, scratch_f, tops,
+                               scratch_b, budget, RTOL)
         spent = time.perf_counter() - t0
         if fw[k + 1] > before:
             trace.append((deadline.elapsed(), float(fw[k + 1])))
@@ -137,8 +138,8 @@ def solve_bnb(problem: Problem, k: int, *, exact: bool, deadline: Deadline, seed
                                 message=f"search exhausted: the graph has no clique of size {k}")
         return SolverOutput(idx, Status.OPTIMAL, n_iter=nodes, bound=float(fw[k + 1]), trace=trace,
                             message=f"search exhausted after {nodes:,} nodes")
-    bound = float(kernel.open_bound(w, adj, k, exact, s, sig, rem, bl, lv, fw, best, scratch_i, scratch_f, tops,
-                                    OPEN_BOUND_WORK))
+    bound = float(kernel.open_bound(w, bits, k, exact, s, sig, rem, bl, lv, fw, best, scratch_i, scratch_f, tops,
+                                    scratch_b, OPEN_BOUND_WORK))
     if not found:
         if bound == -np.inf:
             return SolverOutput(None, Status.INFEASIBLE, n_iter=nodes, trace=trace,

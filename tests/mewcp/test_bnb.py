@@ -42,11 +42,12 @@ def test_the_bound_of_a_stopped_search_is_never_below_the_optimum(exact, seed):
     problem = mewcp.as_problem(sp.csr_array(w * mask))
     keep = core_vertices(problem, k) if exact else np.arange(n)
     wd, adj = _dense_sub(problem, keep)
+    bits = kernel.adjacency_bits(adj)
     for budget in (1, 2, 3, 5, 8, 13):
-        s, sig, rem, bl, lv, fw, best, si, sf, tp = kernel.new_state(keep.size, k)
-        kernel.search(wd, adj, k, exact, s, sig, rem, bl, lv, fw, best, si, sf, tp, budget, RTOL)
+        s, sig, rem, bl, lv, fw, best, si, sf, tp, sb = kernel.new_state(keep.size, k)
+        kernel.search(wd, bits, k, exact, s, sig, rem, bl, lv, fw, best, si, sf, tp, sb, budget, RTOL)
         for max_work in (0, 50, 10**9):  # any cut-off of the walk keeps the bound valid
-            bound = kernel.open_bound(wd, adj, k, exact, s, sig, rem, bl, lv, fw, best, si, sf, tp, max_work)
+            bound = kernel.open_bound(wd, bits, k, exact, s, sig, rem, bl, lv, fw, best, si, sf, tp, sb, max_work)
             assert bound >= opt - 1e-9
         if best[k] > 0:  # the incumbent is a real clique of the right size with the stated weight
             idx = best[: best[k]]
@@ -73,10 +74,17 @@ def test_expand_bounds_every_clique_of_the_placed_vertices(exact, seed):
         if (len(idx) == r if exact else len(idx) <= r) and all(mask[a, b] for a in idx for b in idx if a < b):
             value[bits] = sig[idx].sum() + w[np.ix_(idx, idx)].sum() / 2
     best = max(value.values(), default=-np.inf)
+    # the candidates sit at random places of a larger graph (several bit words) whose other vertices must not count
+    big_n = int(rng.integers(m, 200))
+    verts = np.sort(rng.choice(big_n, m, replace=False))
+    big_w, big_mask = random_graph(big_n, 0.5, rng)
+    big_w[np.ix_(verts, verts)] = w
+    big_mask[np.ix_(verts, verts)] = mask
+    abits = kernel.adjacency_bits(big_mask.astype(np.uint8))
     for target in (np.inf, best - 1e-6, float(np.median(list(value.values()) or [0.0])), -np.inf):
-        _, _, _, _, _, _, _, si, sf, tp = kernel.new_state(m, r + 1)
+        _, _, _, _, _, _, _, si, sf, tp, sb = kernel.new_state(big_n, r + 1)
         rem, branch = np.zeros(m, dtype=np.uint8), np.zeros(m, dtype=np.int64)
-        nb, bound = kernel.expand(w, adj, np.arange(m), sig.copy(), m, r, exact, target, rem, branch, si, sf, tp)
+        nb, bound = kernel.expand(big_w, abits, verts, sig.copy(), m, r, exact, target, rem, branch, si, sf, tp, sb)
         placed = np.ones(m, dtype=bool)
         placed[branch[:nb]] = False
         placed[rem == 1] = False
@@ -170,3 +178,15 @@ def test_the_time_limit_holds_on_500_vertices(graph):
     sol = mewcp.solve(w, 10, "bnb", time_limit=0.5, seed=0)
     assert sol.status is mewcp.Status.FEASIBLE and sol.bound >= sol.weight
     assert sol.runtime < 0.5 + 2.0  # generous: the machine may be shared
+
+
+@pytest.mark.parametrize("n", [1, 5, 63, 64, 65, 130])
+def test_adjacency_bits_match_the_matrix(n):
+    rng = np.random.default_rng(n)
+    _, mask = random_graph(n, 0.5, rng)
+    bits = kernel.adjacency_bits(mask.astype(np.uint8))
+    assert bits.dtype == np.uint64 and bits.shape == (n, max(1, -(-n // 64)))
+    for v in range(n):
+        for u in range(n):
+            assert (int(bits[v, u // 64]) >> (u % 64)) & 1 == int(mask[v, u])
+        assert sum(bin(int(x)).count("1") for x in bits[v]) == mask[v].sum()  # no bit beyond n
