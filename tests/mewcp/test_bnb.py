@@ -84,7 +84,8 @@ def test_expand_bounds_every_clique_of_the_placed_vertices(exact, seed):
     for target in (np.inf, best - 1e-6, float(np.median(list(value.values()) or [0.0])), -np.inf):
         _, _, _, _, _, _, _, si, sf, tp, sb = kernel.new_state(big_n, r + 1)
         rem, branch = np.zeros(m, dtype=np.uint8), np.zeros(m, dtype=np.int64)
-        nb, bound = kernel.expand(big_w, abits, verts, sig.copy(), m, r, exact, target, rem, branch, si, sf, tp, sb)
+        nb, bound = kernel.expand(big_w, abits, verts, sig.copy(), m, r, exact, target, rem, branch, si, sf, tp, sb,
+                                  np.zeros(3, dtype=np.int64))
         placed = np.ones(m, dtype=bool)
         placed[branch[:nb]] = False
         placed[rem == 1] = False
