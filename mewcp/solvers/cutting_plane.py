@@ -371,18 +371,20 @@ class _Model:
         self.kk = run.k - self.ones.size
         m = self.cols.size
         self.h = h = new_highs(threads=1)  # HiGHS's MIP is serial; idle workers spin on a busy machine
-        ub = run.bound if math.isfinite(run.bound) else float(np.sort(run.pool_g[0])[::-1][: run.k].sum())
-        h.addVars(m + 1, np.zeros(m + 1), np.append(np.ones(m), ub))
+        # theta is capped at the known bound in MILP rounds only (it helps HiGHS there); in
+        # the LP the cap would bind and leave the duals, which the fixing needs, at zero.
+        h.addVars(m + 1, np.zeros(m + 1), np.append(np.ones(m), math.inf))
         h.changeObjectiveSense(highspy.ObjSense.kMaximize)
         h.changeColCost(m, 1.0)
         h.addRow(float(self.kk), float(self.kk), m, np.arange(m, dtype=np.int32), np.ones(m))
-        self.in_model = 0  # pool rows already added
+        self.integrality(True)
+        self.rows = 0  # the pool's first cuts already in the model (rows 1, 2, ...)
         self.flush()
 
     def flush(self) -> None:
         """Add the pool's new cuts, restricted to the free columns: ``theta - g_F^T x_F <= c + g(F1)``."""
         run, m = self.run, self.cols.size
-        new = range(self.in_model, len(run.pool_g))
+        new = range(self.rows, len(run.pool_g))
         if not new:
             return
         g = np.asarray([run.pool_g[j] for j in new])
@@ -391,7 +393,7 @@ class _Model:
         index = np.tile(np.arange(m + 1, dtype=np.int32), len(new))
         starts = np.arange(len(new), dtype=np.int32) * (m + 1)
         self.h.addRows(len(new), np.full(len(new), -np.inf), upper, index.size, starts, index, value)
-        self.in_model = len(run.pool_g)
+        self.rows = len(run.pool_g)
 
     def full(self, x_free: np.ndarray) -> np.ndarray:
         """The 0/1 vector over all vertices of a (rounded) solution over the free columns."""
@@ -433,6 +435,7 @@ class _Model:
 
         self.flush()
         self.integrality(False)
+        self.h.changeColBounds(self.cols.size, 0.0, math.inf)
         try:
             if not self.time_option():
                 return None
@@ -512,11 +515,12 @@ def _milp_round(model: _Model, run: _Run, batch: int) -> tuple[str, list[np.ndar
             value = run.f(x)
             idx = np.flatnonzero(x)
             run.offer(idx)
-            if sol[m] > value + 0.1 * run.gap * max(1.0, abs(value)) and run.cut_at(x):
-                state["violated"] += 1
-                state["points"].append(idx)
-                if batch and state["violated"] >= batch:
-                    state["stop"] = True
+            if sol[m] <= value + 0.1 * run.gap * max(1.0, abs(value)) or not run.cut_at(x):
+                return
+            state["violated"] += 1
+            state["points"].append(idx)
+            if batch and state["violated"] >= batch:
+                state["stop"] = True
         elif kind == cb.HighsCallbackType.kCallbackMipInterrupt:
             # Always written: HiGHS keeps the flag from one run() to the next.
             into.user_interrupt = bool(state["stop"] or run.deadline.expired())
@@ -526,6 +530,7 @@ def _milp_round(model: _Model, run: _Run, batch: int) -> tuple[str, list[np.ndar
     model.flush()
     if not model.time_option():
         return "time limit", []
+    h.changeColBounds(m, 0.0, run.bound if math.isfinite(run.bound) else math.inf)
     model.warm_start()
     h.setCallback(callback, None)
     for kind in (cb.HighsCallbackType.kCallbackMipSolution, cb.HighsCallbackType.kCallbackMipInterrupt,
@@ -538,9 +543,12 @@ def _milp_round(model: _Model, run: _Run, batch: int) -> tuple[str, list[np.ndar
                      cb.HighsCallbackType.kCallbackSimplexInterrupt):
             h.stopCallback(kind)
     status = h.getModelStatus()
+    as_mip = h.getInfo().mip_node_count >= 0  # an LP solve reports a "dual bound" of 0
+    if status == highspy.HighsModelStatus.kOptimal and not as_mip:
+        raise RuntimeError("cutting_plane: HiGHS solved a MILP round as an LP (integrality lost)")
     dual = float(h.getInfo().mip_dual_bound)
-    if status in (highspy.HighsModelStatus.kOptimal, highspy.HighsModelStatus.kInterrupt,
-                  highspy.HighsModelStatus.kTimeLimit) and math.isfinite(dual):
+    if as_mip and status in (highspy.HighsModelStatus.kOptimal, highspy.HighsModelStatus.kInterrupt,
+                             highspy.HighsModelStatus.kTimeLimit) and math.isfinite(dual):
         run.tighten(max(dual, run.value))
     if status == highspy.HighsModelStatus.kOptimal:
         # Not overestimated at HiGHS's optimum: its bound holds for f itself.

@@ -251,3 +251,17 @@ def test_swap_cuts_are_tangents_at_neighbours_the_cuts_overestimate() -> None:
     # ...and valid everywhere.
     pool = np.array([[g[s].sum() + c for g, c in zip(run.pool_g, run.pool_c)] for s in sets])
     assert np.all(pool.min(axis=1) >= values - 1e-9 * values.max())
+
+
+def test_every_model_is_a_milp_over_the_free_vertices() -> None:
+    # A model rebuilt after fixing must be integer from the start: solved as an LP, HiGHS
+    # would report a "dual bound" of 0 and the run would claim a false optimum.
+    w = mewcp.from_points(_points(2, 12, 2)).dense
+    run = _Run(w, 4, negative_type(w), Deadline(None), 1e-6, None)
+    run.fixed[[0, 1]] = 0
+    run.fixed[2] = 1
+    model = _Model(run)
+    lp = model.h.getLp()
+    assert list(model.cols) == list(range(3, 12)) and model.kk == 3
+    kinds = [str(t) for t in lp.integrality_]
+    assert len(kinds) == model.cols.size + 1 and all(t.endswith("kInteger") for t in kinds[:-1])
