@@ -62,6 +62,8 @@ from numba.extending import intrinsic
 __all__ = ["adjacency_bits", "expand", "new_state", "open_bound", "search"]
 
 _NEG = -np.inf
+#: Search nodes with at most this many candidates get a local copy of their weights (`search`).
+LOCAL_MAX = 192
 
 
 def adjacency_bits(adj: np.ndarray) -> np.ndarray:
@@ -95,7 +97,7 @@ def _has(row, u):  # pragma: no cover - compiled
 def new_state(n: int, k: int) -> tuple[np.ndarray, ...]:
     """Arrays for a search over ``n`` candidates and cliques of at most ``k`` vertices.
 
-    Returns ``(S, sig, rem, bl, lv, fw, best, scratch_i, scratch_f, tops, scratch_b)``;
+    Returns ``(S, sig, rem, bl, lv, fw, best, scratch_i, scratch_f, tops, scratch_b, wl)``;
     the root (level 0) holds every vertex with ``sigma = 0``.
     """
     levels = k + 1
@@ -104,9 +106,10 @@ def new_state(n: int, k: int) -> tuple[np.ndarray, ...]:
     sig = np.zeros((levels, n), dtype=np.float64)
     rem = np.zeros((levels, n), dtype=np.uint8)
     bl = np.zeros((levels, n), dtype=np.int64)
-    # per level: size, number of branches, next branch, vertex added, needs expanding; then the half-sum
-    # bound's tries, wins and skips at this level (`expand`)
-    lv = np.zeros((levels, 8), dtype=np.int64)
+    # per level: size, number of branches, next branch, vertex added, needs expanding; the half-sum bound's
+    # tries, wins and skips at this level (`expand`); where its local weight matrix starts in wl (-1: none)
+    lv = np.zeros((levels, 9), dtype=np.int64)
+    lv[:, 8] = -1
     lv[0, 0] = n
     lv[0, 4] = 1
     # per level: W(C); then [best weight, depth, best size] in the last row
@@ -119,7 +122,11 @@ def new_state(n: int, k: int) -> tuple[np.ndarray, ...]:
     scratch_f = np.zeros((7, n), dtype=np.float64)
     tops = np.zeros((3, n), dtype=np.float64)
     scratch_b = np.zeros((2, max(1, (n + 63) // 64)), dtype=np.uint64)
-    return s, sig, rem, bl, lv, fw, best, scratch_i, scratch_f, tops, scratch_b
+    # local weight matrices of the levels with at most LOCAL_MAX candidates, stacked: sizes fall by at least one
+    # per level, so they fit in min(levels L^2, sum of x^2 for x <= L)
+    el = min(LOCAL_MAX, n)
+    wl = np.zeros(min(levels * el * el, el * (el + 1) * (2 * el + 1) // 6), dtype=np.float64)
+    return s, sig, rem, bl, lv, fw, best, scratch_i, scratch_f, tops, scratch_b, wl
 
 
 @njit(cache=True, inline="always")
@@ -171,7 +178,7 @@ def _heap_add(h, c, tot, cap, exact, x):  # pragma: no cover - compiled
 
 
 @njit(cache=True)
-def _top_sum(w, bits, verts, m, i, proc, cap, exact, heap):  # pragma: no cover - compiled
+def _top_sum(w, bits, verts, m, i, proc, cap, exact, heap, wl, off):  # pragma: no cover - compiled
     """Sum of the ``cap`` largest ``w_uv`` (``v = verts[i]``) over the neighbours u among ``verts[:m]`` with
     ``proc == 0``; without ``exact`` only the positive ones count (fewer neighbours: all of them)."""
     if cap <= 0:
@@ -184,10 +191,15 @@ def _top_sum(w, bits, verts, m, i, proc, cap, exact, heap):  # pragma: no cover 
     for j in range(m):
         if proc[j] != 0 or j == i:
             continue
-        u = verts[j]
-        if not _has(row, u):
-            continue
-        x = wrow[u]
+        if off >= 0:
+            x = wl[off + i * m + j]
+            if x == _NEG:
+                continue
+        else:
+            u = verts[j]
+            if not _has(row, u):
+                continue
+            x = wrow[u]
         if not exact and x <= 0.0:
             continue
         if c < cap:
@@ -204,7 +216,8 @@ def _top_sum(w, bits, verts, m, i, proc, cap, exact, heap):  # pragma: no cover 
 
 
 @njit(cache=True)
-def _half_sums(w, bits, verts, sig, m, r, exact, removed, placed, setof, npl, nset, hv, heap):  # pragma: no cover
+def _half_sums(w, bits, verts, sig, m, r, exact, removed, placed, setof, npl, nset, hv, heap, wl,
+               off):  # pragma: no cover
     """Write ``hv[i] = h(i)`` for the candidates not ``removed``; put the largest h of each of the closed sets
     ``0 .. nset - 1`` of the ``placed[:npl]`` vertices (set ``setof``) in the top-r min-heap ``heap``.
 
@@ -212,7 +225,7 @@ def _half_sums(w, bits, verts, sig, m, r, exact, removed, placed, setof, npl, ns
     """
     for t in range(m):
         if removed[t] == 0:
-            hv[t] = sig[t] + 0.5 * _top_sum(w, bits, verts, m, t, removed, r - 1, exact, heap)
+            hv[t] = sig[t] + 0.5 * _top_sum(w, bits, verts, m, t, removed, r - 1, exact, heap, wl, off)
     hn = 0
     hsum = 0.0
     hcur = _NEG
@@ -230,7 +243,7 @@ def _half_sums(w, bits, verts, sig, m, r, exact, removed, placed, setof, npl, ns
 
 @njit(cache=True)
 def expand(w, bits, verts, sig, m, r, exact, target, out_rem, out_branch, scratch_i, scratch_f, tops, scratch_b,
-           hstat):  # pragma: no cover
+           hstat, wl, off):  # pragma: no cover
     """Split candidates ``verts[:m]`` into placed vertices and a branching set.
 
     ``bits`` is the adjacency as bit rows (`adjacency_bits`), ``sig[:m]`` the
@@ -357,7 +370,7 @@ def expand(w, bits, verts, sig, m, r, exact, target, out_rem, out_branch, scratc
                     hstat[2] = 0
                     have_h = True
                     hn, hsum, hcur = _half_sums(w, bits, verts, sig, m, r, exact, out_rem, placed, setof, npl, nset,
-                                                hv, hset)
+                                                hv, hset, wl, off)
                 else:
                     hstat[2] += 1
             hnew = _NEG
@@ -398,26 +411,45 @@ def expand(w, bits, verts, sig, m, r, exact, target, out_rem, out_branch, scratc
             row = bits[vv]
             for q in range(nw):
                 banned[q] |= row[q]
-            wrow = w[vv]
             # every unplaced candidate: the kept ones and those not yet scanned (branchless: -inf off the edges)
-            for t2 in range(kept):
-                j = rest[t2]
-                u = verts[j]
-                x = wrow[u] if _has(row, u) else _NEG
-                a = wadd[j]
-                wadd[j] = x if x > a else a
-                y = wv + x
-                b = uadd[j]
-                uadd[j] = y if y > b else b
-            for t2 in range(t + 1, nr):
-                j = rest[t2]
-                u = verts[j]
-                x = wrow[u] if _has(row, u) else _NEG
-                a = wadd[j]
-                wadd[j] = x if x > a else a
-                y = wv + x
-                b = uadd[j]
-                uadd[j] = y if y > b else b
+            if off >= 0:
+                lo = off + v * m
+                for t2 in range(kept):
+                    j = rest[t2]
+                    x = wl[lo + j]
+                    a = wadd[j]
+                    wadd[j] = x if x > a else a
+                    y = wv + x
+                    b = uadd[j]
+                    uadd[j] = y if y > b else b
+                for t2 in range(t + 1, nr):
+                    j = rest[t2]
+                    x = wl[lo + j]
+                    a = wadd[j]
+                    wadd[j] = x if x > a else a
+                    y = wv + x
+                    b = uadd[j]
+                    uadd[j] = y if y > b else b
+            else:
+                wrow = w[vv]
+                for t2 in range(kept):
+                    j = rest[t2]
+                    u = verts[j]
+                    x = wrow[u] if _has(row, u) else _NEG
+                    a = wadd[j]
+                    wadd[j] = x if x > a else a
+                    y = wv + x
+                    b = uadd[j]
+                    uadd[j] = y if y > b else b
+                for t2 in range(t + 1, nr):
+                    j = rest[t2]
+                    u = verts[j]
+                    x = wrow[u] if _has(row, u) else _NEG
+                    a = wadd[j]
+                    wadd[j] = x if x > a else a
+                    y = wv + x
+                    b = uadd[j]
+                    uadd[j] = y if y > b else b
         nr = kept
         if have_h:
             hn, hsum = _heap_add(hset, hn, hsum, r, exact, hcur)
@@ -454,13 +486,15 @@ def expand(w, bits, verts, sig, m, r, exact, target, out_rem, out_branch, scratc
         out_branch[q] = v
     if target == np.inf and not have_h and npl > 0:
         # bound-only call (nothing refused, as `open_bound` makes): the half-sum bound of every set
-        hn, hsum, _ = _half_sums(w, bits, verts, sig, m, r, exact, out_rem, placed, setof, npl, nset, hv, hset)
+        hn, hsum, _ = _half_sums(w, bits, verts, sig, m, r, exact, out_rem, placed, setof, npl, nset, hv, hset, wl,
+                                 off)
         best_h = _NEG if exact and hn < r else hsum
     return nb, best_up if best_up < best_h else best_h
 
 
 @njit(cache=True)
-def search(w, bits, k, exact, s, sig, rem, bl, lv, fw, best, scratch_i, scratch_f, tops, scratch_b, budget, rtol):  # pragma: no cover
+def search(w, bits, k, exact, s, sig, rem, bl, lv, fw, best, scratch_i, scratch_f, tops, scratch_b, wl, budget,
+           rtol):  # pragma: no cover
     """Run the depth-first search for about ``budget`` units of work; returns nodes visited.
 
     Expanding a node with m candidates costs ``1 + m * m // 32`` units (its bound is
@@ -493,7 +527,7 @@ def search(w, bits, k, exact, s, sig, rem, bl, lv, fw, best, scratch_i, scratch_
             inc = fw[k + 1]
             target = inc - cw + rtol * max(1.0, abs(inc)) if inc != _NEG else _NEG
             nb, _ = expand(w, bits, s[d], sig[d], m, r, exact, target, rem[d], bl[d], scratch_i, scratch_f, tops,
-                           scratch_b, lv[d, 5:])
+                           scratch_b, lv[d, 5:8], wl, lv[d, 8])
             lv[d, 1] = nb
             lv[d, 2] = 0
         if lv[d, 2] < lv[d, 1]:
@@ -503,13 +537,46 @@ def search(w, bits, k, exact, s, sig, rem, bl, lv, fw, best, scratch_i, scratch_
             row = bits[v]
             wrow = w[v]
             m = lv[d, 0]
+            off = lv[d, 8]
             rem[d, p] = 1
+            pos = scratch_i[2]
             m2 = 0
-            for j in range(m):  # branchless: every candidate is written, the next overwrites a non-neighbour
-                u = s[d, j]
-                s[d + 1, m2] = u
-                sig[d + 1, m2] = sig[d, j] + wrow[u]
-                m2 += 1 if rem[d, j] == 0 and _has(row, u) else 0
+            # branchless: every candidate is written, the next overwrites a non-neighbour
+            if off >= 0:
+                lo = off + p * m
+                for j in range(m):
+                    s[d + 1, m2] = s[d, j]
+                    sig[d + 1, m2] = sig[d, j] + wl[lo + j]
+                    pos[m2] = j
+                    m2 += 1 if rem[d, j] == 0 and wl[lo + j] != _NEG else 0
+            else:
+                for j in range(m):
+                    u = s[d, j]
+                    s[d + 1, m2] = u
+                    sig[d + 1, m2] = sig[d, j] + wrow[u]
+                    pos[m2] = j
+                    m2 += 1 if rem[d, j] == 0 and _has(row, u) else 0
+            # the child's weights as a local m2 x m2 matrix (-inf off the edges) when small enough: its bound then
+            # reads them from cache, not from the whole graph's matrix
+            base = off + m * m if off >= 0 else 0
+            r2 = k - d - 1
+            if m2 <= LOCAL_MAX and base + m2 * m2 <= wl.size and r2 > 0 and m2 > 0 and not (exact and m2 < r2):
+                lv[d + 1, 8] = base
+                for a in range(m2):
+                    dst = base + a * m2
+                    if off >= 0:
+                        src = off + pos[a] * m
+                        for b in range(m2):
+                            wl[dst + b] = wl[src + pos[b]]
+                    else:
+                        ua = s[d + 1, a]
+                        rowa = bits[ua]
+                        wa = w[ua]
+                        for b in range(m2):
+                            ub = s[d + 1, b]
+                            wl[dst + b] = wa[ub] if _has(rowa, ub) else _NEG
+            else:
+                lv[d + 1, 8] = -1
             lv[d + 1, 0] = m2
             lv[d + 1, 3] = v
             lv[d + 1, 4] = 1
@@ -522,7 +589,8 @@ def search(w, bits, k, exact, s, sig, rem, bl, lv, fw, best, scratch_i, scratch_
 
 
 @njit(cache=True)
-def open_bound(w, bits, k, exact, s, sig, rem, bl, lv, fw, best, scratch_i, scratch_f, tops, scratch_b, max_work):  # pragma: no cover
+def open_bound(w, bits, k, exact, s, sig, rem, bl, lv, fw, best, scratch_i, scratch_f, tops, scratch_b, wl,
+               max_work):  # pragma: no cover
     """An upper bound on every clique the stopped search has not yet ruled out.
 
     For each level on the stack, the bound of `expand` with nothing pruned (every
@@ -563,7 +631,7 @@ def open_bound(w, bits, k, exact, s, sig, rem, bl, lv, fw, best, scratch_i, scra
         work += m * m
         if m > 0 and not (exact and m < r):
             _, up = expand(w, bits, verts, sg, m, r, exact, np.inf, junk_rem, junk_branch, scratch_i, scratch_f, tops,
-                           scratch_b, junk_stat)
+                           scratch_b, junk_stat, wl, -1)
             if up != _NEG and fw[d] + up > out:
                 out = fw[d] + up
         if last:

@@ -108,7 +108,7 @@ def solve_bnb(problem: Problem, k: int, *, exact: bool, deadline: Deadline, seed
     w, adj = _dense_sub(problem, keep)
     bits = kernel.adjacency_bits(adj)
     del adj
-    s, sig, rem, bl, lv, fw, best, scratch_i, scratch_f, tops, scratch_b = kernel.new_state(keep.size, k)
+    s, sig, rem, bl, lv, fw, best, scratch_i, scratch_f, tops, scratch_b, wl = kernel.new_state(keep.size, k)
     trace: list[tuple[float, float]] = []
     if start is not None:
         pos = np.searchsorted(keep, start)
@@ -123,7 +123,7 @@ def solve_bnb(problem: Problem, k: int, *, exact: bool, deadline: Deadline, seed
         t0 = time.perf_counter()
         before = fw[k + 1]
         nodes += kernel.search(w, bits, k, exact, s, sig, rem, bl, lv, fw, best, scratch_i, scratch_f, tops,
-                               scratch_b, budget, RTOL)
+                               scratch_b, wl, budget, RTOL)
         spent = time.perf_counter() - t0
         if fw[k + 1] > before:
             trace.append((deadline.elapsed(), float(fw[k + 1])))
@@ -139,7 +139,7 @@ def solve_bnb(problem: Problem, k: int, *, exact: bool, deadline: Deadline, seed
         return SolverOutput(idx, Status.OPTIMAL, n_iter=nodes, bound=float(fw[k + 1]), trace=trace,
                             message=f"search exhausted after {nodes:,} nodes")
     bound = float(kernel.open_bound(w, bits, k, exact, s, sig, rem, bl, lv, fw, best, scratch_i, scratch_f, tops,
-                                    scratch_b, OPEN_BOUND_WORK))
+                                    scratch_b, wl, OPEN_BOUND_WORK))
     if not found:
         if bound == -np.inf:
             return SolverOutput(None, Status.INFEASIBLE, n_iter=nodes, trace=trace,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -44,10 +46,10 @@ def test_the_bound_of_a_stopped_search_is_never_below_the_optimum(exact, seed):
     wd, adj = _dense_sub(problem, keep)
     bits = kernel.adjacency_bits(adj)
     for budget in (1, 2, 3, 5, 8, 13):
-        s, sig, rem, bl, lv, fw, best, si, sf, tp, sb = kernel.new_state(keep.size, k)
-        kernel.search(wd, bits, k, exact, s, sig, rem, bl, lv, fw, best, si, sf, tp, sb, budget, RTOL)
+        s, sig, rem, bl, lv, fw, best, si, sf, tp, sb, wl = kernel.new_state(keep.size, k)
+        kernel.search(wd, bits, k, exact, s, sig, rem, bl, lv, fw, best, si, sf, tp, sb, wl, budget, RTOL)
         for max_work in (0, 50, 10**9):  # any cut-off of the walk keeps the bound valid
-            bound = kernel.open_bound(wd, bits, k, exact, s, sig, rem, bl, lv, fw, best, si, sf, tp, sb, max_work)
+            bound = kernel.open_bound(wd, bits, k, exact, s, sig, rem, bl, lv, fw, best, si, sf, tp, sb, wl, max_work)
             assert bound >= opt - 1e-9
         if best[k] > 0:  # the incumbent is a real clique of the right size with the stated weight
             idx = best[: best[k]]
@@ -81,11 +83,15 @@ def test_expand_bounds_every_clique_of_the_placed_vertices(exact, seed):
     big_w[np.ix_(verts, verts)] = w
     big_mask[np.ix_(verts, verts)] = mask
     abits = kernel.adjacency_bits(big_mask.astype(np.uint8))
-    for target in (np.inf, best - 1e-6, float(np.median(list(value.values()) or [0.0])), -np.inf):
-        _, _, _, _, _, _, _, si, sf, tp, sb = kernel.new_state(big_n, r + 1)
+    # the node's weights as `search` keeps them for small nodes: a local m x m matrix, -inf off the edges, at an offset
+    local = np.full(7 + m * m, np.nan)
+    local[7:] = np.where(mask, w, -np.inf).ravel()
+    targets = (np.inf, best - 1e-6, float(np.median(list(value.values()) or [0.0])), -np.inf)
+    for target, (wl, off) in itertools.product(targets, [(local, -1), (local, 7)]):
+        _, _, _, _, _, _, _, si, sf, tp, sb, _ = kernel.new_state(big_n, r + 1)
         rem, branch = np.zeros(m, dtype=np.uint8), np.zeros(m, dtype=np.int64)
         nb, bound = kernel.expand(big_w, abits, verts, sig.copy(), m, r, exact, target, rem, branch, si, sf, tp, sb,
-                                  np.zeros(3, dtype=np.int64))
+                                  np.zeros(3, dtype=np.int64), wl, off)
         placed = np.ones(m, dtype=bool)
         placed[branch[:nb]] = False
         placed[rem == 1] = False
