@@ -97,21 +97,30 @@ def swap_tabu(
             u = members[a]
             if tabu_until[u] <= it and g[u] < min_g:
                 min_g = g[u]
+        # one pass over the outsiders: the greatest non-tabu gain, and every outsider within
+        # dmax of the greatest so far (a superset of the candidates, filtered below)
         max_g = -np.inf
+        nv = 0
         for v in range(n):
-            if pos[v] < 0 and tabu_until[v] <= it and g[v] > max_g:
-                max_g = g[v]
+            gv = g[v]
+            if pos[v] < 0 and gv >= max_g - dmax:
+                cand_v[nv] = v
+                nv += 1
+                if gv > max_g and tabu_until[v] <= it:
+                    max_g = gv
+        kept = 0
+        for b in range(nv):
+            v = cand_v[b]
+            if g[v] >= max_g - dmax:
+                cand_v[kept] = v
+                kept += 1
+        nv = kept
         nu = 0
         for a in range(k):
             u = members[a]
             if g[u] <= min_g + dmax:
                 cand_u[nu] = u
                 nu += 1
-        nv = 0
-        for v in range(n):
-            if pos[v] < 0 and g[v] >= max_g - dmax:
-                cand_v[nv] = v
-                nv += 1
         eps = 1e-12 * (1.0 + abs(best_value))
         best_d = -np.inf
         bu, bv, ties = -1, -1, 0
