@@ -242,6 +242,35 @@ def _half_sums(w, bits, verts, sig, m, r, exact, removed, placed, setof, npl, ns
 
 
 @njit(cache=True)
+def _colours_below(bits, verts, rest, nr, r, tmp, banned):  # pragma: no cover - compiled
+    """Whether the candidates ``rest[:nr]`` fall into fewer than ``r`` independent sets, built one after another
+    as `expand` builds them when it branches on nothing (each scans the vertices left in order and takes every one
+    with no neighbour among those it took). A proper colouring with fewer than r colours rules out an r-clique."""
+    for t in range(nr):
+        tmp[t] = rest[t]
+    nw = bits.shape[1]
+    left = nr
+    for _ in range(r - 1):
+        if left == 0:
+            break
+        for q in range(nw):
+            banned[q] = 0
+        kept = 0
+        for t in range(left):
+            v = tmp[t]
+            u = verts[v]
+            if _has(banned, u):
+                tmp[kept] = v
+                kept += 1
+            else:
+                row = bits[u]
+                for q in range(nw):
+                    banned[q] |= row[q]
+        left = kept
+    return left == 0
+
+
+@njit(cache=True)
 def expand(w, bits, verts, sig, m, r, exact, target, out_rem, out_branch, scratch_i, scratch_f, tops, scratch_b,
            hstat, wl, off):  # pragma: no cover
     """Split candidates ``verts[:m]`` into placed vertices and a branching set.
@@ -298,18 +327,25 @@ def expand(w, bits, verts, sig, m, r, exact, target, out_rem, out_branch, scratc
         for q in range(nw):
             c += _popcount(row[q] & inset[q])
         deg[i] = c
-    if exact and r > 1:
-        changed = True
-        while changed:
-            changed = False
-            for i in range(m):
-                if out_rem[i] == 0 and deg[i] < r - 1:
-                    out_rem[i] = 1
-                    changed = True
-                    row = bits[verts[i]]
-                    for j in range(m):
-                        if out_rem[j] == 0 and _has(row, verts[j]):
-                            deg[j] -= 1
+    if exact and r > 1:  # peel to the (r-1)-core: a stack of removed vertices whose neighbours lose a degree
+        stack = order
+        ns = 0
+        for i in range(m):
+            if deg[i] < r - 1:
+                out_rem[i] = 1
+                stack[ns] = i
+                ns += 1
+        while ns > 0:
+            ns -= 1
+            i = stack[ns]
+            row = bits[verts[i]]
+            for j in range(m):
+                if out_rem[j] == 0 and _has(row, verts[j]):
+                    deg[j] -= 1
+                    if deg[j] < r - 1:
+                        out_rem[j] = 1
+                        stack[ns] = j
+                        ns += 1
     capw = r - 2 if r > 2 else 0
     capu = r - 1
     hv = scratch_f[5]
@@ -341,6 +377,8 @@ def expand(w, bits, verts, sig, m, r, exact, target, out_rem, out_branch, scratc
             d = m - deg[i]
             rest[count[d]] = i
             count[d] += 1
+    if exact and r > 1 and _colours_below(bits, verts, rest, nr, r, placed, banned):
+        return 0, _NEG  # fewer than r independent sets cover the candidates: no r-clique among them
     nb = 0
     best_up = _NEG
     while nr > 0:
