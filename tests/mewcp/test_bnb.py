@@ -197,3 +197,28 @@ def test_adjacency_bits_match_the_matrix(n):
         for u in range(n):
             assert (int(bits[v, u // 64]) >> (u % 64)) & 1 == int(mask[v, u])
         assert sum(bin(int(x)).count("1") for x in bits[v]) == mask[v].sum()  # no bit beyond n
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_colours_below_matches_a_plain_greedy_colouring(seed):
+    """`_colours_below` against sets built one after another in the given order, written out plainly."""
+    rng = np.random.default_rng(300 + seed)
+    n = int(rng.integers(2, 150))
+    _, mask = random_graph(n, float(rng.uniform(0.1, 0.95)), rng)
+    m = int(rng.integers(1, n + 1))
+    verts = rng.choice(n, m, replace=False)
+    order = rng.permutation(m)
+    left, colours = list(order), 0
+    while left:
+        taken: list[int] = []
+        for v in left:
+            if not any(mask[verts[v], verts[u]] for u in taken):
+                taken.append(v)
+        left = [v for v in left if v not in taken]
+        colours += 1
+    bits = kernel.adjacency_bits(mask.astype(np.uint8))
+    banned = np.zeros(bits.shape[1], dtype=np.uint64)
+    for r in (1, 2, colours - 1, colours, colours + 1, m + 1):
+        if r >= 1:
+            got = kernel._colours_below(bits, verts, order.astype(np.int64), m, r, np.zeros(m, dtype=np.int64), banned)
+            assert got == (colours < r)
