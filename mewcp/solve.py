@@ -136,7 +136,7 @@ _REGISTRY: Mapping[str, Method] = MappingProxyType(
                 "proven",
                 "branch and bound with a cardinality-aware independent-set bound (MEWCat, WLMC); proves optima",
                 solve_bnb,
-                {"start": "tabu"},
+                {"start": "pls"},
             ),
             Method(
                 "cutting_plane",

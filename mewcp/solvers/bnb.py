@@ -18,9 +18,9 @@ Steps:
    ``k - 1`` neighbours in it, so vertices of lower degree are peeled off,
    repeatedly; if fewer than ``k`` vertices are left the problem is infeasible.
    The search repeats the rule inside every node.
-2. Incumbent: the ``start`` option (by default a short `tabu` run, which
-   `mewcp.solve` performs within the time limit), so the bound prunes from the
-   first node.
+2. Incumbent: the ``start`` option (by default a short `pls` run, Pullan's phased
+   local search, which MEWCat starts from too; `mewcp.solve` performs it within the
+   time limit), so the bound prunes from the first node.
 3. Search: depth first on dense arrays of the reduced graph, run by the kernel for
    a bounded number of nodes per call; the clock is checked between calls, whose
    size adapts to about `CHUNK_SECONDS`.

@@ -18,7 +18,7 @@ from tests.mewcp.test_properties import instances
 
 
 @settings(max_examples=60)
-@given(inst=instances(max_n=12), start=st.sampled_from(["random", "tabu", "ehgp"]))
+@given(inst=instances(max_n=12), start=st.sampled_from(["random", "pls", "tabu", "ehgp"]))
 def test_agrees_with_brute_force(inst, start):
     data, k, size = inst
     best = mewcp.solve(data, k, "brute", size=size)
@@ -170,7 +170,7 @@ def test_refuses_graphs_beyond_its_dense_limit():
 
 def test_listed_as_exact():
     bnb = next(m for m in mewcp.methods() if m.name == "bnb")
-    assert bnb.available and bnb.kind == "proven" and bnb.options == {"start": "tabu"}
+    assert bnb.available and bnb.kind == "proven" and bnb.options == {"start": "pls"}
 
 
 @pytest.mark.parametrize("graph", ["complete", "gnp"])
