@@ -75,19 +75,23 @@ ALL = np.uint64(0xFFFFFFFFFFFFFFFF)
 # helper call, half the run time (perf, C125.9).
 
 
-@njit(cache=True)
-def dense_structure(indptr, indices, data):  # pragma: no cover - compiled
-    """The dense bookkeeping's graph, in one pass: ``(w, adj)``, the weight matrix (zero
-    for non-edges) and the adjacency rows as bitsets (``adj[v, x >> 6]`` bit ``x & 63``)."""
+def dense_structure(indptr, indices, data):
+    """The dense bookkeeping's graph: ``(w, adj)``, the weight matrix (zero for non-edges)
+    and the adjacency rows as bitsets (``adj[v, x >> 6]`` bit ``x & 63``), filled in one
+    pass over the CSR rows (allocated here: see `start_state`)."""
     n = indptr.shape[0] - 1
-    w = np.zeros((n, n))
-    adj = np.zeros((n, (n + 63) >> 6), dtype=np.uint64)
-    for v in range(n):
+    w, adj = np.zeros((n, n)), np.zeros((n, (n + 63) >> 6), dtype=np.uint64)
+    _fill_dense(indptr, indices, data, w, adj)
+    return w, adj
+
+
+@njit(cache=True)
+def _fill_dense(indptr, indices, data, w, adj):  # pragma: no cover
+    for v in range(indptr.shape[0] - 1):
         for q in range(indptr[v], indptr[v + 1]):
             x = indices[q]
             w[v, x] = data[q]
             adj[v, x >> 6] |= ONE << np.uint64(x & 63)
-    return w, adj
 
 
 @njit(cache=True, inline="always", _nrt=False)
@@ -182,29 +186,31 @@ def _clear(indptr, indices, data, adj, w, members, pos, cnt, ids, g, bits, ctl):
     bits[C0, nw - 1] = _tail_mask(adj.shape[0])
 
 
-@njit(cache=True)
-def start_state(indptr, indices, data, adj, w, start, k):  # pragma: no cover
+def start_state(indptr, indices, data, adj, w, start, k):
     """The arrays of a search from the clique ``start``: ``(members, pos, cnt, ids, g, bits, ctl)``.
 
     ``adj``, ``w``: the dense bookkeeping's bitsets and weight matrix (`dense_structure`),
     or empty for the sparse one.
 
-    ``ctl`` starts with penalty delay 2 and the other counters 0 (see ``N_CTL``).
+    ``ctl`` starts with penalty delay 2 and the other counters 0 (see ``N_CTL``). The
+    arrays are allocated here, in numpy, and filled in place by a kernel: returning
+    them from numba would box each one (about 2 us apiece, a fifth of a small solve).
     """
     n = indptr.shape[0] - 1
-    members = np.empty(k, dtype=np.int64)
-    pos = np.full(n, -1, dtype=np.int64)
-    cnt = np.zeros(n, dtype=np.int64)
-    ids = np.zeros(n, dtype=np.int64)
-    g = np.zeros(n)
-    bits = np.zeros((3, adj.shape[1]), dtype=np.uint64)
-    ctl = np.zeros(N_CTL, dtype=np.int64)
+    state = (np.empty(k, dtype=np.int64), np.full(n, -1, dtype=np.int64), np.zeros(n, dtype=np.int64),
+             np.zeros(n, dtype=np.int64), np.zeros(n), np.zeros((3, adj.shape[1]), dtype=np.uint64),
+             np.zeros(N_CTL, dtype=np.int64))
+    _start(indptr, indices, data, adj, w, start, *state)
+    return state
+
+
+@njit(cache=True)
+def _start(indptr, indices, data, adj, w, start, members, pos, cnt, ids, g, bits, ctl):  # pragma: no cover
     ctl[PDELAY] = 2
     if adj.shape[0]:
         _clear(indptr, indices, data, adj, w, members, pos, cnt, ids, g, bits, ctl)
     for v in start:
         _add(indptr, indices, data, adj, w, members, pos, cnt, ids, g, bits, ctl, v)
-    return members, pos, cnt, ids, g, bits, ctl
 
 
 @njit(cache=True, inline="always", _nrt=False)
