@@ -264,6 +264,22 @@ class _Run:
         self.n_cuts += 1
         return True
 
+    def restrict_curvature(self) -> None:
+        """Strengthen later tangents with the curvature of the free vertices alone.
+
+        Every set left has the fixed coordinates, so ``f`` only needs to be concave along
+        ``v`` supported on the free set ``F`` with ``sum(v) = 0``; there ``v^T W v <=
+        -2 lam_F |v|^2`` with ``lam_F`` the smallest eigenvalue of ``-1/2 J_F W_FF J_F``,
+        at least the global one (a subspace of ``1^perp``). Only ever raised, less a
+        rounding allowance; the cuts' lift for a tolerated negative eigenvalue stays.
+        """
+        free = np.flatnonzero(self.fixed < 0)
+        if free.size < 3:
+            return
+        sub = negative_type(self.w[np.ix_(free, free)])
+        rounding = sub.slack - max(0.0, -sub.smallest)
+        self.shift = max(self.shift, 2.0 * (sub.smallest - rounding))
+
     def swap_cuts(self, idx: np.ndarray, limit: int) -> int:
         """Tangents at the ``limit`` free 1-swap neighbours of the k-set ``idx`` that the pool overestimates most.
 
@@ -473,6 +489,7 @@ def _lp_rounds(model: _Model, run: _Run, rounds: int, fixing: bool) -> _Model:
             bound, fixed = run.fix_by_duals(mu)
             run.tighten(bound)
             if fixed:
+                run.restrict_curvature()
                 model = _Model(run)
                 if model.kk == 0 or model.kk == model.cols.size:  # one set left: the fixings decide it
                     x = model.full(np.ones(model.cols.size) if model.kk else np.zeros(model.cols.size))

@@ -220,12 +220,17 @@ def test_fixing_never_removes_a_set_at_least_as_good_as_the_incumbent(seed: int)
     y = np.zeros(13)
     y[start] = 1.0
     run.cut_at(y)
+    shift = run.shift
     model = _lp_rounds(_Model(run), run, 200, True)
     assert np.any(run.fixed >= 0)  # the test exercises fixing
+    assert run.shift > shift  # ... and the stronger curvature of the free vertices
 
     for step in range(4):
         ok = np.array([np.all(run.fixed[s] != 0) and set(np.flatnonzero(run.fixed == 1)) <= set(s) for s in sets])
         assert np.all(ok[values >= run.value]), "a set as good as the incumbent was fixed away"
+        # Every cut, including those with the free vertices' (larger) curvature, holds on every set left.
+        cuts = np.array([[g[t].sum() + c for g, c in zip(run.pool_g, run.pool_c)] for t in sets[ok]])
+        assert np.all(cuts.min(axis=1) >= values[ok] - 1e-9 * values.max())
         assert run.bound >= values.max() * (1 - 1e-12)
         bound, _ = run.fix_by_duals(rng.exponential(size=len(run.pool_g)) * (rng.random(len(run.pool_g)) < 0.5))
         assert bound >= values.max() * (1 - 1e-12)
