@@ -182,9 +182,10 @@ def render(data: dict[str, Any]) -> str:
              "A time is seconds to a proof of optimality (`status == optimal`, the whole `solve` call: "
              "validation, the pls start, the search); `≥cap (v, gap g)` = stopped at the cap with value v and "
              "gap (bound − v) / v. MEWCat's time is its PLS start plus its search, as it prints them; "
-             "it has no cardinality bound, so it runs at k = k* only; it measures CPU time (`clock()`). bnb / MEWCat "
-             "is the ratio of the two times measured in this run (bnb wall-clock over MEWCat CPU, unfavourable to "
-             "bnb on a loaded machine); CPU / CPU is the same ratio with bnb's CPU time (`time.process_time`).")
+             "it has no cardinality bound, so it runs at k = k* only. It prints CPU time (`clock()`); the script also "
+             "times its process (wall). bnb / MEWCat is the ratio of the two wall-clock times measured in this "
+             "run (MEWCat's includes reading the graph), CPU / CPU the ratio of bnb's CPU time "
+             "(`time.process_time` around `solve`) to MEWCat's printed total.")
     for dimacs in (True, False):
         rep.heading("DIMACS graphs (general graphs, MEWC)" if dimacs else "MDPLIB, n ≤ 100 (complete graphs, MDP), k = m")
         rows = []
@@ -195,7 +196,7 @@ def render(data: dict[str, Any]) -> str:
             proven = next((x["value"] for x in (b, i, m) if x and x["status"] == "optimal" and x.get("value") is not None), None)
             ratio = cpu_ratio = "—"
             if b and m and b["status"] == "optimal" and m["status"] == "optimal" and m.get("time"):
-                ratio = common.fmt_x(b["time"] / max(m["time"], 0.01))
+                ratio = common.fmt_x(b["time"] / max(m.get("wall", m["time"]), 0.01))
                 if b.get("cpu") is not None:
                     cpu_ratio = common.fmt_x(b["cpu"] / max(m["time"], 0.01))
             rows.append([r["name"], r["n"], f"{r['label']} = {r['k']}", common.fmt_objective(proven),
@@ -236,11 +237,16 @@ def targets(rep: common.Report, runs: dict[str, Any]) -> None:
     worst = max((r["bnb"]["time"] for r in star if r.get("bnb")), default=float("nan"))
     items = [f"Every shipped DIMACS optimum proven by bnb at k = k* within {TARGET_STAR_S:.0f} s: "
              f"{n_ok} of {len(star)} ({common.met(bool(star) and n_ok == len(star))}; slowest {worst:.2f} s)."]
-    ratios = [r["bnb"]["time"] / max(r["mewcat"]["time"], 0.01) for r in star
+    cpu_ok = [r for r in star if r.get("bnb") and r["bnb"].get("cpu") is not None]
+    if cpu_ok:
+        n_cpu = sum(right(r) and r["bnb"]["status"] == "optimal" and r["bnb"]["cpu"] <= TARGET_STAR_S for r in cpu_ok)
+        items.append(f"The same in CPU time (one core's work, whatever the load): {n_cpu} of {len(star)} within "
+                     f"{TARGET_STAR_S:.0f} s; slowest {max(r['bnb']['cpu'] for r in cpu_ok):.2f} s.")
+    ratios = [r["bnb"]["time"] / max(r["mewcat"].get("wall", r["mewcat"]["time"]), 0.01) for r in star
               if r.get("bnb") and r.get("mewcat") and r["bnb"]["status"] == "optimal" and r["mewcat"]["status"] == "optimal"]
     if ratios:
         gm = math.exp(sum(map(math.log, ratios)) / len(ratios))
-        items.append(f"Stretch, within 2x MEWCat side by side: {sum(x <= 2 for x in ratios)} of {len(ratios)} "
+        items.append(f"Stretch, within 2x MEWCat side by side (wall / wall): {sum(x <= 2 for x in ratios)} of {len(ratios)} "
                      f"within 2x; geometric mean bnb / MEWCat {gm:.2f}x, worst {max(ratios):.2f}x "
                      f"({common.met(max(ratios) <= 2)}).")
     cpu = [r["bnb"]["cpu"] / max(r["mewcat"]["time"], 0.01) for r in star
@@ -248,7 +254,7 @@ def targets(rep: common.Report, runs: dict[str, Any]) -> None:
            and r["mewcat"]["status"] == "optimal"]
     if cpu:
         gm = math.exp(sum(map(math.log, cpu)) / len(cpu))
-        items.append(f"The same with bnb's CPU time (MEWCat's own measure): {sum(x <= 2 for x in cpu)} of {len(cpu)} "
+        items.append(f"The same in CPU time (CPU / CPU): {sum(x <= 2 for x in cpu)} of {len(cpu)} "
                      f"within 2x; geometric mean {gm:.2f}x, worst {max(cpu):.2f}x.")
     n_b = sum(ok(r, TARGET_BELOW_S) for r in below)
     items.append(f"Every shipped DIMACS graph proven at k*-1 and ⌈k*/2⌉ within {TARGET_BELOW_S:.0f} s: "
@@ -280,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
         common.write_atomic(path.with_suffix(".md"), render(data))
         return 0
     data["meta"] = {"machine": common.machine_info("numpy", "numba", "highspy"), "cap_bnb": args.cap_bnb,
-                    "cap_ilp": args.cap_ilp, "cap_mewcat": args.cap_mewcat, "note": args.note,
+                    "cap_ilp": data.get("meta", {}).get("cap_ilp") if args.no_ilp else args.cap_ilp, "cap_mewcat": args.cap_mewcat, "note": args.note,
                     "updated": dt.datetime.now().isoformat(timespec="seconds")}
     if args.time_limits is not None:
         data["time_limits"] = run_time_limits(args.time_limits or [0.5, 2.0])

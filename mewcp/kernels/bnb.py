@@ -50,7 +50,15 @@ the incumbent, or contains a vertex of B; branching on ``b_1, b_2, ...`` (lowest
 degree first) with candidates ``N(b_i) ∩ (P minus b_1..b_{i-1})`` covers them
 all (the branching-set scheme of WLMC, Jiang, Li & Manyà 2016, and MEWCat).
 With ``size="exact"`` a vertex with fewer than ``r - 1`` neighbours in P is
-removed first, repeatedly (a vertex of an r-clique has r - 1 neighbours in it).
+removed first, repeatedly (a vertex of an r-clique has r - 1 neighbours in it), and
+a node whose remaining candidates fall into fewer than r of these sets (built with
+nothing branched on) is closed at once: a proper colouring with fewer than r colours
+rules out an r-clique.
+
+Layout: the adjacency is uint64 bit rows (`adjacency_bits`; degrees in P are
+popcounts), each set is one scan of the candidates sorted by degree, and nodes with
+at most `LOCAL_MAX` candidates keep their weights as a local matrix (``-inf`` off the
+edges) filled from the parent's, so the bound reads them from cache.
 """
 
 from __future__ import annotations
