@@ -237,7 +237,9 @@ def _render_gkdb(rep: common.Report, b: list[dict[str, Any]]) -> None:
 
 
 def _render_gkdc(rep: common.Report, part: str, k: int, title: str, rs: list[dict[str, Any]]) -> None:
-    rep.heading(f"GKD-c (n = 500), {title}, cap {rs[0]['cap']:.0f} s")
+    caps = sorted({r["cap"] for r in rs})
+    rep.heading(f"GKD-c (n = 500), {title}, cap{'s' if len(caps) > 1 else ''} "
+                + " / ".join(f"{c:.0f}" for c in caps) + " s")
     table = []
     for r in rs:
         pub = PUBLISHED_2023.get(k, {}).get(r["instance"].split("_n")[0], "—")
