@@ -280,9 +280,10 @@ def _render_gkdc(rep: common.Report, part: str, k: int, title: str, rs: list[dic
         said = [f"{r['instance']}: proven in {r['runtime']:.4g} s" if r["status"] == "optimal" else
                 f"{r['instance']}: not proven within the {r['cap']:.0f} s run here, gap {100 * r['gap']:.3g}%"
                 for r in rs]
-        ok = len(rs) >= 2 and all(r["status"] == "optimal" and r["runtime"] <= TARGET_50_S for r in rs)
-        rep.bullets([f"Target: GKD-c_2 and GKD-c_4 proven within {TARGET_50_S:.0f} s on one core: "
-                     + "; ".join(said) + (" -> **MET**" if ok else
+        target = [r for r in rs if r["instance"].split("_n")[0] in ("GKD-c_2", "GKD-c_4")]
+        ok = len(target) == 2 and all(r["status"] == "optimal" and r["runtime"] <= TARGET_50_S for r in target)
+        rep.bullets([f"Target: GKD-c_2 and GKD-c_4 proven within {TARGET_50_S:.0f} s on one core (the others: "
+                     "the gap reached): " + "; ".join(said) + (" -> **MET**" if ok else
                                           " -> **NOT met** (not checked in full unless capped at 3600 s: "
                                           "`--parts c50 --cap-50 3600`)")])
 
