@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import time
 
 import numpy as np
 import pytest
@@ -185,6 +186,20 @@ def test_the_time_limit_holds_on_500_vertices(graph):
     sol = mewcp.solve(w, 10, "bnb", time_limit=0.5, seed=0)
     assert sol.status is mewcp.Status.FEASIBLE and sol.bound >= sol.weight
     assert sol.runtime < 0.5 + 2.0  # generous: the machine may be shared
+
+
+def test_the_time_limit_holds_when_the_bound_work_changes_across_the_search():
+    # complete graph with Euclidean weights, n = 3000, k = 50: nodes near the root first refuse every vertex (cheap),
+    # later ones place many (quadratic); with m^2 charged per node whatever the bound did, one kernel call of the
+    # adapted budget ran 50 s past a 2 s limit
+    rng = np.random.default_rng(0)
+    x = rng.random((3000, 5))
+    w = np.sqrt(((x[:, None, :] - x[None, :, :]) ** 2).sum(-1))
+    mewcp.solve(w[:100, :100], 50, "bnb", time_limit=0.5, seed=0)  # first call: loads the cached kernels
+    t0 = time.perf_counter()
+    sol = mewcp.solve(w, 50, "bnb", time_limit=2.0, seed=0)
+    assert time.perf_counter() - t0 < 2.0 + 2.0  # generous: the machine may be shared
+    assert sol.status is mewcp.Status.FEASIBLE and sol.bound >= sol.weight and len(sol.nodes) == 50
 
 
 @pytest.mark.parametrize("n", [1, 5, 63, 64, 65, 130])
