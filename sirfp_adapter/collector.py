@@ -38,6 +38,7 @@ batch was skipped has no matrix. An EMA is never poisoned by one bad batch.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import time
 import warnings
 from collections.abc import Iterable, Iterator, Mapping
@@ -84,7 +85,11 @@ class RedundancyCollector:
     start : {"mean", "first", "zero"}
         How the EMA starts (see the module notes).
     **measure_options
-        Passed to the measure (e.g. ``normalize="relu_l1"``, ``downsample=32``).
+        Passed to the measure (e.g. ``normalize="relu_l1"``, ``downsample=32``,
+        ``positions=256``); checked against the measure's signature here. With
+        ``positions``, the draws come from a private generator seeded with 0 unless
+        ``generator=`` is given, so runs repeat and the training's random stream is
+        not touched.
 
     Examples
     --------
@@ -128,6 +133,13 @@ class RedundancyCollector:
         self.start = start
         self.measure_name = measure
         self._measure = get_measure(measure)
+        try:  # unknown measure options fail here, not at the first training step
+            inspect.signature(self._measure).bind(None, **measure_options)
+        except TypeError as err:
+            raise TypeError(f"measure {measure!r} does not take these options {sorted(measure_options)}: {err}") from None
+        if measure_options.get("positions") is not None and measure_options.get("generator") is None:
+            # sampled positions: a private, seeded stream (reproducible, and the training's RNG is untouched)
+            measure_options = {**measure_options, "generator": torch.Generator().manual_seed(0)}
         self.measure_options = measure_options
         self.decay = float(decay)
         self.every = every

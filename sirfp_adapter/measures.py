@@ -72,7 +72,8 @@ included.
 Cost: ``gram``, ``hellinger``, ``kl`` and ``dice`` are one batched matrix product,
 ``O(B C^2 N)`` multiply-adds. ``js`` is exact but has no matrix-product form: it
 evaluates one logarithm per channel pair and position, ``O(B C^2 N / 2)``
-logarithms, in blocks whose temporary is bounded by ``chunk`` elements, so its
+logarithms (``positions=S`` samples ``S`` of the ``N`` positions per sample for an
+unbiased estimate at ``S / N`` of that cost), in blocks whose temporary is bounded by ``chunk`` elements, so its
 memory stays ``O(C^2 + C N + chunk)``. On CUDA tensors, when Triton can be imported,
 ``js`` evaluates those logarithms in a Triton kernel instead (``backend="auto"``; see
 :func:`js`), which is what makes full-resolution maps affordable during training; the
@@ -144,6 +145,20 @@ def _check_chunk(chunk: object) -> int | None:
     if chunk < 1:
         raise ValueError(f"chunk must be a positive int or None; got {chunk}")
     return chunk
+
+
+def _check_positions(positions: object, generator: object) -> int | None:
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(f"generator must be a torch.Generator or None; got {type(generator).__name__}")
+    if generator is not None and generator.device.type != "cpu":
+        raise ValueError(f"generator must be a CPU generator; got one on {generator.device}")
+    if positions is None:
+        return None
+    if isinstance(positions, bool) or not isinstance(positions, int):
+        raise TypeError(f"positions must be a positive int or None; got {type(positions).__name__}")
+    if positions < 1:
+        raise ValueError(f"positions must be a positive int or None; got {positions}")
+    return positions
 
 
 def _check_backend(backend: object) -> str:
@@ -338,10 +353,12 @@ def js(
     *,
     normalize: Normalize = "softmax",
     downsample: Downsample = None,
+    positions: int | None = None,
+    generator: torch.Generator | None = None,
     chunk: int | None = None,
     backend: Backend = "auto",
 ) -> Tensor:
-    """The paper's redundancy ``r_ij = log 2 - JS(P_i, P_j)``, exact, averaged over the batch.
+    """The paper's redundancy ``r_ij = log 2 - JS(P_i, P_j)``, averaged over the batch.
 
     Parameters
     ----------
@@ -358,6 +375,16 @@ def js(
     downsample : int or (int, int), optional
         Average-pool the maps to this size first (``adaptive_avg_pool2d``). The
         paper uses full resolution (``None``); pooling is its Table 8 ablation.
+    positions : int, optional
+        Estimate each sample's pairwise sum from this many positions drawn
+        uniformly without replacement (a fresh draw per sample), scaled by
+        ``H*W / positions``: an unbiased estimate of the exact value at
+        ``positions / (H*W)`` of the pairwise cost; a single estimate can exceed
+        ``log 2`` (it is not clamped there, which would bias the average that
+        the collector keeps). The distributions themselves are always normalised over every
+        position. ``None`` (default), or at least ``H*W``: exact.
+    generator : torch.Generator, optional
+        A CPU generator for the positions' draws (default: torch's global one).
     chunk : int, optional
         Maximum number of elements of the pairwise temporaries of the torch
         path (default ``2**18`` on the CPU, 1 MiB in float32, which stays in
@@ -377,16 +404,17 @@ def js(
     Returns
     -------
     Tensor of shape (C, C), float32, on ``x.device``
-        Symmetric, entries in ``[0, log 2]``, diagonal exactly ``log 2``.
+        Symmetric, entries in ``[0, log 2]`` (``>= 0`` for a ``positions``
+        estimate), diagonal exactly ``log 2``.
 
     Raises
     ------
     TypeError
-        If ``x`` is not a floating torch.Tensor, or ``chunk``/``downsample``
-        has the wrong type.
+        If ``x`` is not a floating torch.Tensor, or ``chunk``/``downsample``/
+        ``positions``/``generator`` has the wrong type.
     ValueError
         If ``x`` is not 4-D or is empty, ``normalize`` or ``backend`` is
-        unknown, ``chunk``/``downsample`` is not positive, or
+        unknown, ``chunk``/``downsample``/``positions`` is not positive, or
         ``backend="triton"`` is asked for a tensor that is not on CUDA or is
         float64.
     ImportError
@@ -421,6 +449,14 @@ def js(
     position chunks and over the batch are accumulated in float64 (float32 on
     MPS); results are clamped to ``[0, log 2]`` against rounding.
 
+    With ``positions=S < N`` each sample's sum over positions is replaced by
+    ``N / S`` times its sum over ``S`` positions drawn uniformly without replacement
+    (the same positions for every channel pair of that sample, a new draw per
+    sample): since every summand is a function of one position, the expectation is
+    the exact sum. The estimate stays ``>= 0`` but is not clamped at ``log 2``
+    (clamping draws would bias their mean); its variance falls as the EMA folds in
+    more batches. It is largest for peaked maps whose mass few positions carry.
+
     Backends. Both share everything but the pairwise sum: casting,
     ``downsample``, the probabilities (dead channels included), ``p log p``,
     the batch loop, the clamp and the symmetrisation. The Triton kernel tiles
@@ -442,6 +478,7 @@ def js(
     normalize = _check_normalize(normalize)
     budget = _check_chunk(chunk)
     size = _check_downsample(downsample)
+    sampled = _check_positions(positions, generator)
     backend = _check_backend(backend)
     if budget is None:
         budget = DEFAULT_CHUNK if x.device.type == "cpu" else DEFAULT_CHUNK_DEVICE
@@ -453,10 +490,18 @@ def js(
             pairwise = _pairwise_js_terms
         n_batch, n_channels = x.shape[:2]
         total = torch.zeros(n_channels, n_channels, dtype=_accumulator_dtype(x.device), device=x.device)
+        n_positions = x.shape[-2] * x.shape[-1]
+        estimate = sampled is not None and sampled < n_positions
         for b in range(n_batch):
             p = _probabilities(x[b], normalize)  # (C, N)
-            total += pairwise(p, torch.xlogy(p, p), budget)
-        r = (total * (0.5 / n_batch)).clamp_(0.0, _LOG2)
+            if not estimate:
+                total += pairwise(p, torch.xlogy(p, p), budget)
+                continue
+            index = torch.randperm(n_positions, generator=generator)[:sampled].to(p.device, non_blocking=True)
+            p = p[:, index]
+            total += pairwise(p, torch.xlogy(p, p), budget) * (n_positions / sampled)
+        # an estimate is left unclamped above: clamping single draws would bias their average
+        r = (total * (0.5 / n_batch)).clamp_(0.0, None if estimate else _LOG2)
         return _finish(r, diagonal=_LOG2)
 
 

@@ -133,6 +133,28 @@ def test_bad_arguments(kwargs, match):
         RedundancyCollector("net")
 
 
+def test_measure_options_are_checked_at_construction():
+    with pytest.raises(TypeError, match=r"measure 'gram' does not take these options \['positions'\]"):
+        RedundancyCollector(TinyNet(), measure="gram", positions=16)
+
+
+def test_sampled_positions_repeat_and_leave_the_global_rng_alone():
+    batches = [torch.randn(2, 8, 4, 4, generator=torch.Generator().manual_seed(step)) for step in range(3)]
+    nets = [TinyNet() for _ in range(3)]
+
+    def collect(net: nn.Module, **options: object) -> np.ndarray:
+        col = RedundancyCollector(net, ["bn1"], measure="js", **options)
+        for x in batches:
+            col.update("bn1", x)
+        return col.matrices()["bn1"]
+
+    state = torch.random.get_rng_state()
+    first = collect(nets[0], positions=4)
+    assert torch.equal(torch.random.get_rng_state(), state)
+    assert np.array_equal(first, collect(nets[1], positions=4))
+    assert not np.array_equal(first, collect(nets[2]))
+
+
 def _rank_main(rank: int, world: int, init_file: str, out_dir: str) -> None:
     torch.distributed.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
     try:

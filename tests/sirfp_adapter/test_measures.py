@@ -388,6 +388,9 @@ def test_bad_x(name, x, exc, match):
         ({"downsample": (2, -1)}, ValueError, r"pair of positive ints \(h, w\); got \(2, -1\)"),
         ({"downsample": (2, 2, 2)}, TypeError, r"got \(2, 2, 2\)"),
         ({"downsample": 1.5}, TypeError, "got 1.5"),
+        ({"positions": 0}, ValueError, "positions must be a positive int or None; got 0"),
+        ({"positions": 2.0}, TypeError, "positions must be a positive int or None; got float"),
+        ({"positions": 4, "generator": 7}, TypeError, "generator must be a torch.Generator or None; got int"),
         ({"backend": "cuda"}, ValueError, r"backend must be one of 'auto', 'torch', 'triton'; got 'cuda'"),
         ({"backend": None}, ValueError, r"backend must be one of 'auto', 'torch', 'triton'; got None"),
         ({"backend": "triton"}, ValueError, r"backend='triton' needs a CUDA tensor; x is on cpu"),
@@ -413,6 +416,36 @@ def test_meta_device_runs_without_host_sync(name):
     x = torch.empty(2, 5, 4, 4, device="meta", dtype=torch.float16)
     r = get_measure(name)(x)
     assert r.shape == (5, 5) and r.dtype == torch.float32 and r.device.type == "meta"
+
+
+# ----------------------------------------------------------------------------- js on sampled positions
+
+
+def test_js_positions_at_least_all_positions_is_exact():
+    x = maps(c=5, h=4, w=6)
+    assert torch.equal(js(x, positions=24), js(x)) and torch.equal(js(x, positions=10**6), js(x))
+
+
+def test_js_positions_is_an_unbiased_estimate():
+    """The mean over many draws converges to the exact value (4 standard errors, fixed seed), peaked maps too."""
+    x = maps(b=1, c=4, h=6, w=6, scale=3.0)
+    exact = ref_js(x, "softmax")
+    g = torch.Generator().manual_seed(3)
+    draws = torch.stack([js(x, positions=9, generator=g) for _ in range(3000)]).double().numpy()
+    off = ~np.eye(4, dtype=bool)
+    assert draws[:, off].max() > LOG2  # single draws overshoot: they are not clamped there
+    se = draws.std(axis=0, ddof=1) / np.sqrt(len(draws))
+    assert (np.abs(draws.mean(axis=0) - exact)[off] < 4 * se[off]).all()
+    assert (draws[:, off] >= 0).all() and (draws.std(axis=0)[off] > 1e-4).all()
+
+
+def test_js_positions_follow_the_generator():
+    x = maps(c=6, h=8, w=8)
+    a = js(x, positions=8, generator=torch.Generator().manual_seed(1))
+    b = js(x, positions=8, generator=torch.Generator().manual_seed(1))
+    c = js(x, positions=8, generator=torch.Generator().manual_seed(2))
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    assert torch.equal(a, a.T) and (a >= 0).all() and (a.diagonal() == np.float32(LOG2)).all()
 
 
 # ----------------------------------------------------------------------------- js backends (CPU side)
