@@ -109,9 +109,9 @@ class Variant:
 
 def _sirfp(measure: str = "js", budget: Callable[[], Criterion] | None = None,
            **options: Any) -> Callable[[int], Criterion]:
-    """SIRFP with the recommended collection; ``budget`` builds a fresh budget criterion per run
-    (``None``: redundancy's own scores share the budget)."""
-    return lambda seed: SIRFP(measure, start="mean", min_positions=4, max_samples=4,
+    """SIRFP with the benchmark's exact collection (every pass, 4 samples, every position);
+    ``budget`` builds a fresh budget criterion per run (``None``: redundancy's own scores share the budget)."""
+    return lambda seed: SIRFP(measure, start="mean", min_positions=4, every=1, max_samples=4, positions=None,
                               budget=budget() if budget is not None else None, **options)
 
 
@@ -137,11 +137,14 @@ VARIANTS: dict[str, Variant] = {
     "SIRFP (dice, sensitivity budget)": Variant(_sirfp("dice", budget=Sensitivity)),
     "SIRFP (gram, sensitivity budget)": Variant(_sirfp("gram", budget=Sensitivity)),
     "L1 order, sensitivity budget": Variant(lambda seed: Sensitivity(L1())),
+    # the library's defaults as they are, collection budget included (one sample in 8 passes, 256 positions)
+    "SIRFP (js, sensitivity budget, default collection)": Variant(lambda seed: SIRFP()),
     "SIRFP (js)": Variant(_sirfp()),
 }
 #: the progressive protocol is costlier: the baselines that matter and the SIRFP variants
 PROGRESSIVE = ("Taylor", "FPGM", "DCFP", "L1 order, sensitivity budget", "SIRFP (js)",
-               "SIRFP (gram, sensitivity budget)", "SIRFP (js relu_l1, sensitivity budget)", RECOMMENDED)
+               "SIRFP (gram, sensitivity budget)", "SIRFP (js relu_l1, sensitivity budget)", RECOMMENDED,
+               "SIRFP (js, sensitivity budget, default collection)")
 SIRFP_NAMES = tuple(n for n in VARIANTS if n.startswith("SIRFP"))
 PUBLISHED = ("random", "L1", "BN scale", "FPGM", "Taylor", "DCFP", "DepGraph group norm")
 
@@ -247,7 +250,7 @@ def prune_run(arch: str, state: dict[str, Any], name: str, protocol: str, target
             "prune_s": prune_time, "wall_s": time.perf_counter() - started, "keep": keep}
 
 
-def _dense_state(saved: dict[str, Any], arch: str, seed: int, setup: Setup, xs: torch.Tensor, ys: torch.Tensor,
+def dense_state(saved: dict[str, Any], arch: str, seed: int, setup: Setup, xs: torch.Tensor, ys: torch.Tensor,
                  val: list[Any], quick: bool) -> dict[str, Any]:
     """The trained dense model of (arch, seed), from the cache or trained now; its reference measured if missing.
 
@@ -331,7 +334,7 @@ def main() -> None:
                     xs, ys, val = pools[task]
                     dkey = f"{arch}|{seed}"
                     if dkey not in states:
-                        states[dkey] = _dense_state(saved, arch, seed, setup, xs, ys, val, args.quick)
+                        states[dkey] = dense_state(saved, arch, seed, setup, xs, ys, val, args.quick)
                     names = list(VARIANTS) if protocol == "oneshot" else list(PROGRESSIVE)
                     names = [n for n in names if args.variants is None or n in args.variants]
                     for target in targets:

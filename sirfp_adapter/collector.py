@@ -140,6 +140,7 @@ class RedundancyCollector:
         if measure_options.get("positions") is not None and measure_options.get("generator") is None:
             # sampled positions: a private, seeded stream (reproducible, and the training's RNG is untouched)
             measure_options = {**measure_options, "generator": torch.Generator().manual_seed(0)}
+        self._generator: torch.Generator | None = measure_options.get("generator")
         self.measure_options = measure_options
         self.decay = float(decay)
         self.every = every
@@ -296,6 +297,7 @@ class RedundancyCollector:
             "updates": updates,
             "skipped": self.skipped(),
             "positions": dict(self._positions),
+            **({"generator": self._generator.get_state()} if self._generator is not None else {}),
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
@@ -313,8 +315,8 @@ class RedundancyCollector:
         missing = [k for k in ("measure", "decay", "ema", "calls", "updates") if k not in state]
         if missing:
             raise ValueError(f"{where} lacks the key {missing[0]!r} (not a RedundancyCollector.state_dict())")
-        unknown = sorted(set(state) - {"measure", "decay", "ema", "calls", "updates", "skipped", "positions"},
-                         key=str)
+        unknown = sorted(set(state) - {"measure", "decay", "ema", "calls", "updates", "skipped", "positions",
+                                       "generator"}, key=str)
         if unknown:
             raise ValueError(f"{where} holds the unknown key {unknown[0]!r}")
         if state["measure"] != self.measure_name:
@@ -333,6 +335,10 @@ class RedundancyCollector:
                 raise ValueError(f"state['positions'] holds layer {n!r}, which this collector does not watch")
             if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < 1:
                 raise ValueError(f"state['positions'][{n!r}] must be an int >= 1; got {v!r}")
+        generator = state.get("generator")
+        if generator is not None and not (isinstance(generator, torch.Tensor) and generator.dtype == torch.uint8):
+            raise ValueError(f"state['generator'] must be a uint8 tensor from torch.Generator.get_state(); "
+                             f"got {type(generator).__name__}")
         ema = state["ema"]
         if not isinstance(ema, Mapping):
             raise ValueError(f"state['ema'] must be a dict of layer name to tensor; got {type(ema).__name__}")
@@ -364,6 +370,8 @@ class RedundancyCollector:
                 raise ValueError(f"{key} holds non-finite values (NaN or inf)")
             device = next(self._modules[n].parameters(), t).device
             loaded[n] = t.detach().clone().to(device=device, dtype=torch.float32)
+        if generator is not None and self._generator is not None:  # the sampled positions continue as they were
+            self._generator.set_state(generator.cpu())
         self._ema = loaded
         self._positions.update({n: int(v) for n, v in positions.items()})
         self._calls.update(counts["calls"])

@@ -77,6 +77,7 @@ def test_the_private_name_check_can_fail(tmp_path: Path) -> None:
 @pytest.mark.parametrize(("module", "pairs"), [
     ("planning_speed", [("planning_speed", "render")]),
     ("criteria", [("criteria", "render")]),
+    ("criteria_resolution", [("criteria_resolution", "render")]),
     ("ehgp_speed", [("ehgp_speed", "render_markdown")]),
     ("solver_quality", [("solver_quality", "render_markdown")]),
     ("exact_solvers", [("exact_solvers", "render")]),

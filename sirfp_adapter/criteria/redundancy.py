@@ -25,6 +25,7 @@ filters' L1 norm), with a warning naming them — never cut blindly.
 
 from __future__ import annotations
 
+import inspect
 import warnings
 from collections.abc import Mapping
 from typing import Any
@@ -39,7 +40,16 @@ from sirfp_adapter.groups import ChannelGroup
 from sirfp_adapter.measures import get_measure
 from sirfp_adapter.plan import CALIBRATIONS, Ranking, group_matrix, rank_redundancy
 
-__all__ = ["PaperSIRFP", "ReleasedSIRFP", "SIRFP"]
+__all__ = ["DEFAULT_EVERY", "DEFAULT_MAX_SAMPLES", "DEFAULT_POSITIONS", "PaperSIRFP", "ReleasedSIRFP", "SIRFP"]
+
+#: The default collection budget during training: one measured pass in ``DEFAULT_EVERY``, its first
+#: ``DEFAULT_MAX_SAMPLES`` sample(s), ``DEFAULT_POSITIONS`` sampled positions per map (js): meant to keep
+#: the collector within 1.3x a plain training step of torchvision's deeplabv3_resnet50 at 2x3x256x256 on
+#: a 2-core CPU (measured: benchmarks/collector_overhead.py); the paper's exact collection is
+#: ``every=1, max_samples=None, positions=None`` (`PaperSIRFP`).
+DEFAULT_EVERY = 8
+DEFAULT_MAX_SAMPLES: int | None = 1
+DEFAULT_POSITIONS = 256
 
 
 class SIRFP(Criterion):
@@ -53,9 +63,17 @@ class SIRFP(Criterion):
     decay : float
         EMA decay of the collected graphs, in [0, 1).
     every : int
-        Measure on every ``every``-th training forward pass.
+        Measure on every ``every``-th training forward pass (a one-shot collection,
+        `sirfp_adapter.prune_once`, measures every batch it is given).
     max_samples : int, optional
-        Measure at most this many samples of each batch.
+        Measure at most this many samples of each batch (``None``: all).
+    positions : int, None or "auto"
+        For a measure that can estimate from sampled positions (one whose function
+        takes ``positions``: ``js``): that many positions per sample, an unbiased
+        estimate (`sirfp_adapter.measures.js`); ``None``: every position, exact;
+        ``"auto"``: `DEFAULT_POSITIONS` for such a measure, exact for the others
+        (one matrix product each, cheap already). An int with another measure is
+        an error.
     calibration : {"mean", "range", "none"}
         How removal scores compare across groups (`sirfp_adapter.plan.rank_redundancy`).
     start : {"mean", "first", "zero"}
@@ -86,8 +104,9 @@ class SIRFP(Criterion):
         measure: str = "js",
         *,
         decay: float = 0.99,
-        every: int = 1,
-        max_samples: int | None = None,
+        every: int = DEFAULT_EVERY,
+        max_samples: int | None = DEFAULT_MAX_SAMPLES,
+        positions: int | None | str = "auto",
         calibration: str = "mean",
         start: str = "mean",
         min_positions: int = 4,
@@ -95,7 +114,16 @@ class SIRFP(Criterion):
         budget: Criterion | str | None = "sensitivity",
         **measure_options: Any,
     ) -> None:
-        get_measure(measure)  # raises, naming the valid ones
+        samples_positions = "positions" in inspect.signature(get_measure(measure)).parameters  # raises on a bad name
+        if isinstance(positions, str):
+            if positions != "auto":
+                raise ValueError(f"positions must be a positive int, None or 'auto', got {positions!r}")
+            positions = DEFAULT_POSITIONS if samples_positions else None
+        if samples_positions:
+            measure_options["positions"] = positions
+        elif positions is not None:
+            raise ValueError(f"positions applies to measures that sample positions (js); measure {measure!r} "
+                             f"computes on every position in one matrix product: leave positions='auto' or None")
         if calibration not in CALIBRATIONS:
             raise ValueError(f"calibration must be one of {CALIBRATIONS}, got {calibration!r}")
         if isinstance(min_positions, bool) or not isinstance(min_positions, int) or min_positions < 1:
@@ -131,8 +159,10 @@ class SIRFP(Criterion):
     def _attach(self, training_only: bool) -> None:
         for helper in self._helpers():
             helper.attach(self.model, self.groups, training_only=training_only)
+        # a one-shot collection (eval-mode passes too) measures every batch it is given
+        options = self.collector_options if training_only else {**self.collector_options, "every": 1}
         self.collector = RedundancyCollector(self.model, self.groups.feature_layers(), measure=self.measure,
-                                             training_only=training_only, **self.collector_options)
+                                             training_only=training_only, **options)
         self.collector.open()
 
     def observe(self) -> None:
@@ -223,7 +253,7 @@ class PaperSIRFP(SIRFP):
     name = "sirfp-paper"
 
     def __init__(self, *, every: int = 1, max_samples: int | None = None) -> None:
-        super().__init__("js", decay=0.99, every=every, max_samples=max_samples, calibration="mean",
+        super().__init__("js", decay=0.99, every=every, max_samples=max_samples, positions=None, calibration="mean",
                          start="first", min_positions=1, budget=None, normalize="softmax")
 
 

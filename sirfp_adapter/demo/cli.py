@@ -66,6 +66,7 @@ _HELP = {
     "weight_decay": "AdamW weight decay",
     "every": "measure redundancy on every N-th forward pass",
     "max_samples": "samples per batch used by the redundancy measure (0: all)",
+    "positions": "positions per map sampled by js, an unbiased estimate (0: every position, exact)",
     "decay": "EMA decay of the redundancy statistics",
     "seed": "seed of data order, initialisation and random choices",
     "threads": "torch CPU threads",
@@ -94,6 +95,7 @@ _SHAPES: dict[str, dict[str, Any]] = {
     "weights": {"metavar": "FILE"},
     "threads": {"type": int},
     "max_samples": {"type": int},
+    "positions": {"type": int},
     "min_keep": {"type": _count_or_fraction},
 }
 _NONE_MEANS = {"data": "the built-in synthetic data", "threads": "torch's choice",
@@ -186,8 +188,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     values = {f.name: getattr(args, f.name) for f in fields(Config)}
     for name in ("size", "widths", "objects", "scale"):
         values[name] = tuple(values[name])
-    if values["max_samples"] == 0:
-        values["max_samples"] = None
+    for name in ("max_samples", "positions"):
+        if values[name] == 0:
+            values[name] = None
     cfg = Config(**values)
     from sirfp_adapter.demo.experiment import check_data, check_model, check_out, run
 

@@ -162,6 +162,7 @@ class Config:
     weight_decay: float = 1e-4
     every: int = 2
     max_samples: int | None = 4
+    positions: int | None = None
     decay: float = 0.99
     seed: int = 0
     threads: int | None = None
@@ -236,6 +237,8 @@ class Config:
           self.weight_decay)
         r(self.max_samples is None or _int_in(self.max_samples, 1), "max_samples", "an int >= 1, or None for all",
           self.max_samples)
+        r(self.positions is None or _int_in(self.positions, 1), "positions", "an int >= 1, or None for every position",
+          self.positions)
         r(_is_number(self.decay) and 0.0 <= self.decay < 1.0, "decay", "a number in [0, 1)", self.decay)
         r(_int_in(self.seed, 0, 2**63 - 1), "seed", "an int from 0 to 2**63 - 1", self.seed)
         cores = os.cpu_count() or 1
@@ -279,6 +282,8 @@ class Config:
         options = {k: v for k, v in offered.items() if k in accepted}
         if "measure" in accepted and "normalize" in inspect.signature(get_measure(self.measure)).parameters:
             options["normalize"] = self.normalize
+        if "positions" in accepted and "positions" in inspect.signature(get_measure(self.measure)).parameters:
+            options["positions"] = self.positions
         return cls(**options)
 
 

@@ -155,6 +155,23 @@ def test_sampled_positions_repeat_and_leave_the_global_rng_alone():
     assert not np.array_equal(first, collect(nets[2]))
 
 
+def test_sampled_positions_resume_where_they_stopped():
+    batches = [torch.randn(2, 8, 4, 4, generator=torch.Generator().manual_seed(step)) for step in range(4)]
+    whole = RedundancyCollector(TinyNet(), ["bn1"], measure="js", positions=4)
+    for x in batches:
+        whole.update("bn1", x)
+    first = RedundancyCollector(TinyNet(), ["bn1"], measure="js", positions=4)
+    for x in batches[:2]:
+        first.update("bn1", x)
+    second = RedundancyCollector(TinyNet(), ["bn1"], measure="js", positions=4)
+    second.load_state_dict(first.state_dict())
+    for x in batches[2:]:
+        second.update("bn1", x)
+    assert np.array_equal(second.matrices()["bn1"], whole.matrices()["bn1"])
+    with pytest.raises(ValueError, match=r"state\['generator'\] must be a uint8 tensor"):
+        second.load_state_dict({**first.state_dict(), "generator": 3})
+
+
 def _rank_main(rank: int, world: int, init_file: str, out_dir: str) -> None:
     torch.distributed.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
     try:
