@@ -205,6 +205,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         flag = _flags(exc.option)[0]
         if exc.requirement is not None:  # the command line's words: 0 for all samples, pairs as H W
             requirement = exc.requirement.replace(", or None for all", ", or 0 for all").replace(
+                ", or None for every position", ", or 0 for every position").replace(
                 ", or None for torch's choice", "")
             _say(f"{flag} must be {requirement}; got {_shown('', exc.value) if exc.value is not None else 0}",
                  args.command)

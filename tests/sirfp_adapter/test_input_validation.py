@@ -95,6 +95,7 @@ OPTIONS = [
     (["--decay", "1"], "--decay must be a number in [0, 1); got 1.0"),
     (["--every", "0"], "--every must be an int >= 1; got 0"),
     (["--max-samples", "-1"], "--max-samples must be an int >= 1, or 0 for all; got -1"),
+    (["--positions", "-3"], "--positions must be an int >= 1, or 0 for every position; got -3"),
     (["--min-keep", "1.5"], "--min-keep must be a fraction in [0, 1] or a channel count >= 1; got 1.5"),
     (["--round-to", "0"], "--round-to must be an int >= 1; got 0"),
     (["--train-iters", "-1"], "--train-iters must be an int >= 0; got -1"),
