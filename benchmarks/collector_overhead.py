@@ -59,6 +59,7 @@ SETTINGS: dict[str, dict[str, Any] | None] = {
     "js, downsample=16": {"measure": "js", "downsample": 16},
     "js, max_samples=1, downsample=16": {"measure": "js", "max_samples": 1, "downsample": 16},
     "js, max_samples=1, positions=256": {"measure": "js", "max_samples": 1, "positions": 256},
+    "js, max_samples=1, positions=64": {"measure": "js", "max_samples": 1, "positions": 64},
     "gram": {"measure": "gram"},
 }
 EVERY = (1, 2, 4, 8, 16, 32)
@@ -78,7 +79,16 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--verify", default="js, max_samples=1, positions=256:8",
                         help="SETTING:N, a budget also timed as whole cycles of N steps ('' for none)")
+    parser.add_argument("--clock", choices=["wall", "cpu"], default="wall",
+                        help="wall: elapsed seconds; cpu: this process's CPU seconds over all its threads "
+                             "(what a step costs, not inflated by other jobs on a shared machine)")
+    parser.add_argument("--settings", nargs="+", default=None, choices=list(SETTINGS),
+                        help="time only these settings (the plain step always)")
     args = parser.parse_args()
+    clock = time.process_time if args.clock == "cpu" else time.perf_counter
+    if args.settings is not None:
+        for name in [n for n in SETTINGS if n != "plain step" and n not in args.settings]:
+            del SETTINGS[name]
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     model = build_model("torchvision:deeplabv3_resnet50", num_classes=21)
@@ -99,10 +109,10 @@ def main() -> None:
         if collector is not None:
             collector.open()
         try:
-            started = time.perf_counter()
+            started = clock()
             for _ in range(steps):
                 step()
-            return (time.perf_counter() - started) / steps
+            return (clock() - started) / steps
         finally:
             if collector is not None:
                 collector.close()
@@ -121,7 +131,7 @@ def main() -> None:
         ratio = {name: statistics.median(ratios[name]) for name in timed}
         budgets = {name: {n: derived(q, 1.0, n) for n in EVERY} for name, q in ratio.items() if name != "plain step"}
         record: dict[str, Any] = {
-            "size": args.size, "threads": args.threads, "rounds": done, "expensive_rounds": args.expensive_rounds,
+            "size": args.size, "threads": args.threads, "clock": args.clock, "rounds": done, "expensive_rounds": args.expensive_rounds,
             "layers": len(layers), "per_pass_s": times, "median_s": per_pass, "round_ratios": ratios,
             "median_ratio": ratio, "derived_ratio": budgets,
             "machine": machine_info("torch", "torchvision"),
@@ -135,13 +145,14 @@ def main() -> None:
         r.generated_by("benchmarks/collector_overhead.py",
                        command=f".venv/bin/python benchmarks/collector_overhead.py --rounds {args.rounds} "
                                f"--expensive-rounds {args.expensive_rounds} --threads {args.threads} --size {args.size} "
-                               f"--verify '{args.verify}'")
+                               f"--verify '{args.verify}' --clock {args.clock}"
+                               + ("" if args.settings is None else " --settings " + " ".join(f"'{n}'" for n in args.settings)))
         r.machine(record["machine"])
         r.para(f"torchvision deeplabv3_resnet50 (21 classes, no auxiliary head), one training step (forward, "
                f"cross-entropy, backward, SGD) on 2×3×{args.size}×{args.size}, {args.threads} threads, "
                f"{len(layers)} hooked layers; {done} interleaved round(s), one step per setting per round "
                f"(the {len(EXPENSIVE)} costliest settings in the first {args.expensive_rounds}), each divided by its round's plain "
-               f"step; the median ratio. The machine was shared with other jobs: read the ratios, not the seconds.")
+               f"step; the median ratio. Clock: {'CPU seconds of this process (all its threads)' if args.clock == 'cpu' else 'wall seconds'}. The machine was shared with other jobs: read the ratios, not the seconds.")
         r.heading("A step that measures")
         r.table(["per-pass setting", "rounds", "s / step (median)", "× plain step (median of rounds)", "rounds' ratios"],
                 [[name, len(times[name]), f"{per_pass[name]:.3f}", f"{ratio[name]:.2f}",
