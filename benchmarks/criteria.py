@@ -314,6 +314,7 @@ def main() -> None:
         saved["runs"].update(extra["runs"])
         saved["dense"].update(extra["dense"])
         saved.setdefault("setup", extra.get("setup"))
+        saved.setdefault("machine", extra.get("machine"))
     if args.merge:
         _save(saved, path)
     if not args.render_only:
