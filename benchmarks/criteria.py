@@ -250,20 +250,26 @@ def prune_run(arch: str, state: dict[str, Any], name: str, protocol: str, target
             "prune_s": prune_time, "wall_s": time.perf_counter() - started, "keep": keep}
 
 
-def dense_state(saved: dict[str, Any], arch: str, seed: int, setup: Setup, xs: torch.Tensor, ys: torch.Tensor,
-                 val: list[Any], quick: bool) -> dict[str, Any]:
-    """The trained dense model of (arch, seed), from the cache or trained now; its reference measured if missing.
+def trained_state(arch: str, seed: int, setup: Setup, xs: torch.Tensor, ys: torch.Tensor,
+                  quick: bool) -> dict[str, Any]:
+    """The trained dense model of (arch, seed), from the cache or trained now (and cached).
 
     The cache is named by what the training depends on (not by the validation set).
     """
     tag = f"{setup.size}_{setup.pool}_{setup.batch}_{setup.train_iters}"
     cache = Path(f"/tmp/sirfp_criteria_{'quick' if quick else 'full'}_{arch}_{seed}_{tag}.pt")
-    t0 = time.perf_counter()
     if cache.exists():
-        state = torch.load(cache, weights_only=True)
-    else:
-        state = train_dense(arch, seed, setup, xs, ys)
-        torch.save(state, cache)
+        return torch.load(cache, weights_only=True)
+    state = train_dense(arch, seed, setup, xs, ys)
+    torch.save(state, cache)
+    return state
+
+
+def dense_state(saved: dict[str, Any], arch: str, seed: int, setup: Setup, xs: torch.Tensor, ys: torch.Tensor,
+                val: list[Any], quick: bool) -> dict[str, Any]:
+    """`trained_state`, with its reference measured into ``saved`` if missing."""
+    t0 = time.perf_counter()
+    state = trained_state(arch, seed, setup, xs, ys, quick)
     dkey = f"{arch}|{seed}"
     if dkey not in saved["dense"]:
         saved["dense"][dkey] = d = reference(arch, state, seed, setup, xs, ys, val)

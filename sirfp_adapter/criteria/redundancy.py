@@ -123,7 +123,7 @@ class SIRFP(Criterion):
             measure_options["positions"] = positions
         elif positions is not None:
             raise ValueError(f"positions applies to measures that sample positions (js); measure {measure!r} "
-                             f"computes on every position in one matrix product: leave positions='auto' or None")
+                             f"computes on every position in one matrix product; leave positions at its default")
         if calibration not in CALIBRATIONS:
             raise ValueError(f"calibration must be one of {CALIBRATIONS}, got {calibration!r}")
         if isinstance(min_positions, bool) or not isinstance(min_positions, int) or min_positions < 1:

@@ -274,7 +274,8 @@ class Config:
         if budget == "sensitivity":
             budget = Sensitivity(**sensitivity)
         offered: dict[str, Any] = {"measure": self.measure, "decay": self.decay, "every": self.every,
-                                   "max_samples": self.max_samples, "calibration": self.calibration,
+                                   "max_samples": self.max_samples, "positions": self.positions,
+                                   "calibration": self.calibration,
                                    "budget": budget, "seed": self.seed}
         if cls is Sensitivity:
             offered.update(sensitivity)
@@ -282,8 +283,6 @@ class Config:
         options = {k: v for k, v in offered.items() if k in accepted}
         if "measure" in accepted and "normalize" in inspect.signature(get_measure(self.measure)).parameters:
             options["normalize"] = self.normalize
-        if "positions" in accepted and "positions" in inspect.signature(get_measure(self.measure)).parameters:
-            options["positions"] = self.positions
         return cls(**options)
 
 

@@ -96,6 +96,9 @@ OPTIONS = [
     (["--every", "0"], "--every must be an int >= 1; got 0"),
     (["--max-samples", "-1"], "--max-samples must be an int >= 1, or 0 for all; got -1"),
     (["--positions", "-3"], "--positions must be an int >= 1, or 0 for every position; got -3"),
+    (["--positions", "64", "--measure", "gram"],
+     "--positions applies to measures that sample positions (js); measure 'gram' computes on every position in "
+     "one matrix product; leave positions at its default"),
     (["--min-keep", "1.5"], "--min-keep must be a fraction in [0, 1] or a channel count >= 1; got 1.5"),
     (["--round-to", "0"], "--round-to must be an int >= 1; got 0"),
     (["--train-iters", "-1"], "--train-iters must be an int >= 0; got -1"),
