@@ -173,15 +173,86 @@ def dense_scan(w: np.ndarray) -> tuple[bool, float, float, float, bool, float, i
     return finite, hi, lo, amax, zero_diag, worst, wi, wj
 
 
+#: Rows per block of `csr_scan` (2**11): a block's lower halves of rows (about 16 bytes
+#: times its stored entries) stay in a core's L2 cache while its mirrors are matched.
+CSR_SCAN_SHIFT = 11
+
+
 @njit(cache=True)
-def csr_scan(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray) -> tuple[bool, float]:  # pragma: no cover
+def csr_scan(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray,
+             shift: int = CSR_SCAN_SHIFT) -> tuple[bool, float]:  # pragma: no cover
     """Is a canonical CSR (sorted rows, no duplicates) a clean undirected graph, and its max |w|?
 
     Clean: no diagonal entry, every value finite, the pattern symmetric and every
-    value exactly equal to its mirror. One pass: entry (i, j) with j > i must be
-    the next unmatched entry of row j (rows are visited in order, so row j's
-    lower entries arrive sorted), and each row's lower entries must all have
-    been matched when its turn comes. Returns ``(clean, max_abs)``.
+    value exactly equal to its mirror. Returns ``(clean, max_abs)``; ``max_abs`` is
+    only meaningful when clean.
+
+    Three sequential passes instead of one with a random access per entry: (1) the
+    entry checks, and the number of upper entries ``(i, j)``, ``j > i``, per block of
+    ``2**shift`` target rows ``j``; (2) the upper entries copied, in row order, into
+    their target block's bucket as ``(j, i, w)``; (3) block by block, each bucket's
+    entries matched against row ``j``'s lower entries in order (a row's lower entries
+    are its first ones and come sorted by column; its bucket entries arrive sorted by
+    ``i``). With as many upper as lower entries, every upper entry matching the next
+    unmatched lower entry of its row means every lower entry is matched too. On a
+    million-vertex graph with 20M stored entries the random accesses of pass 3 stay
+    inside one block (in cache): about 2x faster than matching each entry in place
+    (`csr_scan_direct`); 16 bytes per upper entry of extra memory. Vertex ids are
+    stored as int32 (n < 2**31; larger graphs use `csr_scan_direct`).
+    """
+    n = indptr.shape[0] - 1
+    if n >= 2**31:
+        return csr_scan_direct(indptr, indices, data)
+    nb = (n >> shift) + 1
+    start = np.zeros(nb + 1, dtype=np.int64)
+    amax = 0.0
+    for i in range(n):
+        for p in range(indptr[i], indptr[i + 1]):
+            j = indices[p]
+            x = data[p]
+            if not abs(x) < np.inf or j == i:
+                return False, amax
+            if abs(x) > amax:
+                amax = abs(x)
+            if j > i:
+                start[(j >> shift) + 1] += 1
+    for b in range(nb):
+        start[b + 1] += start[b]
+    m = start[nb]
+    if 2 * m != indptr[n]:  # as many upper as lower entries
+        return False, amax
+    bucket_j = np.empty(m, dtype=np.int32)
+    bucket_i = np.empty(m, dtype=np.int32)
+    bucket_w = np.empty(m)
+    fill = start[:nb].copy()
+    for i in range(n):
+        for p in range(indptr[i], indptr[i + 1]):
+            j = indices[p]
+            if j > i:
+                b = j >> shift
+                q = fill[b]
+                bucket_j[q] = j
+                bucket_i[q] = i
+                bucket_w[q] = data[p]
+                fill[b] = q + 1
+    cursor = indptr[:-1].copy()  # row j's next unmatched lower entry
+    for q in range(m):
+        j = bucket_j[q]
+        r = cursor[j]
+        if r >= indptr[j + 1] or indices[r] != bucket_i[q] or data[r] != bucket_w[q]:
+            return False, amax
+        cursor[j] = r + 1
+    return True, amax
+
+
+@njit(cache=True)
+def csr_scan_direct(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray) -> tuple[bool, float]:  # pragma: no cover
+    """`csr_scan` in one pass and no extra memory, matching each upper entry in place.
+
+    Entry (i, j) with j > i must be the next unmatched entry of row j (rows are
+    visited in order, so row j's lower entries arrive sorted), and each row's lower
+    entries must all have been matched when its turn comes. One random access per
+    upper entry (the mirror's row): on large graphs, cache misses dominate.
     """
     n = indptr.shape[0] - 1
     cursor = indptr[:-1].copy()

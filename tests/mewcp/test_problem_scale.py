@@ -74,6 +74,39 @@ def _csr_reference(a) -> bool:
             and (a != a.T).nnz == 0 and not (a.tocoo().row == a.tocoo().col).any())
 
 
+@pytest.mark.parametrize("shift", [0, 2, 5, 11])
+@pytest.mark.parametrize("seed", range(12))
+def test_csr_scan_blocks_agree_with_the_reference_and_the_direct_scan(seed, shift):
+    """The bucketed scan (any block size) against scipy's answer and the in-place one."""
+    import scipy.sparse as sp
+
+    from mewcp.kernels.checks import csr_scan, csr_scan_direct
+
+    rng = np.random.default_rng(100 + seed)
+    n = int(rng.integers(1, 90))
+    w = np.triu(rng.uniform(-1, 1, (n, n)).round(1) * (rng.random((n, n)) < 0.15), 1)
+    a = w + w.T
+    kind = seed % 6
+    i, j = (int(x) for x in rng.integers(0, n, 2))
+    if kind == 1 and i != j:  # a value asymmetry, or a pattern one where (i, j) was a non-edge
+        a[i, j] = a[j, i] + 0.5 if a[j, i] else 0.25
+    elif kind == 2 and i != j and a[i, j]:  # an edge moved: the same counts, the wrong partner
+        k = next((k for k in range(n) if k not in (i, j) and not a[i, k]), None)
+        if k is not None:
+            a[i, k], a[i, j] = a[i, j], 0.0
+    elif kind == 3:
+        a[i, i] = 1.0
+    elif kind == 4 and i != j:
+        a[i, j] = a[j, i] = np.nan
+    csr = sp.csr_array(a)
+    csr.eliminate_zeros()
+    args = (csr.indptr.astype(np.int64), csr.indices.astype(np.int64), csr.data)
+    clean, amax = csr_scan(*args, shift)
+    assert clean == _csr_reference(csr) == csr_scan_direct(*args)[0]
+    if clean and csr.nnz:
+        assert amax == np.abs(csr.data).max()
+
+
 @pytest.mark.parametrize("seed", range(8))
 def test_csr_scan_matches_reference_and_the_general_path(seed):
     import scipy.sparse as sp
