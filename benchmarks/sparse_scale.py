@@ -11,10 +11,10 @@ second buffer, so the loading leaves no high-water mark above the graph).
 
 For each graph and repeat, two child processes run one after the other (the
 order alternates between repeats): one imports ``mewcp`` from a ``git archive``
-of ``--baseline`` (default: the last commit before the bucket peel), one from
+of ``--baseline`` (default: the last commit before the bucketed ``csr_scan``), one from
 this tree. Each child loads the arrays, warms numba up on a small graph, then
 times ``mewcp.as_problem(csr)`` and ``mewcp.solve(problem, 20, "ehgp",
-size="at_most")`` and reports its peak resident memory above the loaded graph
+size="at_most")`` (wall and CPU seconds; the children run with one numba thread) and reports its peak resident memory above the loaded graph
 (``VmHWM``, reset once the graph is loaded, minus the resident size then; the
 graph itself is ``16 nnz + 8 n`` bytes). Both must return the same vertex set (asserted).
 
@@ -49,8 +49,8 @@ if str(REPO) not in sys.path:
 
 from benchmarks import common  # noqa: E402
 
-#: The last commit of main before the bucket peel and the shared CSR arrays.
-BASELINE = "57e4ea9"
+#: The last commit of main before the bucketed `csr_scan` (an earlier run compared the heap peel, 57e4ea9).
+BASELINE = "5c2366e"
 K = 20
 
 
@@ -94,19 +94,20 @@ def child(path: Path) -> None:
     a = sp.csr_array((data, indices, indptr), shape=(n, n))
     base = _rss_bytes()
     Path("/proc/self/clear_refs").write_text("5")  # reset the high-water mark to the current size
-    t0 = time.perf_counter()
+    c0, t0 = time.process_time(), time.perf_counter()
     p = mewcp.as_problem(a)
-    t1 = time.perf_counter()
+    c1, t1 = time.process_time(), time.perf_counter()
     sol = mewcp.solve(p, K, "ehgp", size="at_most")
-    t2 = time.perf_counter()
+    c2, t2 = time.process_time(), time.perf_counter()
     peak = _peak_rss_bytes()
-    print(json.dumps({"as_problem_s": t1 - t0, "ehgp_s": t2 - t1, "weight": sol.weight,
+    print(json.dumps({"as_problem_s": t1 - t0, "ehgp_s": t2 - t1, "as_problem_cpu_s": c1 - c0, "ehgp_cpu_s": c2 - c1,
+                      "weight": sol.weight,
                       "indices": sol.indices.tolist(), "extra_peak_bytes": max(peak - base, 0),
                       "mewcp": str(Path(mewcp.__file__).parent)}))
 
 
 def _run_child(tree: Path, path: Path) -> dict[str, Any]:
-    env = dict(os.environ, PYTHONPATH=str(tree))
+    env = dict(os.environ, PYTHONPATH=str(tree), NUMBA_NUM_THREADS="1")
     out = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--child", str(path)], env=env,
                          capture_output=True, text=True, check=True, cwd=tree)
     res = json.loads(out.stdout.strip().splitlines()[-1])
@@ -130,15 +131,24 @@ def report(res: dict[str, Any]) -> str:
              f"{res['cpu_count']} cores shared with other jobs (load average {res['load']}): absolute times "
              "are inflated and noisy, the ratios measured in the same run are what count. Baseline: "
              f"`{res['baseline']}`. Medians over {res['repeats']} interleaved repeats; k = {K}, size='at_most'.",
+             "Wall seconds, and CPU seconds of the process in brackets (the machine is shared: CPU time is the "
+             "steadier measure).",
              "", "| n | edges | graph | step | before | after | before / after |", "|--:|--:|--:|:--|--:|--:|--:|"]
     for g in res["graphs"]:
-        med = {side: {key: statistics.median(r[key] for r in g[side])
-                      for key in ("as_problem_s", "ehgp_s", "total_s", "extra_peak_bytes")}
+        keys = ["as_problem_s", "ehgp_s", "total_s", "extra_peak_bytes"]
+        keys += [key.replace("_s", "_cpu_s") for key in keys[:3] if key.replace("_s", "_cpu_s") in g["after"][0]]
+        med = {side: {key: statistics.median(r[key] for r in g[side]) for key in keys if key in g[side][0]}
                for side in ("before", "after")}
         head = f"| {g['n']:,} | {g['edges']:,} | {common.fmt_bytes(g['graph_bytes'])} |"
         for key, name in (("as_problem_s", "as_problem"), ("ehgp_s", "ehgp"), ("total_s", "as_problem + ehgp")):
             b, a = med["before"][key], med["after"][key]
-            lines.append(f"{head} {name} | {b:.2f} s | {a:.2f} s | {b / a:.2f}x |")
+            cpu = key.replace("_s", "_cpu_s")
+            if cpu in med["before"] and cpu in med["after"]:
+                cb, ca = med["before"][cpu], med["after"][cpu]
+                lines.append(f"{head} {name} | {b:.2f} s ({cb:.2f} s) | {a:.2f} s ({ca:.2f} s) | "
+                             f"{b / a:.2f}x ({cb / ca:.2f}x) |")
+            else:
+                lines.append(f"{head} {name} | {b:.2f} s | {a:.2f} s | {b / a:.2f}x |")
             head = "| | | |"
         b, a = med["before"]["extra_peak_bytes"], med["after"]["extra_peak_bytes"]
         lines.append(f"{head} peak memory above the graph | {common.fmt_bytes(b)} | {common.fmt_bytes(a)} | "
@@ -182,6 +192,7 @@ def main() -> None:
                 for side in (("before", "after") if rep % 2 == 0 else ("after", "before")):
                     r = _run_child(before_tree if side == "before" else REPO, path)
                     r["total_s"] = r["as_problem_s"] + r["ehgp_s"]
+                    r["total_cpu_s"] = r["as_problem_cpu_s"] + r["ehgp_cpu_s"]
                     rec[side].append(r)
                     print(n, side, {k: round(v, 3) for k, v in r.items() if k.endswith("_s")},
                           common.fmt_bytes(r["extra_peak_bytes"]), flush=True)
