@@ -120,6 +120,25 @@ class Problem:
             object.__setattr__(self, "_lookup_cache", cached)
         return cached
 
+    def weight_range(self) -> tuple[float, float]:
+        """``(least, greatest)`` weight over the edges, ``(0.0, 0.0)`` without edges; computed once.
+
+        For a complete graph the off-diagonal entries (known from `as_problem`'s scan
+        when the matrix was kept as given), else the stored values.
+        """
+        cached = self.__dict__.get("_range_cache")
+        if cached is None:
+            if self.n_edges == 0:
+                cached = (0.0, 0.0)
+            elif self.dense is not None:
+                _, hi, lo, *_ = kernels.dense_scan(self.dense)
+                cached = (float(lo), float(hi))
+            else:
+                assert self.data is not None
+                cached = (float(self.data.min()), float(self.data.max()))
+            object.__setattr__(self, "_range_cache", cached)
+        return cached
+
     def to_dense(self) -> np.ndarray:
         """The weight matrix as a dense array (zero for non-edges); allocates n*n."""
         if self.dense is not None:
@@ -270,13 +289,15 @@ def _from_dense(arr: np.ndarray, *, default_k: int | None, name: str | None) -> 
             f"W[{j}, {i}] = {float(src[j, i])!r} (pass (W + W.T) / 2 to symmetrise)"
         )
     if zero_diag and diff == 0.0:
-        w = src.view()
-    else:
-        w = np.array(src, dtype=np.float64, order="C", copy=src is arr)
-        np.fill_diagonal(w, 0.0)
-        if diff > 0.0:
-            w += w.T
-            w *= 0.5
+        problem = Problem(n=n, dense=_read_only(src.view()), default_k=default_k, name=name)
+        if n > 1:  # the scan's off-diagonal extremes are this matrix's
+            object.__setattr__(problem, "_range_cache", (float(lo), float(hi)))
+        return problem
+    w = np.array(src, dtype=np.float64, order="C", copy=src is arr)
+    np.fill_diagonal(w, 0.0)
+    if diff > 0.0:
+        w += w.T
+        w *= 0.5
     return Problem(n=n, dense=_read_only(w), default_k=default_k, name=name)
 
 

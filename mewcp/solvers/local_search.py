@@ -84,10 +84,10 @@ class _SwapEngine:
     """State of a swap search on a complete graph; the set always has k vertices."""
 
     def __init__(self, w: np.ndarray, k: int, rng: np.random.Generator, tenure: int | None,
-                 max_stall: int | None, strength: int | None) -> None:
+                 max_stall: int | None, strength: int | None, weight_range: tuple[float, float]) -> None:
         n = w.shape[0]
         self.w, self.k, self.n, self.rng = w, k, n, rng
-        self.dmax = float(np.abs(w).max()) if n > 1 else 0.0
+        self.dmax = max(weight_range[1], -weight_range[0], 0.0)  # max |w_uv|
         self.tenure_out = tenure if tenure is not None else max(1, min(15, (n - k) // 4))
         self.tenure_in = max(1, int(0.7 * self.tenure_out)) if tenure is None else tenure
         self.tenure_in = min(self.tenure_in, max(1, k // 2))
@@ -224,8 +224,8 @@ def _csr(problem: Problem) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 def _engine(problem: Problem, k: int, exact: bool, seed: int | None, tenure: int | None = None,
             max_stall: int | None = None, strength: int | None = None) -> _SwapEngine | _CliqueEngine:
     rng = np.random.default_rng(seed)
-    if problem.dense is not None and (exact or problem.dense.min() >= 0.0):
-        return _SwapEngine(problem.dense, k, rng, tenure, max_stall, strength)
+    if problem.dense is not None and (exact or problem.weight_range()[0] >= 0.0):
+        return _SwapEngine(problem.dense, k, rng, tenure, max_stall, strength, problem.weight_range())
     return _CliqueEngine(problem, k, exact, rng, tenure, max_stall)
 
 
@@ -276,7 +276,7 @@ def _budget(chunks: _Chunks, inc: _Incumbent) -> int:
 
 def _trivial(problem: Problem, k: int, exact: bool) -> SolverOutput | None:
     """k == n on a complete graph: the only k-set."""
-    if problem.dense is not None and k == problem.n and (exact or problem.dense.min() >= 0.0):
+    if problem.dense is not None and k == problem.n and (exact or problem.weight_range()[0] >= 0.0):
         return SolverOutput(np.arange(problem.n), Status.FEASIBLE, message="k == n: every vertex")
     return None
 

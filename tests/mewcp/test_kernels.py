@@ -182,6 +182,87 @@ def test_swap_tabu_keeps_its_state_and_best_set_exact(seed):
     assert best_value == pytest.approx(brute, abs=1e-9)  # 300 tabu moves solve n = 14 exactly
 
 
+def swap_tabu_reference(w, members, pos, g, value, tabu_until, it, iters, best, best_value, stall, max_stall,
+                        tenure_out, tenure_in, dmax, rng):
+    """`swap.swap_tabu` as its docstring states it, in plain Python."""
+    n, k = len(g), len(members)
+    done = 0
+    while done < iters and stall < max_stall:
+        free = [u for u in members if tabu_until[u] <= it]
+        min_g = min((g[u] for u in free), default=np.inf)
+        outs = [v for v in range(n) if pos[v] < 0]
+        max_g = max((g[v] for v in outs if tabu_until[v] <= it), default=-np.inf)
+        cand_v = [v for v in outs if g[v] >= max_g - dmax]
+        cand_u = [u for u in members if g[u] <= min_g + dmax]
+        eps = 1e-12 * (1.0 + abs(best_value))
+        best_d, bu, bv, ties = -np.inf, -1, -1, 0
+        for u in cand_u:
+            for v in cand_v:
+                d = g[v] - g[u] - w[u][v]
+                if d < best_d - eps:
+                    continue
+                if not (tabu_until[u] <= it and tabu_until[v] <= it) and value + d <= best_value + eps:
+                    continue
+                if d > best_d + eps:
+                    best_d, bu, bv, ties = d, u, v, 1
+                else:
+                    ties += 1
+                    if rng.integers(0, ties) == 0:
+                        bu, bv = u, v
+        if bu < 0:
+            bu = members[rng.integers(0, k)]
+            bv = rng.integers(0, n)
+            while pos[bv] >= 0:
+                bv = rng.integers(0, n)
+            best_d = g[bv] - g[bu] - w[bu][bv]
+        slot = pos[bu]
+        members[slot], pos[bv], pos[bu] = bv, slot, -1
+        for i in range(n):
+            g[i] += w[bv][i] - w[bu][i]
+        value += best_d
+        tabu_until[bu] = it + tenure_out + rng.integers(0, 3)
+        tabu_until[bv] = it + tenure_in + rng.integers(0, 3)
+        it += 1
+        done += 1
+        if value > best_value + eps:
+            best_value, best[:], stall = value, list(members), 0
+        else:
+            stall += 1
+    return value, best_value, stall, done
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_swap_tabu_moves_are_the_reference_ones(seed):
+    """The kernel, in chunks, makes exactly the reference's moves (same random stream): ties
+    (weights on a coarse grid), aspiration, all-tabu random swaps (seed 5: long tenures)."""
+    rng = np.random.default_rng(seed)
+    n, k = 23, 7
+    w = np.round(random_symmetric(n, rng) * 3) / 3 if seed % 2 else random_symmetric(n, rng)
+    tenure_out, tenure_in = (30, 20) if seed == 5 else (4, 3)
+    start = rng.permutation(n)[:k].astype(np.int64)
+    members, pos, g = _state(w, start)
+    value = swap.set_value(g, members)
+    best, tabu = members.copy(), np.zeros(n, dtype=np.int64)
+    ref = [start.tolist(), pos.tolist(), g.tolist(), value, np.zeros(n, dtype=np.int64).tolist(), start.tolist()]
+    kr, rr = np.random.default_rng(seed + 10), np.random.default_rng(seed + 10)
+    it, best_value, stall, ref_best_value, ref_stall = 0, value, 0, value, 0
+    dmax = float(np.abs(w).max())
+    for chunk in (1, 5, 40, 200, 13):
+        value, best_value, stall, done = swap.swap_tabu(
+            w, members, pos, g, value, tabu, it, chunk, best, best_value, stall, 60, tenure_out, tenure_in, dmax, kr)
+        ref[3], ref_best_value, ref_stall, ref_done = swap_tabu_reference(
+            w.tolist(), ref[0], ref[1], ref[2], ref[3], ref[4], it, chunk, ref[5], ref_best_value, ref_stall, 60,
+            tenure_out, tenure_in, dmax, rr)
+        assert done == ref_done and stall == ref_stall
+        assert members.tolist() == ref[0] and pos.tolist() == ref[1] and tabu.tolist() == ref[4]
+        assert g.tolist() == ref[2] and value == ref[3]  # bit for bit
+        assert best.tolist() == ref[5] and best_value == ref_best_value
+        it += done
+        if stall >= 60:
+            stall = ref_stall = 0
+    assert it > 50
+
+
 def test_perturb_random_members_crossover_and_opposite():
     rng = np.random.default_rng(3)
     n, k = 16, 5
