@@ -145,3 +145,22 @@ def test_csr_scan_matches_reference_and_the_general_path(seed):
             mewcp.as_problem(csr)
     elif seed % 4 == 2:
         assert mewcp.as_problem(csr).n_edges == mewcp.as_problem(csr.tocoo()).n_edges
+
+
+def test_weight_range_is_the_least_and_greatest_edge_weight():
+    import scipy.sparse as sp
+
+    rng = np.random.default_rng(3)
+    w = np.triu(rng.uniform(-2, 5, (9, 9)), 1)
+    w = w + w.T
+    off = w[~np.eye(9, dtype=bool)]
+    kept = mewcp.as_problem(w)  # exactly symmetric: the scan's extremes are cached
+    assert kept.weight_range() == (off.min(), off.max())
+    nudged = w.copy()
+    nudged[0, 1] += 1e-12  # symmetrised: computed from the stored matrix
+    sym = mewcp.as_problem(nudged)
+    assert sym.weight_range() == (sym.dense[~np.eye(9, dtype=bool)].min(), sym.dense[~np.eye(9, dtype=bool)].max())
+    sparse = mewcp.as_problem(sp.csr_array(w * (np.abs(w) > 3)))
+    assert sparse.weight_range() == (sparse.data.min(), sparse.data.max())
+    assert mewcp.as_problem(np.zeros((1, 1))).weight_range() == (0.0, 0.0)
+    assert mewcp.as_problem(sp.csr_array((4, 4))).weight_range() == (0.0, 0.0)
