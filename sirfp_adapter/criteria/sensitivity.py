@@ -4,9 +4,12 @@
 criterion gives the order (SIRFP's EHGP order with ``SIRFP(budget=Sensitivity())``, or
 ``Sensitivity(order=L1())`` on its own), and the ``t``-th removal of a group is scored by
 the output distortion measured when the group loses its first ``t`` channels in that
-order. One global threshold on these scores then prunes every group until its own
-distortion reaches the same level: layers that matter keep their channels, whatever the
-scale of the criterion that orders them.
+order. Each removal is priced by the distortion it adds per FLOP it saves, and one global
+threshold on these prices buys the FLOPs target where it is cheapest in distortion:
+layers that matter keep their channels, whatever the scale of the criterion that orders
+them, and a layer that saves many FLOPs per channel pays for them first
+(``allocation="level"``: every group is pruned until its own distortion reaches the same
+level, Li et al.'s rule, which measured worse).
 
 Notes
 -----
@@ -25,6 +28,15 @@ made non-decreasing. This is sensitivity analysis in the sense of Li et al. ("Pr
 Filters for Efficient ConvNets", ICLR 2017, Sec. 3.3: prune each layer alone and measure),
 made label-free and automatic: no labels, no per-layer ratios chosen by hand.
 
+With ``allocation="per_flop"`` (the default) the ``t``-th removal is priced at the slope
+of the lower convex hull of the points ``(S(t_j), D(t_j))``, where ``S(t)`` is the FLOPs
+that removing ``t`` channels of this group alone saves (the cost model, on one recorded
+input) and ``t_j`` are the measured counts (`hull_rates`). A global threshold ``λ`` on
+these slopes removes, in every group, the channels whose marginal distortion per FLOP is
+at most ``λ``: the greedy solution of minimising ``Σ_g D_g(t_g)`` subject to
+``Σ_g S_g(t_g) ≥`` the target, exact for the convex hull of each ``D_g`` (a separable
+convex knapsack), and treating the groups' distortions as additive.
+
 Cost: ``points`` forward passes over ``samples`` inputs per group and pruning step. With
 ``replay=True`` (the default) only the first of them runs the module calls that finish
 before the group's first layer is called; the others replay their stored outputs
@@ -39,7 +51,7 @@ from __future__ import annotations
 import contextlib
 import warnings
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -47,13 +59,18 @@ import torch.nn.functional as F
 from torch import nn
 
 from sirfp_adapter.apply import ChannelMasks
+from sirfp_adapter.cost import CostModel
 from sirfp_adapter.criteria.base import Criterion
 from sirfp_adapter.criteria.importance import L1
 from sirfp_adapter.groups import ChannelGroup
 from sirfp_adapter.plan import Ranking
 from sirfp_adapter.replay import PrefixReplay
 
-__all__ = ["Sensitivity", "output_logits"]
+__all__ = ["ALLOCATIONS", "Sensitivity", "hull_rates", "output_logits"]
+
+Allocation = Literal["per_flop", "level"]
+#: how the budget prices a removal: distortion per FLOP saved (default), or distortion itself
+ALLOCATIONS: tuple[Allocation, ...] = ("per_flop", "level")
 
 
 def output_logits(output: Any) -> torch.Tensor:
@@ -90,6 +107,13 @@ class Sensitivity(Criterion):
     replay : bool
         Replay the unchanged module calls before each group instead of recomputing them
         (the same scores; ``False``: every measuring pass in full).
+    allocation : {"per_flop", "level"}
+        ``"per_flop"``: the ``t``-th removal is scored by the distortion it adds per FLOP
+        it saves (slopes of the lower convex hull of ``(FLOPs saved, D)``), so one
+        threshold equalises the marginal price of a FLOP across groups (measured best).
+        ``"level"``: it is scored by ``D(t)``, so one threshold prunes every group to the
+        same distortion. ``"per_flop"`` prices FLOPs also when the plan's target is
+        parameters.
 
     Examples
     --------
@@ -102,12 +126,16 @@ class Sensitivity(Criterion):
     watches_activations = True  # it records the model's inputs
 
     def __init__(self, order: Criterion | None = None, *, samples: int = 16, points: int = 8,
-                 replay: bool = True) -> None:
+                 replay: bool = True, allocation: Allocation = "per_flop") -> None:
         if order is not None and (not isinstance(order, Criterion) or isinstance(order, Sensitivity)):
             raise ValueError(f"order must be a Criterion other than Sensitivity, got {order!r}")
         self.order = order if order is not None else L1()
         self.samples = _positive_int(samples, "samples")
         self.points = _positive_int(points, "points")
+        if allocation not in ALLOCATIONS:
+            raise ValueError(f"allocation must be 'per_flop' or 'level', got {allocation!r}")
+        self.allocation: Allocation = allocation
+        self._cost: CostModel | None = None
         self.needs_gradients = self.order.needs_gradients
         self._inputs: list[tuple[Any, ...]] = []
         self._reference: list[torch.Tensor] | None = None
@@ -122,6 +150,7 @@ class Sensitivity(Criterion):
     def _attach(self, training_only: bool) -> None:
         self.order.attach(self.model, self.groups, training_only=training_only)
         self._replay = PrefixReplay(self.model)
+        self._cost = None
 
         def record(module: nn.Module, args: tuple[Any, ...]) -> None:
             if self._measuring or (training_only and not module.training):
@@ -163,9 +192,28 @@ class Sensitivity(Criterion):
         most = min(a, group.size - 1)  # a group is never emptied (the plan's floor keeps one at least)
         counts = np.unique(np.linspace(0, most, self.points + 1).round().astype(np.int64)[1:])
         counts = counts[counts > 0]
-        measured = self._distortions(group, order, counts)
-        scores = np.interp(np.arange(1, a + 1), np.r_[0, counts], np.r_[0.0, measured])
-        return np.maximum.accumulate(scores)
+        measured = np.asarray(self._distortions(group, order, counts))
+        if self.allocation == "per_flop":
+            return self._per_flop(group, a, counts, np.maximum.accumulate(measured))
+        return np.maximum.accumulate(np.interp(np.arange(1, a + 1), np.r_[0, counts], np.r_[0.0, measured]))
+
+    def _per_flop(self, group: ChannelGroup, a: int, counts: np.ndarray, measured: np.ndarray) -> np.ndarray:
+        cost = self._cost_model()
+        g = next(i for i, other in enumerate(self.groups) if other.name == group.name)
+        removed = np.zeros((a + 1, len(self.groups)))
+        removed[:, g] = np.arange(a + 1)
+        return hull_rates(cost.flops_base - cost.flops_many(removed), counts, measured)
+
+    def _cost_model(self) -> CostModel:
+        if self._cost is None:
+            first = self._inputs[0]
+            example = tuple(a[:1] if isinstance(a, torch.Tensor) and a.dim() > 0 else a for a in first)
+            self._measuring = True
+            try:
+                self._cost = CostModel(self.model, example, self.groups)
+            finally:
+                self._measuring = False
+        return self._cost
 
     @torch.no_grad()
     def _distortions(self, group: ChannelGroup, order: np.ndarray, counts: np.ndarray) -> list[float]:
@@ -279,7 +327,40 @@ class Sensitivity(Criterion):
         self.order.close()
 
     def _options(self) -> dict[str, Any]:
-        return {"order": self.order, "samples": self.samples, "points": self.points, "replay": self.replay}
+        options = {"order": self.order, "samples": self.samples, "points": self.points, "replay": self.replay}
+        if self.allocation != "per_flop":
+            options["allocation"] = self.allocation
+        return options
+
+
+def hull_rates(saved: np.ndarray, counts: np.ndarray, measured: np.ndarray) -> np.ndarray:
+    """Price per unit saved of each removal ``t = 1..len(saved) - 1``.
+
+    ``saved[t]`` is what ``t`` removals save (non-decreasing, ``saved[0] = 0``) and
+    ``measured[j]`` the distortion measured at ``counts[j]`` removals. Removal ``t`` is
+    priced at the slope of the lower convex hull of ``(0, 0)`` and ``(saved[counts[j]],
+    measured[j])`` over the segment that holds ``saved[t]``: non-decreasing in ``t``, and
+    a threshold on it is the greedy of the convex relaxation (the knapsack that buys
+    savings at the least distortion). Where nothing is saved the price is infinite.
+
+    >>> saved = np.array([0., 1., 2., 3., 4.])
+    >>> hull_rates(saved, np.array([2, 4]), np.array([1., 5.]))  # convex: each segment's own slope
+    array([0.5, 0.5, 2. , 2. ])
+    >>> hull_rates(saved, np.array([2, 4]), np.array([4., 5.]))  # a jump first: averaged over the hull
+    array([1.25, 1.25, 1.25, 1.25])
+    """
+    x, y = np.r_[0.0, saved[counts]], np.r_[0.0, measured]
+    hull = [0]
+    for j in range(1, x.size):
+        while len(hull) >= 2 and (y[hull[-1]] - y[hull[-2]]) * (x[j] - x[hull[-2]]) \
+                >= (y[j] - y[hull[-2]]) * (x[hull[-1]] - x[hull[-2]]):
+            hull.pop()
+        hull.append(j)
+    hx, hy = x[hull], y[hull]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        slopes = np.where(np.diff(hx) > 0, np.diff(hy) / np.diff(hx), np.inf)
+    segment = np.clip(np.searchsorted(hx, saved[1:], side="left") - 1, 0, slopes.size - 1)
+    return np.maximum.accumulate(slopes[segment])
 
 
 def _rows(batch: tuple[Any, ...]) -> int:

@@ -25,7 +25,7 @@ from dataclasses import fields
 from typing import Any, NoReturn
 
 from sirfp_adapter import __version__
-from sirfp_adapter.demo.experiment import Config, OptionError, TrainingError, budget_choices
+from sirfp_adapter.demo.experiment import ALLOCATIONS, Config, OptionError, TrainingError, budget_choices
 
 _HELP = {
     "flops_reduction": "fraction of the FLOPs to remove (0.6 keeps 40%%)",
@@ -41,6 +41,8 @@ _HELP = {
     "budget_samples": "sensitivity budget: recorded training inputs its output distortion is measured on",
     "budget_points": "sensitivity budget: removal counts measured per layer (linear in between); its forward "
                      "passes per pruning step are layers x points",
+    "budget_allocation": "sensitivity budget: per_flop (each removal priced by the distortion it adds per FLOP it "
+                         "saves, recommended) or level (every layer pruned to the same distortion)",
     "min_keep": "per-layer floor: a fraction of the layer's width (0.1) or a channel count (2)",
     "round_to": "keep a multiple of this many channels per layer",
     "model": "the network: torchvision:NAME, smp:ARCH[:ENCODER], timm:NAME or package.module:factory "
@@ -109,7 +111,7 @@ def _choices() -> dict[str, tuple[str, ...]]:
 
     return {"criterion": tuple(CRITERIA), "measure": tuple(MEASURES), "normalize": ("softmax", "relu_l1"),
             "method": tuple(m.name for m in mewcp.methods()), "mode": ("global", "uniform"),
-            "calibration": ("mean", "range", "none"), "budget": budget_choices()}
+            "calibration": ("mean", "range", "none"), "budget": budget_choices(), "budget_allocation": ALLOCATIONS}
 
 
 class _Parser(argparse.ArgumentParser):

@@ -58,6 +58,7 @@ from mewcp.atomic import staged
 from sirfp_adapter.apply import save_pruned
 from sirfp_adapter.cost import count_flops, count_params
 from sirfp_adapter.criteria import CRITERIA, SIRFP, Criterion, Sensitivity
+from sirfp_adapter.criteria.sensitivity import ALLOCATIONS
 from sirfp_adapter.demo.data import FolderSegmentation, SyntheticSegmentation, make_loaders
 from sirfp_adapter.demo.metrics import ConfusionMatrix, evaluate, logits_of
 from sirfp_adapter.demo.models import DeepLabLite
@@ -139,6 +140,7 @@ class Config:
     budget: str = "sensitivity"
     budget_samples: int = 16  # Sensitivity: recorded training inputs the distortion is measured on
     budget_points: int = 8  # Sensitivity: removal counts measured per group
+    budget_allocation: str = "per_flop"  # Sensitivity: distortion per FLOP saved, or the same level per group
     model: str | None = None  # a sirfp_adapter.zoo.build_model spec; None: the built-in DeepLabLite
     weights: str | None = None  # a state-dict file (torch.load(weights_only=True)) for the model
     min_keep: float = 0.1
@@ -181,6 +183,7 @@ class Config:
         for name, choices in (("criterion", tuple(CRITERIA)), ("measure", tuple(MEASURES)),
                               ("normalize", ("softmax", "relu_l1")), ("mode", ("global", "uniform")),
                               ("calibration", ("mean", "range", "none")), ("budget", budget_choices()),
+                              ("budget_allocation", ALLOCATIONS),
                               ("method", tuple(m.name for m in mewcp.methods()))):
             value = getattr(self, name)
             r(isinstance(value, str) and value in choices, name, f"one of {', '.join(choices)}", value)
@@ -269,7 +272,8 @@ class Config:
     def make_criterion(self) -> Criterion:
         """The criterion with those of this config's options that its constructor takes."""
         cls = CRITERIA[self.criterion]
-        sensitivity = {"samples": self.budget_samples, "points": self.budget_points}
+        sensitivity = {"samples": self.budget_samples, "points": self.budget_points,
+                       "allocation": self.budget_allocation}
         budget: Criterion | str | None = None if self.budget == "none" else self.budget
         if budget == "sensitivity":
             budget = Sensitivity(**sensitivity)

@@ -130,9 +130,9 @@ def test_every_bad_option_is_one_line_and_exit_2_before_training(tmp_path, capsy
 
 def test_the_sensitivity_budget_options_reach_the_criterion():
     sirfp = Config(budget_samples=3, budget_points=2).make_criterion()
-    assert (sirfp.budget.samples, sirfp.budget.points) == (3, 2)
-    alone = Config(criterion="sensitivity", budget_samples=5).make_criterion()
-    assert (alone.samples, alone.points) == (5, 8)
+    assert (sirfp.budget.samples, sirfp.budget.points, sirfp.budget.allocation) == (3, 2, "per_flop")
+    alone = Config(criterion="sensitivity", budget_samples=5, budget_allocation="level").make_criterion()
+    assert (alone.samples, alone.points, alone.allocation) == (5, 8, "level")
     assert Config(budget="taylor", budget_points=2).make_criterion().budget.name == "taylor"
 
 

@@ -12,7 +12,7 @@ from torch import nn  # noqa: E402
 
 from sirfp_adapter.apply import ChannelMasks  # noqa: E402
 from sirfp_adapter.criteria import L1, SIRFP, Random, Sensitivity  # noqa: E402
-from sirfp_adapter.criteria.sensitivity import output_logits  # noqa: E402
+from sirfp_adapter.criteria.sensitivity import hull_rates, output_logits  # noqa: E402
 from sirfp_adapter.groups import ChannelGroups  # noqa: E402
 from tests.sirfp_adapter.pruning_helpers import inputs, lite, train_passes  # noqa: E402
 
@@ -53,7 +53,7 @@ def kl(ref_logits, logits) -> float:
 
 def test_budget_scores_are_the_measured_kl_of_removing_each_prefix():
     model, x = TwoBranches(weight_b=1.0), inputs(batch=4, size=16)
-    crit, groups = attached_sensitivity(model, x, samples=4, points=8)
+    crit, groups = attached_sensitivity(model, x, samples=4, points=8, allocation="level")
     group = groups[groups.index("a.0")]
     order = np.array([5, 2, 7, 0, 1, 3, 4, 6])
     scores = crit.budget_scores(group, order)
@@ -91,7 +91,7 @@ def test_interpolates_between_measured_counts_and_scores_zero_for_irrelevant_cha
     with torch.no_grad():  # channels 0..3 of branch a are dead: exactly zero after BN and ReLU
         model.a[1].weight[:4] = 0.0
         model.a[1].bias[:4] = 0.0
-    crit, groups = attached_sensitivity(model, x, points=2)
+    crit, groups = attached_sensitivity(model, x, points=2, allocation="level")
     group = groups[groups.index("a.0")]
     scores = crit.budget_scores(group, np.arange(8))  # measured at 4 and 7 removals
     np.testing.assert_allclose(scores[:4], 0.0, atol=1e-12)
@@ -134,6 +134,8 @@ def test_state_round_trip_and_option_errors():
         Sensitivity(samples=0)
     with pytest.raises(ValueError, match="points must be a positive integer, got True"):
         Sensitivity(points=True)
+    with pytest.raises(ValueError, match="allocation must be 'per_flop' or 'level', got 'flops'"):
+        Sensitivity(allocation="flops")
     with pytest.raises(ValueError, match="order must be a Criterion other than Sensitivity"):
         Sensitivity(order=Sensitivity())
     with pytest.raises(ValueError, match="budget must be a Criterion other than SIRFP"):
@@ -207,7 +209,7 @@ def direct_scores(model, groups, group, order, x) -> np.ndarray:
 @pytest.mark.parametrize("build", [TwoBranches, SharedInPlace, lite], ids=["branches", "in-place", "lite"])
 def test_replayed_prefixes_give_the_direct_scores_of_every_group(build):
     model, x = build(), inputs(batch=4, size=16)
-    crit, groups = attached_sensitivity(model, x)
+    crit, groups = attached_sensitivity(model, x, allocation="level")
     for group in groups:  # in order: later groups also replay the earlier group's stored calls
         order = np.random.default_rng(len(group.name)).permutation(group.size)
         np.testing.assert_allclose(crit.budget_scores(group, order), direct_scores(model, groups, group, order, x),
@@ -217,7 +219,7 @@ def test_replayed_prefixes_give_the_direct_scores_of_every_group(build):
 
 def test_the_replay_skips_the_calls_before_the_group():
     model, x = TwoBranches(weight_b=1.0), inputs(batch=4, size=16)
-    crit, groups = attached_sensitivity(model, x, points=8)
+    crit, groups = attached_sensitivity(model, x, points=8, allocation="level")
     runs = {"a": 0}
     original = model.a.forward
 
@@ -259,7 +261,7 @@ class Unsteady(nn.Module):
 
 def test_a_model_whose_calls_change_is_measured_in_full_passes_with_a_warning():
     model, x = Unsteady(), inputs(batch=2, size=16)
-    crit, groups = attached_sensitivity(model, x)
+    crit, groups = attached_sensitivity(model, x, allocation="level")
     group = groups[groups.index("block.0")]
     model.arm()
     with pytest.warns(RuntimeWarning, match="sensitivity: replaying the unchanged calls is switched off for this "
@@ -285,3 +287,96 @@ def test_the_stored_prefix_is_capped_in_bytes_over_its_copies():
     assert replay.prefix({last}, copies=3) == full
     capped = replay.prefix({last}, copies=4)
     assert capped and sum(c.nbytes for c in capped) <= 3 * size / 4 and set(capped) < set(full)
+
+
+def test_hull_rates_price_every_removal_on_the_lower_convex_hull():
+    rng = np.random.default_rng(3)
+    for _ in range(200):
+        a = int(rng.integers(2, 30))
+        saved = np.r_[0.0, np.cumsum(rng.uniform(0.0, 2.0, a))]  # flat steps too (nothing saved)
+        counts = np.unique(rng.integers(1, a + 1, int(rng.integers(1, 8))))
+        measured = np.maximum.accumulate(rng.uniform(0.0, 1.0, counts.size))
+        rates = hull_rates(saved, counts, measured)
+        assert rates.shape == (a,) and np.all(np.diff(rates) >= 0)
+        finite = np.isfinite(rates)
+        assert np.all(finite | (np.diff(saved) == 0))
+        # the price paid up to each measured count never exceeds the distortion measured
+        # there, and equals it at the last (the hull's end point)
+        paid = np.r_[0.0, np.cumsum(np.where(finite, rates, 0.0) * np.diff(saved))]
+        assert np.all(paid[counts] <= measured + 1e-9)
+        assert paid[counts[-1]] == pytest.approx(measured[-1], abs=1e-9)
+
+
+class TwinBranches(nn.Module):
+    """Two branches that compute the same function: ``b``'s 5×5 kernels are ``a``'s 3×3
+    kernels zero-padded, so a channel of ``b`` moves the output exactly as much as the same
+    channel of ``a`` and saves (3·25 + 4) / (3·9 + 4) = 79/31 times the FLOPs (its kernel
+    and its share of the 1×1 head)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.a = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU())
+        self.b = nn.Sequential(nn.Conv2d(3, 8, 5, padding=2), nn.BatchNorm2d(8), nn.ReLU())
+        self.head_a, self.head_b = nn.Conv2d(8, 4, 1), nn.Conv2d(8, 4, 1)
+        with torch.no_grad():
+            self.b[0].weight.zero_()
+            self.b[0].weight[:, :, 1:4, 1:4] = self.a[0].weight
+            self.b[0].bias.copy_(self.a[0].bias)
+            self.head_b.load_state_dict(self.head_a.state_dict())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head_a(self.a(x)) + self.head_b(self.b(x))
+
+
+def test_per_flop_takes_the_same_damage_where_it_saves_the_most_flops():
+    from sirfp_adapter.cost import CostModel
+    from sirfp_adapter.plan import make_plan
+
+    keep = {}
+    for allocation in ("level", "per_flop"):
+        model, x = TwinBranches(), inputs(batch=4, size=16)
+        crit, groups = attached_sensitivity(model, x, allocation=allocation)
+        order = np.arange(8)
+        a, b = (crit.budget_scores(groups[groups.index(n)], order) for n in ("a.0", "b.0"))
+        if allocation == "level":
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-9)  # the same damage
+        else:
+            np.testing.assert_allclose(b, a * 31 / 79, rtol=1e-4, atol=1e-12)  # for 79/31 the FLOPs
+        plan = make_plan(groups, CostModel(model, x, groups), [crit.rank(g) for g in groups], 0.3)
+        keep[allocation] = plan.keep["a.0"], plan.keep["b.0"]
+    assert abs(keep["level"][0] - keep["level"][1]) <= 1
+    assert keep["per_flop"][1] < keep["per_flop"][0]
+
+
+def test_per_flop_prices_are_distortion_over_flops_counted_on_the_pruned_model():
+    import copy
+
+    from sirfp_adapter.apply import prune_channels
+    from sirfp_adapter.cost import count_flops
+
+    model, x = TwoBranches(weight_b=1.0), inputs(batch=4, size=16)
+    crit, groups = attached_sensitivity(model, x, allocation="per_flop", points=4)
+    group, order = groups[groups.index("a.0")], np.array([3, 1, 7, 0, 2, 6, 5, 4])
+    got = crit.budget_scores(group, order)
+    counts = np.unique(np.linspace(0, 7, 5).round().astype(np.int64)[1:])
+    model.eval()
+    with torch.no_grad():  # the distortion at each measured count, from masks
+        ref, measured = model(x), []
+        for t in counts:
+            masks = ChannelMasks(model, groups)
+            masks.remove_channels({"a.0": order[:t]})
+            measured.append(kl(ref, model(x)))
+            masks.remove()
+    model.train()
+    base = count_flops(model, x[:1])
+    saved = [0.0]
+    for t in range(1, 9):
+        twin = copy.deepcopy(model)
+        twin_groups = ChannelGroups.build(twin, x)
+        if t < 8:
+            prune_channels(twin_groups, {"a.0": order[:t]})
+            saved.append(base - count_flops(twin, x[:1]))
+        else:
+            saved.append(saved[-1] + (saved[-1] - saved[-2]))  # the last channel is never removed
+    np.testing.assert_allclose(got, hull_rates(np.array(saved), counts, np.maximum.accumulate(measured)), rtol=1e-4)
