@@ -44,11 +44,23 @@ before the group's first layer is called; the others replay their stored outputs
 prefix starts after the previous group's replays that group's store, so the prefixes of
 all groups together cost about one forward pass per step. A group deep in the network is
 measured for little more than the layers after it.
+
+Sizing by the model's cost: with ``max_passes=M`` the measuring work of one pruning step,
+counted in single-image forward passes (an upper bound: the replay makes each cheaper), is
+``groups * points * samples``; when that exceeds ``M`` the sizes are lowered when the
+criterion is attached (`fitted_sizes`): ``points = floor(points0 * sqrt(q))`` with
+``q = M / (groups * points0 * samples0)``, at least 2 (the curve keeps a midpoint), then
+``samples = floor(M / (groups * points))`` between 1 and ``samples0``, then
+``points = floor(M / (groups * samples))`` between 2 and ``points0``: neither can grow
+by one and still fit. Both fall by about ``sqrt(q)``, so their ratio is kept; with very
+many groups the floor (2 points, 1 sample) can exceed ``M``. Without ``max_passes`` (the
+default) the sizes are as given.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 import warnings
 from collections.abc import Mapping
 from typing import Any, Literal
@@ -66,7 +78,7 @@ from sirfp_adapter.groups import ChannelGroup
 from sirfp_adapter.plan import Ranking
 from sirfp_adapter.replay import PrefixReplay
 
-__all__ = ["ALLOCATIONS", "Sensitivity", "hull_rates", "output_logits"]
+__all__ = ["ALLOCATIONS", "Sensitivity", "fitted_sizes", "hull_rates", "output_logits"]
 
 Allocation = Literal["per_flop", "level"]
 #: how the budget prices a removal: distortion per FLOP saved (default), or distortion itself
@@ -92,6 +104,23 @@ def _positive_int(value: object, what: str) -> int:
     return value
 
 
+#: Fewest removal counts `fitted_sizes` measures per group: the curve keeps a midpoint.
+MIN_POINTS = 2
+
+
+def fitted_sizes(samples: int, points: int, groups: int, max_passes: int | None) -> tuple[int, int]:
+    """``(samples, points)`` lowered so that ``groups * points * samples <= max_passes``
+    where the floor allows (see the module Notes); unchanged when they fit or
+    ``max_passes`` is None."""
+    if max_passes is None or groups * points * samples <= max_passes:
+        return samples, points
+    share = max_passes / max(groups, 1)  # points * samples per group
+    fitted_points = min(points, max(MIN_POINTS, math.floor(points * math.sqrt(share / (points * samples)))))
+    fitted_samples = min(samples, max(1, math.floor(share / fitted_points)))
+    fitted_points = min(points, max(MIN_POINTS, math.floor(share / fitted_samples)))
+    return fitted_samples, fitted_points
+
+
 class Sensitivity(Criterion):
     """Budget from measured output distortion; channel order from another criterion.
 
@@ -114,6 +143,11 @@ class Sensitivity(Criterion):
         ``"level"``: it is scored by ``D(t)``, so one threshold prunes every group to the
         same distortion. ``"per_flop"`` prices FLOPs also when the plan's target is
         parameters.
+    max_passes : int, optional
+        At most this many single-image forward passes per pruning step
+        (``groups * points * samples``): larger sizes are lowered to fit when the
+        criterion is attached (`fitted_sizes`; ``sizes`` then holds the ones used).
+        ``None`` (default): ``samples`` and ``points`` as given.
 
     Examples
     --------
@@ -126,12 +160,15 @@ class Sensitivity(Criterion):
     watches_activations = True  # it records the model's inputs
 
     def __init__(self, order: Criterion | None = None, *, samples: int = 16, points: int = 8,
-                 replay: bool = True, allocation: Allocation = "per_flop") -> None:
+                 replay: bool = True, allocation: Allocation = "per_flop",
+                 max_passes: int | None = None) -> None:
         if order is not None and (not isinstance(order, Criterion) or isinstance(order, Sensitivity)):
             raise ValueError(f"order must be a Criterion other than Sensitivity, got {order!r}")
         self.order = order if order is not None else L1()
         self.samples = _positive_int(samples, "samples")
         self.points = _positive_int(points, "points")
+        self.max_passes = None if max_passes is None else _positive_int(max_passes, "max_passes")
+        self.sizes = (self.samples, self.points)  # (samples, points) measured: fitted to max_passes at attach
         if allocation not in ALLOCATIONS:
             raise ValueError(f"allocation must be 'per_flop' or 'level', got {allocation!r}")
         self.allocation: Allocation = allocation
@@ -149,6 +186,7 @@ class Sensitivity(Criterion):
     # ------------------------------------------------------------------ binding
     def _attach(self, training_only: bool) -> None:
         self.order.attach(self.model, self.groups, training_only=training_only)
+        self.sizes = fitted_sizes(self.samples, self.points, len(self.groups), self.max_passes)
         self._replay = PrefixReplay(self.model)
         self._cost = None
 
@@ -163,11 +201,11 @@ class Sensitivity(Criterion):
         first = next((a for a in args if isinstance(a, torch.Tensor)), None)
         if first is None or first.dim() == 0:
             return
-        rows = min(int(first.shape[0]), self.samples)
+        rows = min(int(first.shape[0]), self.sizes[0])
         batch = tuple(a[:rows].detach().clone() if isinstance(a, torch.Tensor) and a.dim() > 0 else a
                       for a in args)
         self._inputs.append(batch)
-        while sum(_rows(b) for b in self._inputs) - _rows(self._inputs[0]) >= self.samples:
+        while sum(_rows(b) for b in self._inputs) - _rows(self._inputs[0]) >= self.sizes[0]:
             self._inputs.pop(0)
         self._reference = None  # the weights may have changed since the last measurement
 
@@ -190,7 +228,7 @@ class Sensitivity(Criterion):
         if a == 0:
             return np.zeros(0)
         most = min(a, group.size - 1)  # a group is never emptied (the plan's floor keeps one at least)
-        counts = np.unique(np.linspace(0, most, self.points + 1).round().astype(np.int64)[1:])
+        counts = np.unique(np.linspace(0, most, self.sizes[1] + 1).round().astype(np.int64)[1:])
         counts = counts[counts > 0]
         measured = np.asarray(self._distortions(group, order, counts))
         if self.allocation == "per_flop":
@@ -330,6 +368,8 @@ class Sensitivity(Criterion):
         options = {"order": self.order, "samples": self.samples, "points": self.points, "replay": self.replay}
         if self.allocation != "per_flop":
             options["allocation"] = self.allocation
+        if self.max_passes is not None:
+            options["max_passes"] = self.max_passes
         return options
 
 

@@ -38,9 +38,13 @@ _HELP = {
                    "or none (raw EHGP scores)",
     "budget": "what decides how many channels each layer loses under sirfp: sensitivity (measured output "
               "distortion, recommended), a baseline criterion's scores, or none (the paper's threshold on redundancy)",
-    "budget_samples": "sensitivity budget: recorded training inputs its output distortion is measured on",
-    "budget_points": "sensitivity budget: removal counts measured per layer (linear in between); its forward "
-                     "passes per pruning step are layers x points",
+    "budget_samples": "sensitivity budget: recorded training inputs its output distortion is measured on "
+                      "(auto: up to 16, fitted to --budget-passes)",
+    "budget_points": "sensitivity budget: removal counts measured per layer, linear in between (auto: up to 8, "
+                     "fitted to --budget-passes)",
+    "budget_passes": "sensitivity budget: most single-image forward passes per pruning step (layers x points x "
+                     "samples); samples and points are lowered to fit (auto: 12 x --prune-interval x --batch-size, "
+                     "about 4x the training between steps, unless --budget-samples or --budget-points is given)",
     "budget_allocation": "sensitivity budget: per_flop (each removal priced by the distortion it adds per FLOP it "
                          "saves, recommended) or level (every layer pruned to the same distortion)",
     "min_keep": "per-layer floor: a fraction of the layer's width (0.1) or a channel count (2)",
@@ -97,11 +101,15 @@ _SHAPES: dict[str, dict[str, Any]] = {
     "weights": {"metavar": "FILE"},
     "threads": {"type": int},
     "max_samples": {"type": int},
+    "budget_samples": {"type": int},
+    "budget_points": {"type": int},
+    "budget_passes": {"type": int},
     "positions": {"type": int},
     "min_keep": {"type": _count_or_fraction},
 }
 _NONE_MEANS = {"data": "the built-in synthetic data", "threads": "torch's choice",
-               "model": "the built-in DeepLabLite", "weights": "random initialisation"}
+               "model": "the built-in DeepLabLite", "weights": "random initialisation",
+               "budget_samples": "auto", "budget_points": "auto", "budget_passes": "auto"}
 
 
 def _choices() -> dict[str, tuple[str, ...]]:
@@ -208,7 +216,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if exc.requirement is not None:  # the command line's words: 0 for all samples, pairs as H W
             requirement = exc.requirement.replace(", or None for all", ", or 0 for all").replace(
                 ", or None for every position", ", or 0 for every position").replace(
-                ", or None for torch's choice", "")
+                ", or None for torch's choice", "").replace(", or None for auto", "")
             _say(f"{flag} must be {requirement}; got {_shown('', exc.value) if exc.value is not None else 0}",
                  args.command)
         else:

@@ -82,6 +82,14 @@ OUTPUTS = ("pruned.pt", "pruned.onnx", "report.md", "result.json", "loss.png", "
 CURVE_POINTS = 4
 #: Batch sizes of the deployment latency table.
 LATENCY_BATCHES = (1, 2, 4)
+#: The automatic cap of the sensitivity budget (`Config.budget_cap`), in single-image forward
+#: passes per training image of one pruning interval: a training image costs about 3 passes
+#: (forward and backward), so the budget's measuring passes of a step cost at most about 4x the
+#: training between steps. The library's 16 samples x 8 points fit under it for the built-in
+#: model (19 groups: 2432 passes against 12 x 40 x 8 = 3840 at the defaults), so its runs are
+#: unchanged; a 44-group deeplabv3_resnet50 pruned every 2 iterations of 2 images measures
+#: 2 points on 1 sample (`sirfp_adapter.criteria.sensitivity.fitted_sizes`).
+BUDGET_PASSES_PER_IMAGE = 12
 
 
 class OptionError(ValueError):
@@ -138,8 +146,9 @@ class Config:
     mode: str = "global"
     calibration: str = "mean"
     budget: str = "sensitivity"
-    budget_samples: int = 16  # Sensitivity: recorded training inputs the distortion is measured on
-    budget_points: int = 8  # Sensitivity: removal counts measured per group
+    budget_samples: int | None = None  # Sensitivity: recorded inputs the distortion is measured on (None: auto)
+    budget_points: int | None = None  # Sensitivity: removal counts measured per group (None: auto)
+    budget_passes: int | None = None  # Sensitivity: most image passes per pruning step (None: auto, `budget_cap`)
     budget_allocation: str = "per_flop"  # Sensitivity: distortion per FLOP saved, or the same level per group
     model: str | None = None  # a sirfp_adapter.zoo.build_model spec; None: the built-in DeepLabLite
     weights: str | None = None  # a state-dict file (torch.load(weights_only=True)) for the model
@@ -229,8 +238,11 @@ class Config:
           self.aspp_channels)
         for name in ("train_iters", "finetune_iters"):
             r(_int_in(getattr(self, name), 0), name, "an int >= 0", getattr(self, name))
-        for name in ("prune_steps", "prune_interval", "every", "latency_repeats", "budget_samples", "budget_points"):
+        for name in ("prune_steps", "prune_interval", "every", "latency_repeats"):
             r(_int_in(getattr(self, name), 1), name, "an int >= 1", getattr(self, name))
+        for name in ("budget_samples", "budget_points", "budget_passes"):
+            value = getattr(self, name)
+            r(value is None or _int_in(value, 1), name, "an int >= 1, or None for auto", value)
         r(_is_number(self.latency_time) and 0.0 < self.latency_time <= 60.0, "latency_time",
           "a number of seconds in (0, 60]", self.latency_time)
         for name in ("lr", "finetune_lr"):
@@ -272,8 +284,7 @@ class Config:
     def make_criterion(self) -> Criterion:
         """The criterion with those of this config's options that its constructor takes."""
         cls = CRITERIA[self.criterion]
-        sensitivity = {"samples": self.budget_samples, "points": self.budget_points,
-                       "allocation": self.budget_allocation}
+        sensitivity = self.sensitivity_options()
         budget: Criterion | str | None = None if self.budget == "none" else self.budget
         if budget == "sensitivity":
             budget = Sensitivity(**sensitivity)
@@ -288,6 +299,24 @@ class Config:
         if "measure" in accepted and "normalize" in inspect.signature(get_measure(self.measure)).parameters:
             options["normalize"] = self.normalize
         return cls(**options)
+
+    def budget_cap(self) -> int | None:
+        """The sensitivity budget's most single-image forward passes per pruning step:
+        ``budget_passes`` when given; otherwise, when neither ``budget_samples`` nor
+        ``budget_points`` is given, ``BUDGET_PASSES_PER_IMAGE * prune_interval * batch_size``
+        (see `BUDGET_PASSES_PER_IMAGE`); else None (the given sizes, uncapped)."""
+        if self.budget_passes is not None:
+            return self.budget_passes
+        if self.budget_samples is None and self.budget_points is None:
+            return BUDGET_PASSES_PER_IMAGE * self.prune_interval * self.batch_size
+        return None
+
+    def sensitivity_options(self) -> dict[str, Any]:
+        """``Sensitivity``'s ``samples``, ``points`` (those given), ``max_passes``
+        (`budget_cap`) and ``allocation``; what is not given is the library's default
+        (16 samples, 8 points)."""
+        given = (("samples", self.budget_samples), ("points", self.budget_points), ("max_passes", self.budget_cap()))
+        return {**{k: v for k, v in given if v is not None}, "allocation": self.budget_allocation}
 
 
 def _as_option_error(exc: Exception, option: str) -> OptionError:
@@ -483,7 +512,8 @@ class Result:
     losses: list[float]
     phases: dict[str, int]
     widths: dict[str, tuple[int, int]]
-    times: dict[str, float] = field(default_factory=dict)
+    times: dict[str, float] = field(default_factory=dict)  # wall seconds per phase
+    cpu_times: dict[str, float] = field(default_factory=dict)  # CPU seconds (all threads) per phase
     run: str = ""  # the run's id (`new_run_id`), stamped on every output file
     reference: dict[str, Any] | None = None  # the unpruned model trained on for the same iterations
     # validation during the run (with an output folder): {"iteration", "phase", "loss", "miou"} ...
@@ -739,13 +769,18 @@ def run(
         return after
 
     times: dict[str, float] = {}
-    started = time.perf_counter()
+    cpu: dict[str, float] = {}  # CPU seconds of this process (all its threads) per phase
+    started, started_cpu = time.perf_counter(), time.process_time()
+
+    def timed(name: str, t0: float, c0: float) -> None:
+        times[name], cpu[name] = time.perf_counter() - t0, time.process_time() - c0
+
     if pretrained is None:
         losses: list[float] = []
         optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         train(model, batches, cfg.train_iters, optimizer, losses=losses, desc="train (unpruned)", progress=progress,
               after_step=curve("train", cfg.train_iters))
-        times["train"] = time.perf_counter() - started
+        timed("train", started, started_cpu)
         before = measure(model, val_loader, cfg)
         state = copy.deepcopy(model.state_dict())
     else:
@@ -762,12 +797,19 @@ def run(
     steps: list[dict[str, Any]] = [{"label": "unpruned", "flops": before["flops"], "miou": before["miou"]}]
 
     # phase 2: progressive pruning with masks, training on
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     example = next(batches)[0][:2]
     pruner = None
     if prune:
         pruner = SIRFPPruner(model, example, criterion=cfg.make_criterion(), flops_reduction=cfg.flops_reduction,
                              steps=cfg.prune_steps, interval=cfg.prune_interval, plan=cfg.plan_options())
+        budget = pruner.criterion if isinstance(pruner.criterion, Sensitivity) else getattr(pruner.criterion,
+                                                                                             "budget", None)
+        if isinstance(budget, Sensitivity):
+            samples, points = budget.sizes
+            say(f"sensitivity budget: {points} removal counts x {samples} recorded sample(s) per group, "
+                f"{len(pruner.groups)} groups: at most {points * samples * len(pruner.groups)} image passes per "
+                f"pruning step" + (f" (cap {budget.max_passes})" if budget.max_passes is not None else ""))
 
     def prune_and_validate() -> None:
         assert pruner is not None
@@ -785,7 +827,7 @@ def run(
     history = pruner.history if pruner is not None else []
     for plan in history:
         say("  " + plan.summary().splitlines()[0])
-    times["prune"] = time.perf_counter() - t0
+    timed("prune", t0, c0)
     times["planning"] = pruner.planning_time if pruner is not None else 0.0
     if pruner is not None:
         stats = pruner.stats()
@@ -797,19 +839,19 @@ def run(
     # phase 3: physical removal, fine-tuning
     if pruner is not None:
         pruner.finalize()
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.finetune_lr, weight_decay=cfg.weight_decay)
     train(model, batches, cfg.finetune_iters, optimizer, losses=losses,
           desc="fine-tune (pruned)" if prune else "train on", progress=progress,
           after_step=curve("fine-tune" if prune else "train on", cfg.finetune_iters))
-    times["finetune"] = time.perf_counter() - t0
+    timed("finetune", t0, c0)
     after = measure(model, val_loader, cfg)
     steps.append({"label": "fine-tuned" if prune else "trained on", "flops": after["flops"], "miou": after["miou"]})
     unpruned = copy.deepcopy(initial)
     unpruned.load_state_dict(state)
     same_budget = None
     if prune and reference:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         twin = copy.deepcopy(initial)
         twin.load_state_dict(state)
         stream = _batches(make_loaders(train_set, val_set, batch_size=cfg.batch_size, seed=cfg.seed + 1)[0])
@@ -818,18 +860,20 @@ def run(
             optimizer = torch.optim.AdamW(twin.parameters(), lr=cfg.finetune_lr, weight_decay=cfg.weight_decay)
             train(twin, stream, iters, optimizer, desc=desc, progress=progress)
         same_budget = {k: v for k, v in measure(twin, val_loader, cfg).items() if k in ("miou", "pixel_accuracy")}
-        times["reference"] = time.perf_counter() - t0
+        timed("reference", t0, c0)
         say(f"unpruned, trained on the same iterations: mIoU {100 * same_budget['miou']:.2f}%")
     before = dict(before)
+    t0, c0 = time.perf_counter(), time.process_time()
     before["latency_ms"], after["latency_ms"] = latency_ms([unpruned, model], cfg.size, cfg.latency_repeats)
+    timed("latency", t0, c0)
     stage = Path(tempfile.mkdtemp(dir=out, prefix=".sirfp-deploy-")) if out is not None else None
     try:
         deploy = None
         if stage is not None:
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             deploy = _deploy(unpruned, model, cfg, stage if onnx else None, say)
-            times["deploy"] = time.perf_counter() - t0
-        times["total"] = time.perf_counter() - started
+            timed("deploy", t0, c0)
+        timed("total", started, started_cpu)
         widths_after = _widths(model)
         result = Result(
             config=asdict(cfg),
@@ -843,6 +887,7 @@ def run(
             phases={"train": n_train, "prune": cfg.prune_steps * cfg.prune_interval, "finetune": cfg.finetune_iters},
             widths={k: (widths_before[k], widths_after[k]) for k in widths_before},
             times=times,
+            cpu_times=cpu,
             run=run_id,
             reference=same_budget,
             validation=validation,
@@ -978,7 +1023,9 @@ def _report_text(result: Result, cfg: dict[str, Any], out: Path, plots: list[str
         "Pruning steps: " + "; ".join(f"target {p['target']:.1%} → FLOPs −{p['flops_reduction']:.2%} "
                                       f"(planned in {p['planning_time']:.2f} s)" for p in result.plans),
         "",
-        "Time: " + ", ".join(f"{k} {v:.1f} s" for k, v in result.times.items()),
+        "Time (wall; CPU of all threads in brackets): " + ", ".join(
+            f"{k} {v:.1f} s" + (f" ({result.cpu_times[k]:.1f} s)" if k in result.cpu_times else "")
+            for k, v in result.times.items()),
         "",
     ]
     if "statistics" in result.times and result.phases["prune"]:

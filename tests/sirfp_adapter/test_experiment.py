@@ -39,6 +39,11 @@ def test_prune_command_writes_a_report_and_a_loadable_model(tmp_path, capsys, cr
     assert "Both models trained the same iterations" in printed
     # the criterion's statistics time, per iteration of the pruning phase (SIRFPPruner.stats())
     assert 0 < result["times"]["statistics"] <= result["times"]["prune"]
+    # wall and CPU seconds per phase (the CPU of every thread can exceed the wall time)
+    assert {"train", "prune", "finetune", "reference", "latency", "total"} <= set(result["cpu_times"])
+    assert all(v >= 0 for v in result["cpu_times"].values())
+    assert result["cpu_times"]["total"] >= result["cpu_times"]["prune"]
+    assert "prune" in (out / "report.md").read_text().split("Time (wall; CPU of all threads in brackets): ")[1]
     per = result["times"]["statistics"] / 4
     shown = f"{1e3 * per:.1f} ms" if per < 1 else f"{per:.2f} s"
     assert (f"The criterion's statistics took {shown} per training iteration of the pruning phase"

@@ -86,6 +86,7 @@ OPTIONS = [
     (["--latency-repeats", "0"], "--latency-repeats must be an int >= 1; got 0"),
     (["--budget-points", "0"], "--budget-points must be an int >= 1; got 0"),
     (["--budget-samples", "-2"], "--budget-samples must be an int >= 1; got -2"),
+    (["--budget-passes", "0"], "--budget-passes must be an int >= 1; got 0"),
     (["--batch-size", "1"],
      "--batch-size must be an int from 2 to 4096 (BatchNorm needs two samples per training batch); got 1"),
     (["--train-samples", "1"], "--train-samples must be at least the batch size, 2 (one full batch); got 1"),
@@ -134,6 +135,29 @@ def test_the_sensitivity_budget_options_reach_the_criterion():
     alone = Config(criterion="sensitivity", budget_samples=5, budget_allocation="level").make_criterion()
     assert (alone.samples, alone.points, alone.allocation) == (5, 8, "level")
     assert Config(budget="taylor", budget_points=2).make_criterion().budget.name == "taylor"
+
+
+def test_the_sensitivity_budget_sizes_itself_unless_told():
+    from sirfp_adapter.demo.experiment import BUDGET_PASSES_PER_IMAGE
+
+    auto = Config(prune_interval=3, batch_size=4).make_criterion().budget
+    assert (auto.samples, auto.points, auto.max_passes) == (16, 8, BUDGET_PASSES_PER_IMAGE * 3 * 4)
+    assert Config(budget_samples=16).make_criterion().budget.max_passes is None  # sizes given: as given
+    assert Config(budget_points=4, budget_passes=50).make_criterion().budget.max_passes == 50
+    alone = Config(criterion="sensitivity", prune_interval=5).make_criterion()
+    assert alone.max_passes == BUDGET_PASSES_PER_IMAGE * 5 * 8
+
+
+def test_the_automatic_budget_leaves_the_built_in_models_defaults_alone():
+    from sirfp_adapter.demo.experiment import build_network
+    from sirfp_adapter.groups import ChannelGroups
+
+    cfg = Config()
+    model = build_network(cfg)
+    groups = ChannelGroups.build(model, torch.randn(2, 3, *cfg.size))
+    budget = cfg.make_criterion().budget.attach(model, groups)
+    assert budget.sizes == (16, 8)  # 19 groups x 8 x 16 = 2432 passes, under the cap of 12 x 40 x 8
+    budget.close()
 
 
 def test_config_check_names_the_field_for_python_callers():

@@ -380,3 +380,63 @@ def test_per_flop_prices_are_distortion_over_flops_counted_on_the_pruned_model()
         else:
             saved.append(saved[-1] + (saved[-1] - saved[-2]))  # the last channel is never removed
     np.testing.assert_allclose(got, hull_rates(np.array(saved), counts, np.maximum.accumulate(measured)), rtol=1e-4)
+
+
+@pytest.mark.parametrize("samples", [1, 3, 16])
+@pytest.mark.parametrize("points", [1, 2, 8])
+def test_fitted_sizes_fit_the_cap_within_the_floor_and_never_grow(samples, points):
+    from sirfp_adapter.criteria.sensitivity import MIN_POINTS, fitted_sizes
+
+    for groups in (1, 5, 44, 300):
+        for cap in (1, 7, 48, 100, 960, 3840, 10**6):
+            s, p = fitted_sizes(samples, points, groups, cap)
+            assert 1 <= s <= samples and 1 <= p <= points
+            if groups * points * samples <= cap:
+                assert (s, p) == (samples, points)  # what fits is left alone
+                continue
+            floor = groups * min(points, MIN_POINTS)
+            if floor <= cap:
+                assert groups * p * s <= cap
+                assert p >= min(points, MIN_POINTS)
+                # nothing larger fits: one more point or one more sample would exceed the cap
+                assert (p == points or groups * (p + 1) * s > cap) and (s == samples or groups * p * (s + 1) > cap)
+            else:  # the floor itself is over the cap
+                assert (s, p) == (1, min(points, MIN_POINTS))
+    assert fitted_sizes(samples, points, 44, None) == (samples, points)
+
+
+def test_fitted_sizes_keep_the_ratio_of_samples_to_points():
+    from sirfp_adapter.criteria.sensitivity import fitted_sizes
+
+    assert fitted_sizes(16, 8, 44, 3840) == (14, 6)  # deeplabv3_resnet50, sirfp prune's defaults
+    assert fitted_sizes(16, 8, 44, 48) == (1, 2)  # ... pruned every 2 iterations of 2 images: the floor
+    assert fitted_sizes(16, 8, 19, 3840) == (16, 8)  # the built-in model at the defaults: unchanged
+
+
+def test_max_passes_bounds_the_measuring_passes_of_a_step():
+    model, x = lite(), inputs(batch=4, size=32)
+    groups = ChannelGroups.build(model, x)
+    cap = 3 * len(groups)
+    crit = Sensitivity(samples=16, points=8, replay=False, max_passes=cap).attach(model, groups)
+    assert (crit.samples, crit.points) == (16, 8) and crit.sizes == (1, 3)  # asked, and fitted at attach
+    assert "max_passes=" + str(cap) in repr(crit)
+    model.train()
+    with torch.no_grad():
+        model(x)
+        model(x)
+    images = []
+    handle = model.register_forward_pre_hook(lambda m, args: images.append(args[0].shape[0]))
+    try:
+        for group in groups:
+            crit.budget_scores(group, np.arange(group.size))
+    finally:
+        handle.remove()
+    assert images[0] == 1  # the reference pass: one recorded sample (of the last batch of 4)
+    assert sum(images[1:]) <= cap and len(images) - 1 == sum(
+        min(3, g.size - 1) for g in groups)  # 3 counts per group on one sample (fewer for tiny groups)
+
+
+@pytest.mark.parametrize("value", [0, -1, 1.5, True])
+def test_max_passes_must_be_a_positive_int(value):
+    with pytest.raises(ValueError, match=f"max_passes must be a positive integer, got {value!r}"):
+        Sensitivity(max_passes=value)
