@@ -72,6 +72,11 @@ __all__ = ["adjacency_bits", "expand", "new_state", "open_bound", "search"]
 _NEG = -np.inf
 #: Search nodes with at most this many candidates get a local copy of their weights (`search`).
 LOCAL_MAX = 192
+#: `_coloured_top` colours at most this many times ``cap`` neighbours, then bounds the sets still to open.
+POP_LIMIT = 3
+#: `expand` counts a win of the half-sum values when the vertices they saved from branching times the slots left
+#: reach this.
+WIN_WORK = 64
 
 
 def adjacency_bits(adj: np.ndarray) -> np.ndarray:
@@ -126,8 +131,8 @@ def new_state(n: int, k: int) -> tuple[np.ndarray, ...]:
     best = np.full(k + 2, -1, dtype=np.int64)  # best clique, then [size, depth]
     best[k] = 0
     best[k + 1] = 0
-    scratch_i = np.zeros((9, n + 1), dtype=np.int64)
-    scratch_f = np.zeros((7, n), dtype=np.float64)
+    scratch_i = np.zeros((19, n + 1), dtype=np.int64)
+    scratch_f = np.zeros((8, n), dtype=np.float64)
     tops = np.zeros((3, n), dtype=np.float64)
     scratch_b = np.zeros((2, max(1, (n + 63) // 64)), dtype=np.uint64)
     # local weight matrices of the levels with at most LOCAL_MAX candidates, stacked: sizes fall by at least one
@@ -223,9 +228,100 @@ def _top_sum(w, bits, verts, m, i, proc, cap, exact, heap, wl, off):  # pragma: 
     return tot
 
 
+@njit(cache=True, inline="always")
+def _max_sift(hw, hj, c, i, x, j):  # pragma: no cover - compiled
+    """Put ``(x, j)`` at position ``i`` of the max-heap ``hw[:c]`` (keyed by value, ``hj`` alongside) and sift it
+    down."""
+    while True:
+        a = 2 * i + 1
+        if a >= c:
+            break
+        b = a + 1
+        if b < c and hw[b] > hw[a]:
+            a = b
+        if x >= hw[a]:
+            break
+        hw[i] = hw[a]
+        hj[i] = hj[a]
+        i = a
+    hw[i] = x
+    hj[i] = j
+
+
 @njit(cache=True)
-def _half_sums(w, bits, verts, sig, m, r, exact, removed, placed, setof, npl, nset, hv, heap, wl,
-               off):  # pragma: no cover
+def _coloured_top(w, bits, verts, m, i, proc, cap, exact, hw, hj, nxt, head, wl, off):  # pragma: no cover
+    """A bound on ``sum_{u in Q} w_vu`` (``v = verts[i]``) over the cliques Q of at most ``cap`` vertices
+    (exactly ``cap`` with ``exact``) among v's neighbours in ``verts[:m]`` with ``proc == 0``.
+
+    The neighbours are coloured first fit in decreasing order of ``w_vu`` (each joins the first independent set
+    with no neighbour of it, else opens a new one), so the sets' maxima appear in decreasing order; Q holds at
+    most one vertex per set, so the sum of the first ``cap`` maxima bounds it (positive ones only without
+    ``exact``; ``-inf`` with ``exact`` when fewer than ``cap`` sets exist: no such Q). It stops once ``cap`` sets
+    are open, or after ``POP_LIMIT * cap`` neighbours, bounding each set still to open by the largest weight
+    left. ``hw``/``hj`` hold the max-heap of weights and positions, ``nxt``/``head`` the sets as linked lists.
+    """
+    if cap <= 0:
+        return 0.0
+    v = verts[i]
+    row = bits[v]
+    wrow = w[v]
+    c = 0
+    for j in range(m):
+        if proc[j] != 0 or j == i:
+            continue
+        if off >= 0:
+            x = wl[off + i * m + j]
+            if x == _NEG:
+                continue
+        else:
+            u = verts[j]
+            if not _has(row, u):
+                continue
+            x = wrow[u]
+        if not exact and x <= 0.0:
+            continue
+        hw[c] = x
+        hj[c] = j
+        c += 1
+    for q in range(c // 2 - 1, -1, -1):  # heapify
+        _max_sift(hw, hj, c, q, hw[q], hj[q])
+    ncls = 0
+    tot = 0.0
+    pops = 0
+    while c > 0 and ncls < cap:
+        x = hw[0]
+        if pops == POP_LIMIT * cap:
+            # enough work: each set still to open has a maximum of at most x, the largest weight left
+            return tot + (cap - ncls) * x
+        pops += 1
+        j = hj[0]
+        c -= 1
+        if c > 0:
+            _max_sift(hw, hj, c, 0, hw[c], hj[c])
+        ru = bits[verts[j]]
+        q = 0
+        while q < ncls:
+            y = head[q]
+            while y >= 0 and not _has(ru, verts[y]):
+                y = nxt[y]
+            if y < 0:
+                break  # no neighbour of j in set q
+            q += 1
+        if q == ncls:
+            ncls += 1
+            tot += x
+            nxt[j] = -1
+        else:
+            nxt[j] = head[q]
+        head[q] = j
+    if exact and ncls < cap:
+        return _NEG
+    return tot
+
+
+@njit(cache=True)
+def _half_sums(w, bits, verts, sig, m, r, exact, removed, placed, setof, npl, nset, hv, heap, hw, hj, nxt, head,
+               wl, off):  # pragma: no cover
     """Write ``hv[i] = h(i)`` for the candidates not ``removed``; put the largest h of each of the closed sets
     ``0 .. nset - 1`` of the ``placed[:npl]`` vertices (set ``setof``) in the top-r min-heap ``heap``.
 
@@ -233,7 +329,8 @@ def _half_sums(w, bits, verts, sig, m, r, exact, removed, placed, setof, npl, ns
     """
     for t in range(m):
         if removed[t] == 0:
-            hv[t] = sig[t] + 0.5 * _top_sum(w, bits, verts, m, t, removed, r - 1, exact, heap, wl, off)
+            hv[t] = sig[t] + 0.5 * _coloured_top(w, bits, verts, m, t, removed, r - 1, exact, hw, hj, nxt, head, wl,
+                                                         off)
     hn = 0
     hsum = 0.0
     hcur = _NEG
@@ -247,6 +344,152 @@ def _half_sums(w, bits, verts, sig, m, r, exact, removed, placed, setof, npl, ns
         else:
             hcur = hmx
     return hn, hsum, hcur
+
+
+@njit(cache=True, inline="always")
+def _val(x, exact):  # pragma: no cover - compiled
+    """What a set maximum of h adds to a top-r sum: itself with ``exact``, else its positive part."""
+    return x if exact or x > 0.0 else 0.0
+
+
+@njit(cache=True)
+def _top_maxima(hv, cur, ncls, r, exact, heap):  # pragma: no cover - compiled
+    """Sum of the ``r`` largest ``hv[cur[q]]`` over the classes q with ``cur[q] >= 0`` (positive parts unless
+    ``exact``; ``-inf`` with ``exact`` when fewer than r classes are non-empty)."""
+    c = 0
+    tot = 0.0
+    for q in range(ncls):
+        if cur[q] >= 0:
+            c, tot = _heap_add(heap, c, tot, r, True, _val(hv[cur[q]], exact))
+    if exact and c < r:
+        return _NEG
+    return tot
+
+
+@njit(cache=True)
+def _h_branch(bits, verts, m, r, exact, removed, hv, target, limit, out, si, heap):  # pragma: no cover
+    """Branching sets from the half-sum values alone, on independent sets chosen for them.
+
+    The half-sum bound holds for any partition of the placed vertices into independent sets (a clique takes at
+    most one vertex of each), and it is smallest when vertices of similar h share a set. Two partitions of the
+    candidates ``verts[:m]`` not ``removed`` (vertices with ``h = -inf``, in no clique of the size, are always
+    placed):
+
+    1. first fit in decreasing h: the sets' maxima appear in decreasing order; the highest-h vertices are
+       branched on, one by one, until the r largest maxima of the rest are at most ``target``;
+    2. best fit in increasing h: each vertex joins the set, among those with no neighbour of it, whose maximum
+       is largest (it becomes that set's maximum), else opens one; it is placed if the bound stays at most
+       ``target``, else branched on.
+
+    Writes the smaller branching set into ``out``, if it has fewer than ``limit`` vertices, and returns its size
+    and the bound of the vertices placed (``(limit, inf)`` when neither beats ``limit``). ``si`` holds 8 int
+    rows of scratch, ``heap`` a float one.
+    """
+    idx = si[0]
+    cls = si[1]
+    head = si[2]
+    tail = si[3]
+    nxt = si[4]
+    cur = si[5]
+    rec = si[6]
+    out2 = si[7]
+    order = np.argsort(-hv[:m], kind="mergesort")
+    c = 0
+    for t in order:
+        if removed[t] == 0 and hv[t] != _NEG:
+            idx[c] = t
+            c += 1
+    # 1. first fit in decreasing h; each set a linked list, members in decreasing h
+    ncls = 0
+    for a in range(c):
+        v = idx[a]
+        row = bits[verts[v]]
+        q = 0
+        while q < ncls:
+            x = head[q]
+            while x >= 0 and not _has(row, verts[x]):
+                x = nxt[x]
+            if x < 0:
+                break
+            q += 1
+        if q == ncls:
+            head[q] = v
+            ncls += 1
+        else:
+            nxt[tail[q]] = v
+        tail[q] = v
+        nxt[v] = -1
+        cls[v] = q
+    for q in range(ncls):
+        cur[q] = head[q]
+    best_nb = limit
+    best_b = np.inf
+    j = 0
+    while j < limit:
+        b = _top_maxima(hv, cur, ncls, r, exact, heap)
+        if b <= target:
+            best_nb = j
+            best_b = b
+            for t in range(j):
+                out[t] = idx[t]
+            break
+        if j == c:
+            break
+        v = idx[j]  # the highest h left: its set's maximum
+        cur[cls[v]] = nxt[v]
+        j += 1
+    # 2. best fit in increasing h; rec: the sets, most recently raised (largest maximum) first
+    ncls = 0
+    nb2 = 0
+    srun = 0.0  # sum of the first min(r, ncls) maxima in rec order (their values, _val)
+    for a in range(c - 1, -1, -1):
+        if nb2 >= best_nb:
+            break
+        v = idx[a]
+        row = bits[verts[v]]
+        pos = 0
+        while pos < ncls:
+            x = head[rec[pos]]
+            while x >= 0 and not _has(row, verts[x]):
+                x = nxt[x]
+            if x < 0:
+                break
+            pos += 1
+        hval = _val(hv[v], exact)
+        cnt = ncls + (1 if pos == ncls else 0)
+        if exact and cnt < r:
+            b = _NEG
+        elif pos < ncls and pos < r:
+            b = hval + srun - _val(hv[head[rec[pos]]], exact)
+        elif ncls >= r:
+            b = hval + srun - _val(hv[head[rec[r - 1]]], exact)
+        else:
+            b = hval + srun
+        if b > target:
+            out2[nb2] = v
+            nb2 += 1
+            continue
+        if pos == ncls:
+            q = ncls
+            ncls += 1
+            nxt[v] = -1
+        else:
+            q = rec[pos]
+            nxt[v] = head[q]
+        head[q] = v  # members in decreasing h: the new one (the largest so far) first
+        for t in range(pos, 0, -1):
+            rec[t] = rec[t - 1]
+        rec[0] = q
+        srun = 0.0
+        for t in range(min(r, ncls)):
+            srun += _val(hv[head[rec[t]]], exact)
+    else:
+        if nb2 < best_nb:
+            best_nb = nb2
+            best_b = _NEG if exact and ncls < r else srun
+            for t in range(nb2):
+                out[t] = out2[t]
+    return best_nb, best_b
 
 
 @njit(cache=True)
@@ -276,6 +519,18 @@ def _colours_below(bits, verts, rest, nr, r, tmp, banned):  # pragma: no cover -
                     banned[q] |= row[q]
         left = kept
     return left == 0
+
+
+@njit(cache=True, inline="always")
+def _ask(hstat):  # pragma: no cover - compiled
+    """Whether a node computes the half-sum values (`expand`): always in the first 16 tries at its level, then
+    while at least one try in 8 won, else once every 64 chances. Counts the try or the skip in ``hstat``."""
+    if hstat[0] < 16 or 8 * hstat[1] >= hstat[0] or hstat[2] >= 63:
+        hstat[0] += 1
+        hstat[2] = 0
+        return True
+    hstat[2] += 1
+    return False
 
 
 @njit(cache=True)
@@ -360,11 +615,15 @@ def expand(w, bits, verts, sig, m, r, exact, target, out_rem, out_branch, scratc
     hset = scratch_f[6]
     placed = scratch_i[7]
     setof = scratch_i[8]
+    hw = scratch_f[7]
+    hj = scratch_i[9]
+    cnxt = scratch_i[10]  # (`_h_branch` reuses rows 10-18 after the half-sum values are computed)
+    chead = scratch_i[11]
     npl = 0
     nset = 0
     have_h = False
     asked = False  # whether this node has decided on the half-sum bound
-    won = False  # whether it placed a vertex the first bound refused
+    saved = 0  # vertices the first bound refused that the half-sum values placed
     hn = 0  # set maxima of h of the closed sets: the r largest (positive only unless exact) in a min-heap
     hsum = 0.0
     hcur = _NEG  # largest h among the placed vertices of the current set
@@ -411,14 +670,10 @@ def expand(w, bits, verts, sig, m, r, exact, target, out_rem, out_branch, scratc
                 # the sequential bound refuses v and r sets are closed (its caps bind): compute h and the set maxima
                 # so far, unless it has rarely won at this level
                 asked = True
-                if hstat[0] < 16 or 8 * hstat[1] >= hstat[0] or hstat[2] >= 63:
-                    hstat[0] += 1
-                    hstat[2] = 0
+                if _ask(hstat):
                     have_h = True
                     hn, hsum, hcur = _half_sums(w, bits, verts, sig, m, r, exact, out_rem, placed, setof, npl, nset,
-                                                hv, hset, wl, off)
-                else:
-                    hstat[2] += 1
+                                                hv, hset, hw, hj, cnxt, chead, wl, off)
             hnew = _NEG
             hb = np.inf
             if not have_h:
@@ -444,7 +699,7 @@ def expand(w, bits, verts, sig, m, r, exact, target, out_rem, out_branch, scratc
                 nb += 1
                 continue
             if up > target:
-                won = True
+                saved += 1
             best_up = up
             if have_h:
                 best_h = hb
@@ -520,7 +775,19 @@ def expand(w, bits, verts, sig, m, r, exact, target, out_rem, out_branch, scratc
                         umax[j] = x
                 wadd[j] = _NEG
                 uadd[j] = _NEG
-    if won:
+    bound = best_up if best_up < best_h else best_h
+    if have_h and nb > 0:
+        # independent sets chosen for h may place more of the refused vertices
+        nb2, b2 = _h_branch(bits, verts, m, r, exact, out_rem, hv, target, nb, scratch_i[18], scratch_i[10:18], hw)
+        if nb2 < nb:
+            saved += nb - nb2
+            nb = nb2
+            bound = b2
+            for t in range(nb):
+                order[t] = scratch_i[18, t]
+    if saved >= nb and saved * r >= WIN_WORK:
+        # a win: the half-sum values at least halved the branching set and saved children with work below them
+        # (few slots left: such children close at once, not worth the values' cost)
         hstat[1] += 1
     # lowest degree in P first (MEWCat); insertion sort, stable, so runs are reproducible
     for t in range(nb):
@@ -532,10 +799,15 @@ def expand(w, bits, verts, sig, m, r, exact, target, out_rem, out_branch, scratc
         out_branch[q] = v
     if target == np.inf and not have_h and npl > 0:
         # bound-only call (nothing refused, as `open_bound` makes): the half-sum bound of every set
-        hn, hsum, _ = _half_sums(w, bits, verts, sig, m, r, exact, out_rem, placed, setof, npl, nset, hv, hset, wl,
-                                 off)
+        hn, hsum, _ = _half_sums(w, bits, verts, sig, m, r, exact, out_rem, placed, setof, npl, nset, hv, hset, hw, hj,
+                                 cnxt, chead, wl, off)
         best_h = _NEG if exact and hn < r else hsum
-    return nb, best_up if best_up < best_h else best_h
+        if best_h < bound:
+            bound = best_h
+        b2 = _h_branch(bits, verts, m, r, exact, out_rem, hv, target, 1, scratch_i[18], scratch_i[10:18], hw)[1]
+        if b2 < bound:
+            bound = b2
+    return nb, bound
 
 
 @njit(cache=True)

@@ -237,3 +237,69 @@ def test_colours_below_matches_a_plain_greedy_colouring(seed):
         if r >= 1:
             got = kernel._colours_below(bits, verts, order.astype(np.int64), m, r, np.zeros(m, dtype=np.int64), banned)
             assert got == (colours < r)
+
+
+def _cliques(mask, members):
+    """Every clique (as a sorted tuple, the empty one included) of the vertices ``members``."""
+    out = [()]
+    for size in range(1, len(members) + 1):
+        for c in itertools.combinations(members, size):
+            if all(mask[a, b] for a, b in itertools.combinations(c, 2)):
+                out.append(c)
+    return out
+
+
+@pytest.mark.parametrize("exact", [True, False])
+@pytest.mark.parametrize("seed", range(30))
+def test_coloured_top_bounds_every_clique_of_the_neighbourhood(exact, seed):
+    """`_coloured_top` against brute force: never below the heaviest star of v into a clique of the allowed size
+    among its unprocessed neighbours; -inf only when no such clique exists (``exact``)."""
+    rng = np.random.default_rng(500 + seed)
+    m = int(rng.integers(2, 11))
+    w, mask = random_graph(m, float(rng.uniform(0.3, 0.95)), rng, negative=seed % 2 == 1)
+    proc = (rng.uniform(size=m) < 0.2).astype(np.uint8)
+    i = int(rng.integers(m))
+    proc[i] = 0
+    cap = int(rng.integers(1, 5))
+    bits = kernel.adjacency_bits(mask.astype(np.uint8))
+    verts = np.arange(m, dtype=np.int64)
+    local = np.where(mask, w, -np.inf).ravel()
+    nbrs = [j for j in range(m) if j != i and mask[i, j] and proc[j] == 0]
+    stars = [w[i, list(q)].sum() for q in _cliques(mask, nbrs) if (len(q) == cap if exact else len(q) <= cap)]
+    best = max(stars, default=-np.inf)
+    for off in (-1, 0):
+        si = np.zeros((4, m + 1), dtype=np.int64)
+        got = kernel._coloured_top(w, bits, verts, m, i, proc, cap, exact, np.zeros(m), si[0], si[1], si[2], local, off)
+        assert got >= best - 1e-9
+        if got == -np.inf:
+            assert exact and not stars
+
+
+@pytest.mark.parametrize("exact", [True, False])
+@pytest.mark.parametrize("seed", range(30))
+def test_h_branch_places_only_vertices_whose_cliques_stay_below_the_target(exact, seed):
+    """`_h_branch` on random half-sum values: every clique of the allowed size among the placed vertices has a
+    total of h at most the target and at most the returned bound (the half-sum bound's own argument)."""
+    rng = np.random.default_rng(900 + seed)
+    m, r = int(rng.integers(3, 11)), int(rng.integers(1, 5))
+    _, mask = random_graph(m, float(rng.uniform(0.3, 0.95)), rng)
+    hv = rng.normal(5, 4, size=m)
+    if exact:
+        hv[rng.uniform(size=m) < 0.15] = -np.inf  # vertices in no clique of the size
+    removed = (rng.uniform(size=m) < 0.15).astype(np.uint8)
+    bits = kernel.adjacency_bits(mask.astype(np.uint8))
+    verts = np.arange(m, dtype=np.int64)
+    live = [j for j in range(m) if removed[j] == 0]
+    cliques = [q for q in _cliques(mask, live) if q and (len(q) == r if exact else len(q) <= r)]
+    totals = {q: hv[list(q)].sum() for q in cliques}
+    finite = [t for t in totals.values() if t > -np.inf]
+    for target in (np.inf, float(np.median(finite)) if finite else 0.0, -np.inf):
+        limit = m + 1
+        out, si = np.zeros(m + 1, dtype=np.int64), np.zeros((8, m + 1), dtype=np.int64)
+        nb, bound = kernel._h_branch(bits, verts, m, r, exact, removed, hv, target, limit, out, si, np.zeros(m + 1))
+        if nb >= limit:
+            continue
+        branched = set(out[:nb].tolist())
+        for q, t in totals.items():
+            if not branched & set(q):
+                assert t <= target + 1e-9 and t <= bound + 1e-9
