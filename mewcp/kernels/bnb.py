@@ -36,14 +36,20 @@ It charges every earlier member with up to ``r - 2`` edges, about twice what an
 r-clique has when many sets reach x (``r`` well below the clique number). A second
 bound is symmetric in the members: ``sigma(S) + W(S) = sum_{x in S} (sigma(x) +
 (1/2) sum_{y in S, y != x} w_xy) <= sum_{x in S} h(x)`` with ``h(x) = sigma(x) +
-(1/2) (sum of the r - 1 largest w_xy over y in N(x) ∩ P)`` (positive ones only with
-``size="at_most"``), and S takes at most one vertex per set, so the sum of the ``r``
+(1/2) c(x)``, ``c(x)`` a bound on x's star into an (r-1)-clique of ``N(x) ∩ P``: the
+first r - 1 class maxima of a first-fit colouring of those neighbours in decreasing
+``w_xy`` (a clique holds one vertex per class; positive ones only with
+``size="at_most"``; ``-inf`` with ``size="exact"`` when fewer than r - 1 classes exist,
+`_coloured_top`), at most the sum of the r - 1 largest ``w_xy``. S takes at most one
+vertex per set, so the sum of the ``r``
 largest per-set maxima of h over the placed vertices bounds every clique of them
 (``-inf`` with ``size="exact"`` while fewer than r sets hold a placed vertex). A
 vertex is placed when either bound of the placed set with it stays at most the
 target. h costs a second pass over P, so a node computes it only once the first
 bound refuses a vertex after r sets are closed (before that its caps do not bind), and at
-each search level only while it keeps placing vertices the first bound refuses (`expand`). A vertex whose
+each search level only while it keeps saving branches (`expand`). The half-sum bound holds
+for any partition into independent sets, so when vertices are left to branch on,
+`_h_branch` tries two partitions chosen for h and keeps the smaller branching set. A vertex whose
 ``up`` exceeds the target ``best - W(C)`` is not placed: it goes to the branching
 set B. Every clique of P either lies in the placed set, whose bound cannot beat
 the incumbent, or contains a vertex of B; branching on ``b_1, b_2, ...`` (lowest
@@ -188,44 +194,6 @@ def _heap_add(h, c, tot, cap, exact, x):  # pragma: no cover - compiled
         tot += x - h[0]
         _sift_down(h, c, 0, x)
     return c, tot
-
-
-@njit(cache=True)
-def _top_sum(w, bits, verts, m, i, proc, cap, exact, heap, wl, off):  # pragma: no cover - compiled
-    """Sum of the ``cap`` largest ``w_uv`` (``v = verts[i]``) over the neighbours u among ``verts[:m]`` with
-    ``proc == 0``; without ``exact`` only the positive ones count (fewer neighbours: all of them)."""
-    if cap <= 0:
-        return 0.0
-    v = verts[i]
-    row = bits[v]
-    wrow = w[v]
-    c = 0
-    tot = 0.0
-    for j in range(m):
-        if proc[j] != 0 or j == i:
-            continue
-        if off >= 0:
-            x = wl[off + i * m + j]
-            if x == _NEG:
-                continue
-        else:
-            u = verts[j]
-            if not _has(row, u):
-                continue
-            x = wrow[u]
-        if not exact and x <= 0.0:
-            continue
-        if c < cap:
-            heap[c] = x
-            tot += x
-            c += 1
-            if c == cap:
-                for q in range(c // 2 - 1, -1, -1):  # heapify
-                    _sift_down(heap, c, q, heap[q])
-        elif x > heap[0]:
-            tot += x - heap[0]
-            _sift_down(heap, c, 0, x)
-    return tot
 
 
 @njit(cache=True, inline="always")
