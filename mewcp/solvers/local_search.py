@@ -48,6 +48,7 @@ from typing import Any
 import numpy as np
 
 from mewcp.kernels import clique as ck
+from mewcp.solvers.greedy import solve_ehgp
 from mewcp.kernels import pls as pk
 from mewcp.kernels import rand
 from mewcp.kernels import swap as sk
@@ -492,6 +493,9 @@ PLS_CYCLE = int(pk.PHASE_LENGTHS.sum())
 #: complement lists they replaced on the shipped DIMACS graphs of density 0.5-0.9
 #: (san200_0.9_1 1.4x, C125.9 1.7x, DSJC500.5 4.0x).
 PLS_DENSE = 0.4
+#: Seconds per entry allowed for the CSR copy `pls` makes of a complete graph (n (n - 1) entries): 36 million took
+#: 1.3-3.6 s on a shared 2-core machine, so 1e-7 is generous. With less time left, `pls` answers with `ehgp`.
+PLS_CSR_SECONDS = 1e-7
 
 
 def solve_pls(problem: Problem, k: int, *, exact: bool, deadline: Deadline, seed: int | None,
@@ -509,8 +513,14 @@ def solve_pls(problem: Problem, k: int, *, exact: bool, deadline: Deadline, seed
     patience = _patience(patience, max_iters, target, deadline)
     if (out := _trivial(problem, k, exact)) is not None:
         return out
-    indptr, indices, data = _csr(problem)
     n = problem.n
+    if problem.dense is not None and deadline.remaining() < PLS_CSR_SECONDS * n * (n - 1):
+        # the n^2 copy would overrun the time limit: the greedy peel works on the matrix itself
+        out = solve_ehgp(problem, k, exact=exact, deadline=deadline, seed=seed)
+        out.message = (f"the time limit leaves no room for pls's CSR copy of a complete graph with n={n} "
+                       f"({n * (n - 1):,} entries): ehgp's answer")
+        return out
+    indptr, indices, data = _csr(problem)
     if problem.dense is not None:
         w, adj = problem.dense, np.full((n, (n + 63) >> 6), np.uint64(2**64 - 1))  # every pair an edge
         adj[np.arange(n), np.arange(n) >> 6] ^= np.uint64(1) << (np.arange(n) & 63).astype(np.uint64)

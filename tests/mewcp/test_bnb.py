@@ -303,3 +303,22 @@ def test_h_branch_places_only_vertices_whose_cliques_stay_below_the_target(exact
         for q, t in totals.items():
             if not branched & set(q):
                 assert t <= target + 1e-9 and t <= bound + 1e-9
+
+
+def test_a_pls_start_on_a_large_complete_graph_keeps_the_time_limit():
+    """The pls start's CSR copy of a complete graph (n^2 entries) is skipped when the limit leaves no room for it:
+    pls answers with ehgp's peel on the matrix, and bnb from that start still returns a clique within its limit."""
+    from mewcp.solvers.local_search import PLS_CSR_SECONDS
+
+    rng = np.random.default_rng(4)
+    n = 1200
+    w = rng.uniform(0, 10, size=(n, n))
+    w = np.triu(w, 1) + np.triu(w, 1).T
+    limit = 0.5 * PLS_CSR_SECONDS * n * (n - 1)  # about 0.07 s: too short for the copy
+    sol = mewcp.solve(w, 20, "pls", time_limit=limit, seed=0)
+    assert sol.status is mewcp.Status.FEASIBLE and len(sol.nodes) == 20
+    assert "no room for pls's CSR copy of a complete graph with n=1200" in sol.message
+    mewcp.solve(w[:100, :100], 20, "bnb", time_limit=0.5, seed=0)  # loads the cached kernels
+    sol = mewcp.solve(w, 20, "bnb", time_limit=0.5, seed=0)
+    assert sol.status is mewcp.Status.FEASIBLE and len(sol.nodes) == 20 and sol.bound >= sol.weight
+    assert sol.runtime < 0.5 + 2.0  # generous: the machine may be shared
