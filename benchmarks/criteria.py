@@ -29,6 +29,13 @@ other row, paired by seed, with 95% intervals). Rerun from the repository root::
     .venv/bin/python benchmarks/criteria.py            # the full grid
     .venv/bin/python benchmarks/criteria.py --quick    # smoke run: one seed, one target, ~3 CPU min; not written
 
+The per-FLOP budget was chosen on seeds the main grid does not use, kept apart in
+``benchmarks/results/criteria_dev.{json,md,png}``::
+
+    .venv/bin/python benchmarks/criteria.py --seeds 5 6 7 8 9 --archs bottleneck --targets 0.6 \
+        --protocols oneshot --out benchmarks/results/criteria_dev.json \
+        --variants "SIRFP (js, per-FLOP sensitivity budget)" "SIRFP (js, level sensitivity budget)" Taylor
+
 Partial results are saved after every run and a rerun resumes from them (``--fresh``
 starts over); ``--render-only`` rewrites the report from the saved runs.
 """
@@ -81,7 +88,7 @@ RESULTS = ROOT / "benchmarks" / "results"
 N_CLASSES = 4  # background and three foreground classes
 TEXTURED = CATALOGUE[:N_CLASSES - 1]  # striped discs, checkered discs, striped rectangles
 THIN = CATALOGUE[:N_CLASSES - 2] + (("line", "plain"),)  # striped and checkered discs, thin plain lines
-RECOMMENDED = "SIRFP (js, sensitivity budget)"  # the default SIRFP(): js order, measured budget (Sensitivity)
+RECOMMENDED = "SIRFP (js, per-FLOP sensitivity budget)"  # the default SIRFP(): js order, measured budget priced per FLOP
 
 @dataclass(frozen=True)
 class Arch:
@@ -115,6 +122,10 @@ def _sirfp(measure: str = "js", budget: Callable[[], Criterion] | None = None,
                               budget=budget() if budget is not None else None, **options)
 
 
+def _per_flop() -> Sensitivity:
+    return Sensitivity(allocation="per_flop")
+
+
 VARIANTS: dict[str, Variant] = {
     "random": Variant(lambda seed: Random(seed)),
     "L1": Variant(lambda seed: L1()),
@@ -129,22 +140,29 @@ VARIANTS: dict[str, Variant] = {
     "SIRFP (js, range)": Variant(_sirfp(calibration="range")),
     "SIRFP (gram, Taylor budget)": Variant(_sirfp("gram", budget=Taylor)),
     "SIRFP (js, Taylor budget)": Variant(_sirfp(budget=Taylor)),
-    "SIRFP (js, sensitivity budget)": Variant(_sirfp(budget=Sensitivity)),
+    # the measured budget, level (every group pruned to the same distortion) and priced per FLOP
+    # (the recommended: the same marginal distortion per FLOP saved in every group)
+    "SIRFP (js, level sensitivity budget)": Variant(_sirfp(budget=lambda: Sensitivity(allocation="level"))),
+    RECOMMENDED: Variant(_sirfp(budget=_per_flop)),
     # the measure, under the recommended budget (one ingredient changed at a time)
-    "SIRFP (js relu_l1, sensitivity budget)": Variant(_sirfp(budget=Sensitivity, normalize="relu_l1")),
-    "SIRFP (kl, sensitivity budget)": Variant(_sirfp("kl", budget=Sensitivity)),
-    "SIRFP (hellinger, sensitivity budget)": Variant(_sirfp("hellinger", budget=Sensitivity)),
-    "SIRFP (dice, sensitivity budget)": Variant(_sirfp("dice", budget=Sensitivity)),
-    "SIRFP (gram, sensitivity budget)": Variant(_sirfp("gram", budget=Sensitivity)),
-    "L1 order, sensitivity budget": Variant(lambda seed: Sensitivity(L1())),
+    "SIRFP (js relu_l1, per-FLOP sensitivity budget)": Variant(_sirfp(budget=_per_flop, normalize="relu_l1")),
+    "SIRFP (kl, per-FLOP sensitivity budget)": Variant(_sirfp("kl", budget=_per_flop)),
+    "SIRFP (hellinger, per-FLOP sensitivity budget)": Variant(_sirfp("hellinger", budget=_per_flop)),
+    "SIRFP (dice, per-FLOP sensitivity budget)": Variant(_sirfp("dice", budget=_per_flop)),
+    "SIRFP (gram, per-FLOP sensitivity budget)": Variant(_sirfp("gram", budget=_per_flop)),
+    # another criterion's order under the same budgets: what SIRFP's order adds
+    "L1 order, level sensitivity budget": Variant(lambda seed: Sensitivity(L1(), allocation="level")),
+    "L1 order, per-FLOP sensitivity budget": Variant(lambda seed: Sensitivity(L1(), allocation="per_flop")),
     # the library's defaults as they are, collection budget included (one sample in 8 passes, 256 positions)
-    "SIRFP (js, sensitivity budget, default collection)": Variant(lambda seed: SIRFP()),
+    "SIRFP (js, level sensitivity budget, default collection)":
+        Variant(lambda seed: SIRFP(budget=Sensitivity(allocation="level"))),
+    "SIRFP (js, per-FLOP sensitivity budget, default collection)": Variant(lambda seed: SIRFP()),
     "SIRFP (js)": Variant(_sirfp()),
 }
 #: the progressive protocol is costlier: the baselines that matter and the SIRFP variants
-PROGRESSIVE = ("Taylor", "FPGM", "DCFP", "L1 order, sensitivity budget", "SIRFP (js)",
-               "SIRFP (gram, sensitivity budget)", "SIRFP (js relu_l1, sensitivity budget)", RECOMMENDED,
-               "SIRFP (js, sensitivity budget, default collection)")
+PROGRESSIVE = ("Taylor", "FPGM", "DCFP", "L1 order, per-FLOP sensitivity budget", "SIRFP (js)",
+               "SIRFP (js, level sensitivity budget)", RECOMMENDED,
+               "SIRFP (js, per-FLOP sensitivity budget, default collection)")
 SIRFP_NAMES = tuple(n for n in VARIANTS if n.startswith("SIRFP"))
 PUBLISHED = ("random", "L1", "BN scale", "FPGM", "Taylor", "DCFP", "DepGraph group norm")
 
@@ -298,8 +316,9 @@ def main() -> None:
     parser.add_argument("--fresh", action="store_true")
     parser.add_argument("--render-only", action="store_true")
     parser.add_argument("--out", type=Path, default=None,
-                        help="JSON of the runs (default benchmarks/results/criteria.json); a run split over "
-                             "processes writes one file each, and --merge folds them into the default one")
+                        help="JSON of the runs (default benchmarks/results/criteria.json), rendered to the .md and .png "
+                             "beside it; a run split over processes writes one file each, and --merge folds "
+                             "them into the default one")
     parser.add_argument("--merge", type=Path, nargs="*", default=[], help="JSON files whose runs to fold in")
     parser.add_argument("--variants", nargs="*", default=None, choices=list(VARIANTS),
                         help="run only these variants (default: all)")
@@ -355,9 +374,9 @@ def main() -> None:
                                   f" FLOPs -{r['flops_reduction']:.1%}, {r['wall_s']:.0f} s", flush=True)
                             _save(saved, path)
     report = render(saved)
-    if not args.quick:
-        write_atomic(RESULTS / "criteria.md", report)
-        plot(saved, RESULTS / "criteria.png")
+    if not args.quick:  # the report and plot beside the JSON they render
+        write_atomic(path.with_suffix(".md"), report)
+        plot(saved, path.with_suffix(".png"))
     print(report)
 
 
@@ -480,8 +499,8 @@ def render(saved: dict[str, Any]) -> str:
                                                                             by_name))
     rep.heading("Verdict: the recommended criterion against the best baseline")
     rep.para("The published baselines are random, L1, BN scale, FPGM, Taylor, DCFP and DepGraph's group norm; "
-             "the rows that are not SIRFP also include this project's own ablation (L1's order under the "
-             "sensitivity budget), which separates what the budget gives from what SIRFP's order gives.")
+             "the rows that are not SIRFP also include this project's own ablations (L1's order under the "
+             "sensitivity budgets), which separate what the budget gives from what SIRFP's order gives.")
     rep.bullets(verdicts)
     rep.machine(saved.get("machine", {}))
     return rep.text()
