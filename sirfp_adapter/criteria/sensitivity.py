@@ -37,7 +37,8 @@ at most ``λ``: the greedy solution of minimising ``Σ_g D_g(t_g)`` subject to
 ``Σ_g S_g(t_g) ≥`` the target, exact for the convex hull of each ``D_g`` (a separable
 convex knapsack), and treating the groups' distortions as additive.
 
-Cost: ``points`` forward passes over ``samples`` inputs per group and pruning step. With
+Cost: ``points`` forward passes over ``samples`` inputs per group and pruning step
+(``allocation="per_flop"`` adds, once, the cost model's trace: two passes of one input). With
 ``replay=True`` (the default) only the first of them runs the module calls that finish
 before the group's first layer is called; the others replay their stored outputs
 (`sirfp_adapter.replay`: exact, checked once against a full pass), and a group whose
