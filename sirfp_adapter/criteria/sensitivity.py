@@ -238,7 +238,7 @@ class Sensitivity(Criterion):
 
     def _per_flop(self, group: ChannelGroup, a: int, counts: np.ndarray, measured: np.ndarray) -> np.ndarray:
         cost = self._cost_model()
-        g = next(i for i, other in enumerate(self.groups) if other.name == group.name)
+        g = self.groups.index(group.name)
         removed = np.zeros((a + 1, len(self.groups)))
         removed[:, g] = np.arange(a + 1)
         return hull_rates(cost.flops_base - cost.flops_many(removed), counts, measured)
