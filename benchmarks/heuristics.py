@@ -183,8 +183,9 @@ def _when(rep: common.Report, part: dict[str, Any]) -> None:
 def report(res: dict[str, Any]) -> str:
     rep = common.Report("Heuristics: issue 16 targets")
     rep.generated_by("benchmarks/heuristics.py", date=res.get("date", "an unrecorded date"), note=(
-        f"; machine: {res.get('cpu', common.cpu_name())}, {res['cpu_count']} cores shared with other jobs (load "
-        f"average {res['load']}), so absolute times are inflated and noisy; ratios in one run are what count."))
+        f"; machine: {res.get('cpu', common.cpu_name())}, {res['cpu_count']} cores, possibly shared with other jobs "
+        f"(load average {res['load']} when the report was written; each part states its own): where it was loaded, "
+        f"absolute times are inflated and noisy, and ratios in one run are what count."))
     if "A" in res:
         a = res["A"]
         has = any("PLS C++" in r for r in a["rows"])
