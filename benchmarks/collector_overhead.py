@@ -1,4 +1,4 @@
-"""Redundancy collection's cost per training step (issue 13, item 2), on the CPU.
+"""Redundancy collection's cost per training step (issue 13, item 2), on the CPU or a GPU.
 
 torchvision's ``deeplabv3_resnet50`` (untrained, 21 classes, no auxiliary head) at
 2×3×256×256: a plain training step (forward, cross-entropy, backward, SGD step) against
@@ -22,8 +22,10 @@ with ``t_measured`` the step that measures. The budget table is that formula on 
 measured per-pass figures; ``--verify SETTING:N`` also times whole cycles of N steps of
 one budget (the recommended one), measured, not derived, and reports both.
 
-Writes ``benchmarks/results/collector_overhead.{md,json}``. Rerun from the repository
-root: ``.venv/bin/python benchmarks/collector_overhead.py [--rounds N] [--threads T]``.
+Writes ``benchmarks/results/collector_overhead.{md,json}`` (``--device cuda``:
+``collector_overhead_gpu.{md,json}``, the wall clock after ``torch.cuda.synchronize()``;
+``benchmarks/gpu_check.sh`` runs it). Rerun from the repository root:
+``.venv/bin/python benchmarks/collector_overhead.py [--rounds N] [--threads T] [--device cuda]``.
 """
 
 from __future__ import annotations
@@ -77,6 +79,8 @@ def main() -> None:
     parser.add_argument("--expensive-rounds", type=int, default=1, help=f"rounds that also time {EXPENSIVE}")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--size", type=int, default=256)
+    parser.add_argument("--device", default="cpu", help="torch device of the model and the batch (cpu, cuda)")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="folder of the results")
     parser.add_argument("--verify", default="js, max_samples=1, positions=256:8",
                         help="SETTING:N, a budget also timed as whole cycles of N steps ('' for none)")
     parser.add_argument("--clock", choices=["wall", "cpu"], default="wall",
@@ -85,15 +89,25 @@ def main() -> None:
     parser.add_argument("--settings", nargs="+", default=None, choices=list(SETTINGS),
                         help="time only these settings (the plain step always)")
     args = parser.parse_args()
-    clock = time.process_time if args.clock == "cpu" else time.perf_counter
+    device = torch.device(args.device)
+    if device.type == "cuda" and args.clock == "cpu":
+        parser.error("--clock cpu times the host's threads only; with --device cuda use --clock wall")
+    host_clock = time.process_time if args.clock == "cpu" else time.perf_counter
+
+    def clock() -> float:
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        return host_clock()
+
+    stem = "collector_overhead" + ("_gpu" if device.type == "cuda" else "")
     if args.settings is not None:
         for name in [n for n in SETTINGS if n != "plain step" and n not in args.settings]:
             del SETTINGS[name]
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    model = build_model("torchvision:deeplabv3_resnet50", num_classes=21)
-    x = torch.randn(2, 3, args.size, args.size)
-    y = torch.randint(0, 21, (2, args.size, args.size))
+    model = build_model("torchvision:deeplabv3_resnet50", num_classes=21).to(device)
+    x = torch.randn(2, 3, args.size, args.size).to(device)
+    y = torch.randint(0, 21, (2, args.size, args.size)).to(device)
     layers = ChannelGroups.build(model, x).feature_layers()
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-4)
     model.train()
@@ -131,7 +145,7 @@ def main() -> None:
         ratio = {name: statistics.median(ratios[name]) for name in timed}
         budgets = {name: {n: derived(q, 1.0, n) for n in EVERY} for name, q in ratio.items() if name != "plain step"}
         record: dict[str, Any] = {
-            "size": args.size, "threads": args.threads, "clock": args.clock, "rounds": done, "expensive_rounds": args.expensive_rounds,
+            "size": args.size, "threads": args.threads, "device": str(device), "clock": args.clock, "rounds": done, "expensive_rounds": args.expensive_rounds,
             "layers": len(layers), "per_pass_s": times, "median_s": per_pass, "round_ratios": ratios,
             "median_ratio": ratio, "derived_ratio": budgets,
             "machine": machine_info("torch", "torchvision"),
@@ -140,19 +154,21 @@ def main() -> None:
             record["verify"] = {"setting": verify_name, "every": int(verify_every), "cycle_ratios": cycles,
                                 "ratio": statistics.median(cycles),
                                 "derived_ratio": derived(ratio[verify_name], 1.0, int(verify_every))}
-        write_atomic(RESULTS / "collector_overhead.json", json.dumps(record, indent=2) + "\n")
+        if device.type == "cuda":
+            record["gpu"] = torch.cuda.get_device_name(device)
+        write_atomic(args.out / f"{stem}.json", json.dumps(record, indent=2) + "\n")
         r = Report("Redundancy collection's cost per training step")
         r.generated_by("benchmarks/collector_overhead.py",
                        command=f".venv/bin/python benchmarks/collector_overhead.py --rounds {args.rounds} "
                                f"--expensive-rounds {args.expensive_rounds} --threads {args.threads} --size {args.size} "
-                               f"--verify '{args.verify}' --clock {args.clock}"
+                               f"--verify '{args.verify}' --clock {args.clock} --device {args.device}"
                                + ("" if args.settings is None else " --settings " + " ".join(f"'{n}'" for n in args.settings)))
         r.machine(record["machine"])
         r.para(f"torchvision deeplabv3_resnet50 (21 classes, no auxiliary head), one training step (forward, "
                f"cross-entropy, backward, SGD) on 2×3×{args.size}×{args.size}, {args.threads} threads, "
-               f"{len(layers)} hooked layers; {done} interleaved round(s), one step per setting per round "
+               f"{len(layers)} hooked layers, on {record.get('gpu', 'the CPU')}; {done} interleaved round(s), one step per setting per round "
                f"(the {len(EXPENSIVE)} costliest settings in the first {args.expensive_rounds}), each divided by its round's plain "
-               f"step; the median ratio. Clock: {'CPU seconds of this process (all its threads)' if args.clock == 'cpu' else 'wall seconds'}. The machine was shared with other jobs: read the ratios, not the seconds.")
+               f"step; the median ratio. Clock: {'CPU seconds of this process (all its threads)' if args.clock == 'cpu' else 'wall seconds'}. The machine may be shared with other jobs: read the ratios, not the seconds.")
         r.heading("A step that measures")
         r.table(["per-pass setting", "rounds", "s / step (median)", "× plain step (median of rounds)", "rounds' ratios"],
                 [[name, len(times[name]), f"{per_pass[name]:.3f}", f"{ratio[name]:.2f}",
@@ -177,7 +193,7 @@ def main() -> None:
         cheapest = {name: min((n for n in EVERY if row[n] <= TARGET), default=None) for name, row in budgets.items()}
         r.bullets([f"{name}: every={n} is the most frequent measurement within 1.3×" if n is not None
                    else f"{name}: no every ≤ {EVERY[-1]} within 1.3×" for name, n in cheapest.items()])
-        r.write(RESULTS / "collector_overhead.md")
+        r.write(args.out / f"{stem}.md")
         print(r.text())
 
     ratios: dict[str, list[float]] = {name: [] for name in SETTINGS}

@@ -4,7 +4,9 @@
 #   1. the CUDA tests of the measures (Triton vs the torch path, special cases);
 #   2. the GPU part of benchmarks/redundancy_speed.py (torch path vs Triton, gram, hellinger,
 #      C = 256 ... 2048 at 128 x 256, the < 50 ms target), which writes
-#      redundancy_speed_gpu.{md,json}.
+#      redundancy_speed_gpu.{md,json};
+#   3. benchmarks/collector_overhead.py on the GPU (issue 13's collector cost per training step of
+#      deeplabv3_resnet50 at 2x3x256x256), which writes collector_overhead_gpu.{md,json}.
 # Logs and results go to "$OUT" when it is set, else to benchmarks/results/.
 # Usage, from anywhere:  bash benchmarks/gpu_check.sh        (PYTHON=... to use another interpreter)
 set -uo pipefail
@@ -28,5 +30,9 @@ timeout 130 "$PY" benchmarks/redundancy_speed.py --parts 3 --device cuda --out "
   | tee "$DEST/gpu_bench.log"
 bench=${PIPESTATUS[0]}
 
-echo "gpu_check: tests exit $tests, benchmark exit $bench" | tee -a "$DEST/gpu_bench.log"
-[ "$tests" -eq 0 ] && [ "$bench" -eq 0 ]
+timeout 150 "$PY" benchmarks/collector_overhead.py --device cuda --rounds 5 --expensive-rounds 3 --out "$DEST" 2>&1 \
+  | tee "$DEST/gpu_collector.log"
+collector=${PIPESTATUS[0]}
+
+echo "gpu_check: tests exit $tests, benchmark exit $bench, collector exit $collector" | tee -a "$DEST/gpu_bench.log"
+[ "$tests" -eq 0 ] && [ "$bench" -eq 0 ] && [ "$collector" -eq 0 ]
