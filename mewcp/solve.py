@@ -112,8 +112,8 @@ _REGISTRY: Mapping[str, Method] = MappingProxyType(
                 "heuristic",
                 "population + tabu search, backbone crossover, opposition-based children (MAMDP, OBMA)",
                 solve_memetic,
-                {"start": "ehgp", "pop_size": 10, "tenure": None, "max_stall": None, "patience": None,
-                 "max_iters": None, "target": None},
+                {"start": "ehgp", "pop_size": 10, "opposition_every": None, "tenure": None, "max_stall": None,
+                 "patience": None, "max_iters": None, "target": None},
             ),
             Method(
                 "pls",

@@ -83,6 +83,7 @@ def test_the_private_name_check_can_fail(tmp_path: Path) -> None:
     ("exact_solvers", [("exact_solvers", "render")]),
     ("cutting_plane", [("cutting_plane", "render")]),
     ("heuristics", [("heuristics", "report")]),
+    ("memetic_tuning", [("memetic_tuning", "report")]),
     ("sparse_scale", [("sparse_scale", "report")]),
     ("ilp_formulations", [("ilp_formulations", "render_markdown")]),
     ("pruning", [("pruning", "render")]),

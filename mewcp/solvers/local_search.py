@@ -63,6 +63,17 @@ __all__ = ["solve_local_search", "solve_memetic", "solve_pls", "solve_tabu"]
 CHUNK_SECONDS = 0.004
 
 
+#: `memetic` breeds an opposition-based child every this many generations on complete
+#: graphs by default (OBMA breeds one every generation). Such a child starts far from every
+#: local optimum, so its tabu search costs about 2.4x a backbone child's moves, and on the
+#: generated n = 2000 instance it joined the pool in 10-40% of generations. Measured
+#: (benchmarks/memetic_tuning.py: moves to the reference, 20 seeds on three generated
+#: instances, n = 1500-2000), every third generation took 0.69-0.81x the mean moves of every
+#: generation and missed the reference within 10 s in 3 runs of 60 against 9; never breeding
+#: one missed in 14 (the pool loses its diversity).
+OPPOSITION_EVERY = 3
+
+
 class _Chunks:
     """Iteration counts for kernel calls that each take about ``CHUNK_SECONDS``."""
 
@@ -83,6 +94,9 @@ class _Chunks:
 
 class _SwapEngine:
     """State of a swap search on a complete graph; the set always has k vertices."""
+
+    #: `memetic`'s default opposition-child frequency here.
+    opposition_every = OPPOSITION_EVERY
 
     def __init__(self, w: np.ndarray, k: int, rng: np.random.Generator, tenure: int | None,
                  max_stall: int | None, strength: int | None, weight_range: tuple[float, float]) -> None:
@@ -150,6 +164,9 @@ class _SwapEngine:
 
 class _CliqueEngine:
     """State of an ADD/SWAP/DROP search over the cliques of a general graph."""
+
+    #: `memetic` restarts from a random vertex every generation (its opposition-based child).
+    opposition_every = 1
 
     def __init__(self, problem: Problem, k: int, exact: bool, rng: np.random.Generator,
                  tenure: int | None, max_stall: int | None) -> None:
@@ -435,17 +452,25 @@ def _pool_admit(pool: list[tuple[np.ndarray, float]], child: np.ndarray, value: 
 
 
 def solve_memetic(problem: Problem, k: int, *, exact: bool, deadline: Deadline, seed: int | None,
-                  start: np.ndarray | None, pop_size: int = 10, tenure: int | None = None,
-                  max_stall: int | None = None, patience: int | None = None, max_iters: int | None = None,
-                  target: float | None = None) -> SolverOutput:
-    """The `memetic` method: a pool improved by tabu search, backbone and opposition-based children."""
-    _check_positive(pop_size=pop_size, tenure=tenure, max_stall=max_stall)
+                  start: np.ndarray | None, pop_size: int = 10, opposition_every: int | None = None,
+                  tenure: int | None = None, max_stall: int | None = None, patience: int | None = None,
+                  max_iters: int | None = None, target: float | None = None) -> SolverOutput:
+    """The `memetic` method: a pool improved by tabu search, backbone and opposition-based children.
+
+    Each generation breeds a backbone child of two random pool members; every
+    ``opposition_every``-th generation also an opposition-based child of the same parents
+    (by default every ``OPPOSITION_EVERY``-th on complete graphs and every one on
+    general graphs, where that child is a restart from a vertex neither parent holds:
+    the clique search's main source of new regions).
+    """
+    _check_positive(pop_size=pop_size, opposition_every=opposition_every, tenure=tenure, max_stall=max_stall)
     if pop_size < 2:
         raise ValueError(f"pop_size must be at least 2; got {pop_size}")
     patience = _patience(patience, max_iters, target, deadline)
     if (out := _trivial(problem, k, exact)) is not None:
         return out
     engine = _engine(problem, k, exact, seed, tenure, max_stall)
+    every = opposition_every if opposition_every is not None else engine.opposition_every
     inc = _Incumbent(deadline, max_iters, target)
     chunks = _Chunks()
     pool: list[tuple[np.ndarray, float]] = []
@@ -470,13 +495,14 @@ def solve_memetic(problem: Problem, k: int, *, exact: bool, deadline: Deadline, 
         attempts += 1
         if reason is None and len(pool) < pop_size and pool:
             reason = improve(engine.opposite(pool[-1][0], pool[-1][0]))
-    idle = 0
+    idle, generation = 0, 0
     while reason is None and len(pool) >= 2:
         before = inc.value
         a, b = engine.rng.choice(len(pool), 2, replace=False)
         pa, pb = pool[a][0], pool[b][0]
         reason = improve(engine.crossover(pa, pb))
-        if reason is None:
+        generation += 1
+        if reason is None and generation % every == 0:
             reason = improve(engine.opposite(pa, pb))
         idle = 0 if inc.value > before else idle + 1
         if reason is None and patience is not None and idle >= patience:

@@ -56,6 +56,18 @@ def test_finds_the_optimum_on_small_graphs(method, seed):
         assert sol.weight == pytest.approx(best.weight, abs=1e-9)
 
 
+@pytest.mark.parametrize("every", [1, 2])
+@pytest.mark.parametrize("seed", range(4))
+def test_memetic_finds_the_optimum_at_any_opposition_frequency(every, seed):
+    rng = np.random.default_rng(100 + seed)
+    n = int(rng.integers(10, 15))
+    k = int(rng.integers(3, n - 2))
+    w = random_symmetric(n, rng)
+    best = mewcp.solve(w, k, "brute")
+    sol = mewcp.solve(w, k, "memetic", seed=seed, opposition_every=every, max_stall=20, patience=20)
+    assert sol.weight == pytest.approx(best.weight, abs=1e-9)
+
+
 @pytest.mark.parametrize("method", METAHEURISTICS)
 def test_same_seed_same_answer(method):
     p = mewcp.read(INSTANCES / "mdplib" / "MDG-a" / "MDG-a_1_n500_m50.txt")
@@ -166,6 +178,9 @@ def test_start_option_validation():
         mewcp.solve(w, 3, "tabu", tenure=0)
     with pytest.raises(ValueError, match="pop_size must be at least 2; got 1"):
         mewcp.solve(w, 3, "memetic", pop_size=1)
+    for bad in (0, 1.5, True):
+        with pytest.raises(ValueError, match=f"opposition_every must be a positive integer or None; got {bad!r}"):
+            mewcp.solve(w, 3, "memetic", opposition_every=bad)
     with pytest.raises(TypeError, match="target must be a finite number or None; got str"):
         mewcp.solve(w, 3, "tabu", target="high")
     sol = mewcp.solve(w, 3, "tabu", start=[5, 6, 7], max_iters=1)
