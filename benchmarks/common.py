@@ -23,6 +23,8 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
+import numpy as np
+
 from mewcp.atomic import atomic_write
 
 T = TypeVar("T")
@@ -117,6 +119,13 @@ def pass_fail(ok: bool) -> str:
 def met(ok: bool) -> str:
     """``met`` or ``NOT met`` (the wording of the issues' target lists)."""
     return "met" if ok else "NOT met"
+
+
+def uniform_diversity_matrix(seed: int, n: int) -> np.ndarray:
+    """The generated Maximum Diversity instances of issue 16: ``default_rng(seed)``,
+    ``round(uniform(0, 10, (n, n)), 2)``, entries i < j mirrored; zero diagonal."""
+    u = np.triu(np.round(np.random.default_rng(seed).uniform(0, 10, (n, n)), 2), 1)
+    return u + u.T
 
 
 def write_atomic(path: Path, text: str) -> None:

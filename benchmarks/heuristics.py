@@ -103,10 +103,9 @@ def part_a(seeds: int, seeds_pls: int, limit: float, pls_binary: str | None) -> 
 
 
 def part_b(seeds: int) -> dict[str, Any]:
-    rng = np.random.default_rng(2000)
-    u = np.triu(np.round(rng.uniform(0, 10, (2000, 2000)), 2), 1)
-    assert abs(u.sum() - 9_990_770.95) < 1e-3
-    p = mewcp.as_problem(u + u.T)
+    w_gen = common.uniform_diversity_matrix(2000, 2000)
+    assert abs(w_gen.sum() / 2 - 9_990_770.95) < 1e-3
+    p = mewcp.as_problem(w_gen)
     w = np.triu(np.random.default_rng(0).random((60, 60)), 1)
     for m in ("tabu", "memetic"):  # compile every path (restarts, children) first
         mewcp.solve(w + w.T, 10, m, seed=0, max_stall=10, patience=8)

@@ -52,14 +52,9 @@ SETTINGS = (1, 2, 3, NEVER)
 TIME_LIMIT = 10.0
 
 
-def _instance(seed: int, n: int) -> mewcp.Problem:
-    u = np.triu(np.round(np.random.default_rng(seed).uniform(0, 10, (n, n)), 2), 1)
-    return mewcp.as_problem(u + u.T)
-
-
 def _cell(job: tuple[str, int, int, int, float, int, int]) -> dict[str, Any]:
     name, gen_seed, n, m, ref, every, seeds = job
-    problem = _instance(gen_seed, n)
+    problem = mewcp.as_problem(common.uniform_diversity_matrix(gen_seed, n))
     w = np.triu(np.random.default_rng(0).random((60, 60)), 1)
     mewcp.solve(w + w.T, 10, "memetic", seed=0, max_stall=10, patience=8)  # compiled before timing
     runs = []

@@ -158,12 +158,10 @@ def load_instances(csv_path: Path, quick: bool, only: Sequence[str] | None) -> l
 
 def generated_instance() -> np.ndarray:
     """The issue's n = 2000 instance: uniform [0, 10) rounded to 2 decimals, i < j entries."""
-    rng = np.random.default_rng(GEN_SEED)
-    m = np.round(rng.uniform(0, 10, size=(GEN_N, GEN_N)), 2)
-    u = np.triu(m, 1)
-    checksum = float(u.sum())
+    w = common.uniform_diversity_matrix(GEN_SEED, GEN_N)
+    checksum = float(w.sum() / 2)
     assert abs(checksum - GEN_CHECKSUM) <= 1e-6 * GEN_CHECKSUM, f"checksum {checksum!r} != {GEN_CHECKSUM}"
-    return u + u.T
+    return w
 
 
 # ---------------------------------------------------------------------------
