@@ -29,6 +29,11 @@ other row, paired by seed, with 95% intervals). Rerun from the repository root::
     .venv/bin/python benchmarks/criteria.py            # the full grid
     .venv/bin/python benchmarks/criteria.py --quick    # smoke run: one seed, one target; not written
 
+The committed results add seeds 10-12 to the default seeds 0-4 (resumed into the same file;
+seeds 5-9 are the development seeds below)::
+
+    .venv/bin/python benchmarks/criteria.py --seeds 10 11 12
+
 Each (protocol, architecture, seed) runs in a worker process of one torch thread, as many at a
 time as ``--jobs`` (default: the CPUs this process may use); the report says how long the last
 invocation took.
