@@ -17,7 +17,10 @@ class Status(str, enum.Enum):
     """What a solver can say about its answer.
 
     OPTIMAL
-        The clique is proven optimal (methods of kind ``"proven"`` that finished).
+        The clique is proven optimal: by a method of kind ``"proven"`` that finished, or
+        by a heuristic whose answer met a certificate (it reached the upper bound of the
+        heaviest edge weights, or a small instance was enumerated; see
+        ``docs/solver.md``).
     FEASIBLE
         A valid clique, not proven optimal (heuristics, stopped proving methods).
     INFEASIBLE
@@ -52,7 +55,8 @@ class Solution:
     status : Status
     method : str
     bound : float or None
-        A proven upper bound on the optimum (methods of kind ``"proven"``), else None.
+        A proven upper bound on the optimum (methods of kind ``"proven"``, and any
+        OPTIMAL answer, where it equals ``weight``), else None.
     gap : float or None
         ``(bound - weight) / max(1, |weight|)``, when a bound is known.
     n_iter : int

@@ -57,9 +57,10 @@ class Method:
     Attributes
     ----------
     name, kind, summary : str
-        ``kind`` is ``"heuristic"`` (a good clique, no certificate) or ``"proven"``
-        (proves its answer optimal, with a bound, when it finishes; not to be confused
-        with ``size="exact"``, the cardinality ``|C| == k``).
+        ``kind`` is ``"heuristic"`` (a good clique; OPTIMAL only when its answer meets a
+        certificate, see `Status`) or ``"proven"`` (proves its answer optimal, with a
+        bound, when it finishes; not to be confused with ``size="exact"``, the
+        cardinality ``|C| == k``).
     options : Mapping[str, Any]
         The method's own keyword options and their defaults.
     requires : tuple of str
@@ -278,7 +279,8 @@ def solve(
     size : {"exact", "at_most"}
         ``|C| == k`` or ``1 <= |C| <= k``.
     time_limit : float, optional
-        Seconds; every method stops and reports what it has when it expires.
+        Seconds; every method stops and reports what it has when it expires (a
+        heuristic stops earlier when its answer is certified optimal).
     seed : int, optional
         Seed for randomised methods; the same seed gives the same answer.
     weight : str or None

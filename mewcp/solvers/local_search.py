@@ -56,6 +56,7 @@ from mewcp.kernels.gains import set_gains
 from mewcp.problem import Problem
 from mewcp.solution import Status
 from mewcp.solvers.base import Deadline, SolverOutput
+from mewcp.solvers.brute import BRUTE_MAX_N, BRUTE_MAX_SUBSETS, brute_subset_count, solve_brute
 
 __all__ = ["solve_local_search", "solve_memetic", "solve_pls", "solve_tabu"]
 
@@ -251,11 +252,56 @@ def _best_set(engine: _SwapEngine | _CliqueEngine) -> np.ndarray | None:
     return engine.best_set if isinstance(engine, _CliqueEngine) else engine.best.copy()
 
 
-class _Incumbent:
-    """The best set over a whole solve, its improvement trace and the stopping rules."""
+#: Largest n for which the upper bound of a complete graph sorts its edge weights (`_upper_bound`):
+#: that copies the n (n - 1) / 2 upper-triangle weights once, at most 16 MB (half the matrix) and
+#: about 15 ms at n = 2000. Larger complete graphs take k (k - 1) / 2 times the heaviest weight,
+#: with no copy (a benchmark holds the peak memory of n = 20000 to 1.1x the matrix); it is still
+#: tight on constant weights.
+DENSE_BOUND_MAX_N = 2000
 
-    def __init__(self, deadline: Deadline, max_iters: int | None, target: float | None) -> None:
-        self.deadline, self.max_iters, self.target = deadline, max_iters, target
+
+def _upper_bound(problem: Problem, k: int, exact: bool) -> float | None:
+    """An upper bound on the weight of every admissible clique, from the heaviest edge weights.
+
+    A clique of k vertices has exactly m = k (k - 1) / 2 edges, so for ``size="exact"``
+    the sum of the m heaviest weights (negative ones included when fewer are positive)
+    bounds it; a clique of at most k vertices has at most m edges, so for ``"at_most"``
+    the sum of the min(E, m) heaviest positive weights does (0 when none is positive: a
+    single vertex weighs 0). O(E) with ``np.partition`` on a copy of the weights: the CSR
+    data (each edge stored twice, so the 2m heaviest entries are summed and halved), or
+    the upper triangle of a complete graph of at most ``DENSE_BOUND_MAX_N`` vertices;
+    larger complete graphs take m times the heaviest weight. None when ``size="exact"``
+    and the graph has fewer than m edges (no clique qualifies: nothing to bound).
+    """
+    m, n = k * (k - 1) // 2, problem.n
+    if problem.dense is not None and n > DENSE_BOUND_MAX_N:
+        hi = problem.weight_range()[1]
+        return m * (hi if exact else max(hi, 0.0))
+    if problem.dense is not None:
+        rows = (problem.dense[i, i + 1:] for i in range(n - 1))
+        vals, per_edge = np.concatenate([r if exact else r[r > 0.0] for r in rows]), 1
+    else:
+        data = problem.data
+        vals, per_edge = data.copy() if exact else data[data > 0.0], 2
+    if exact and vals.size < per_edge * m:
+        return None
+    top = per_edge * min(m, vals.size // per_edge)
+    if top == 0:
+        return 0.0
+    vals.partition(vals.size - top)
+    return float(vals[vals.size - top:].sum()) / per_edge
+
+
+class _Incumbent:
+    """The best set over a whole solve, its improvement trace and the stopping rules.
+
+    ``bound`` (from `_upper_bound`) certifies the incumbent once it reaches it: the run
+    then stops, and its output says OPTIMAL.
+    """
+
+    def __init__(self, deadline: Deadline, max_iters: int | None, target: float | None,
+                 bound: float | None = None) -> None:
+        self.deadline, self.max_iters, self.target, self.bound = deadline, max_iters, target, bound
         self.members: np.ndarray | None = None
         self.value = -np.inf
         self.trace: list[tuple[float, float]] = []
@@ -271,7 +317,17 @@ class _Incumbent:
         self.trace.append((self.deadline.elapsed(), float(value)))
         return True
 
+    def at_bound(self) -> str | None:
+        """Says so when the incumbent reaches the upper bound (the tolerance of `offer`): optimal."""
+        if self.bound is None or self.members is None:
+            return None
+        if self.value < self.bound - 1e-12 * (1.0 + abs(self.bound)):
+            return None
+        return f"reached the upper bound {self.bound:.10g} on any clique's weight: optimal"
+
     def stop_reason(self) -> str | None:
+        if (why := self.at_bound()) is not None:
+            return why
         if self.target is not None and self.value >= self.target:
             return f"reached the target value {self.target:.10g}"
         if self.deadline.expired():
@@ -281,8 +337,42 @@ class _Incumbent:
         return None
 
     def output(self, reason: str) -> SolverOutput:
+        """The answer; OPTIMAL (with the bound's message) whenever the incumbent reaches the bound."""
         status = Status.FEASIBLE if self.members is not None else Status.NO_SOLUTION
+        if (why := self.at_bound()) is not None:
+            status, reason = Status.OPTIMAL, why
         return SolverOutput(self.members, status, n_iter=self.iterations, trace=self.trace, message=reason)
+
+
+def _certify_by_enumeration(problem: Problem, k: int, exact: bool, inc: _Incumbent, idle: int,
+                            patience: int | None) -> SolverOutput | None:
+    """The enumeration certificate of a run without patience, on an instance small enough.
+
+    After ``DEFAULT_PATIENCE`` restarts, generations or cycles without improvement
+    (``idle``), when `brute` would visit at most as many sets as the search has already
+    made iterations (certifying costs no more than the work spent) and accepts the
+    instance, enumerate every clique within the remaining time. Returns the better of
+    the incumbent and the enumeration's answer as OPTIMAL (INFEASIBLE when no clique
+    qualifies), or None: the conditions do not hold, or the time limit came first.
+    """
+    n, done = problem.n, inc.iterations
+    # C(n, k) first: one binomial, where the count for "at_most" sums k of them
+    if (patience is not None or idle < DEFAULT_PATIENCE or n > BRUTE_MAX_N or math.comb(n, k) > done
+            or brute_subset_count(n, k, exact) > min(done, BRUTE_MAX_SUBSETS)):
+        return None
+    out = solve_brute(problem, k, exact=exact, deadline=inc.deadline, seed=None)
+    n_iter = done + out.n_iter
+    if out.status is Status.INFEASIBLE:
+        return SolverOutput(None, Status.INFEASIBLE, n_iter=n_iter,
+                            message=f"certified by enumerating every clique: {out.message}")
+    if out.status is not Status.OPTIMAL:
+        return None
+    message = "certified optimal by enumerating every clique"
+    searched = inc.value
+    if inc.offer(out.indices, float(out.bound)):
+        against = f"the search's {searched:.10g}" if math.isfinite(searched) else "none found by the search"
+        message += f", which found a heavier one ({inc.value:.10g} against {against})"
+    return SolverOutput(inc.members, Status.OPTIMAL, n_iter=n_iter, trace=inc.trace, message=message)
 
 
 def _budget(chunks: _Chunks, inc: _Incumbent) -> int:
@@ -293,9 +383,10 @@ def _budget(chunks: _Chunks, inc: _Incumbent) -> int:
 
 
 def _trivial(problem: Problem, k: int, exact: bool) -> SolverOutput | None:
-    """k == n on a complete graph: the only k-set."""
+    """k == n on a complete graph: the only k-set (and, without negative weights, the heaviest
+    set of at most k vertices), so optimal."""
     if problem.dense is not None and k == problem.n and (exact or problem.weight_range()[0] >= 0.0):
-        return SolverOutput(np.arange(problem.n), Status.FEASIBLE, message="k == n: every vertex")
+        return SolverOutput(np.arange(problem.n), Status.OPTIMAL, message="k == n: every vertex")
     return None
 
 
@@ -340,7 +431,7 @@ def solve_local_search(problem: Problem, k: int, *, exact: bool, deadline: Deadl
     if (out := _trivial(problem, k, exact)) is not None:
         return out
     engine = _engine(problem, k, exact, seed)
-    inc = _Incumbent(deadline, max_iters, target)
+    inc = _Incumbent(deadline, max_iters, target, _upper_bound(problem, k, exact))
     engine.load(start if start is not None else engine.random_start())
     inc.offer(_best_set(engine), engine.best_value)
     chunks = _Chunks()
@@ -386,7 +477,7 @@ def solve_tabu(problem: Problem, k: int, *, exact: bool, deadline: Deadline, see
     if (out := _trivial(problem, k, exact)) is not None:
         return out
     engine = _engine(problem, k, exact, seed, tenure, max_stall, strength)
-    inc = _Incumbent(deadline, max_iters, target)
+    inc = _Incumbent(deadline, max_iters, target, _upper_bound(problem, k, exact))
     engine.load(start if start is not None else engine.random_start())
     inc.offer(_best_set(engine), engine.best_value)
     chunks, idle, restarts, unchanged = _Chunks(), 0, 0, 0
@@ -399,6 +490,8 @@ def solve_tabu(problem: Problem, k: int, *, exact: bool, deadline: Deadline, see
         if patience is not None and idle >= patience:
             reason = f"{patience} perturbations in a row without improvement"
             break
+        if (out := _certify_by_enumeration(problem, k, exact, inc, idle, patience)) is not None:
+            return out
         restarts += 1
         if isinstance(engine, _SwapEngine):
             unchanged = 0 if _pool_admit(elite, engine.best, engine.best_value, ELITE_SIZE) else unchanged + 1
@@ -471,7 +564,7 @@ def solve_memetic(problem: Problem, k: int, *, exact: bool, deadline: Deadline, 
         return out
     engine = _engine(problem, k, exact, seed, tenure, max_stall)
     every = opposition_every if opposition_every is not None else engine.opposition_every
-    inc = _Incumbent(deadline, max_iters, target)
+    inc = _Incumbent(deadline, max_iters, target, _upper_bound(problem, k, exact))
     chunks = _Chunks()
     pool: list[tuple[np.ndarray, float]] = []
     reason: str | None = None
@@ -486,15 +579,19 @@ def solve_memetic(problem: Problem, k: int, *, exact: bool, deadline: Deadline, 
         return why
 
     first = start if start is not None else engine.random_start()
-    attempts = 0
+    attempts, stale = 0, 0  # stale: improved starts in a row without improvement
     while len(pool) < pop_size and reason is None:
         if attempts >= 3 * pop_size and (len(pool) >= 2 or patience is not None):
             break  # the search keeps landing on the same sets: breed what there is
+        if (out := _certify_by_enumeration(problem, k, exact, inc, stale, patience)) is not None:
+            return out  # fewer than two distinct sets to breed from, and no patience
+        before = inc.value
         seed_set = first if attempts == 0 else engine.random_start()
         reason = improve(seed_set)
         attempts += 1
         if reason is None and len(pool) < pop_size and pool:
             reason = improve(engine.opposite(pool[-1][0], pool[-1][0]))
+        stale = 0 if inc.value > before else stale + 1
     idle, generation = 0, 0
     while reason is None and len(pool) >= 2:
         before = inc.value
@@ -507,6 +604,8 @@ def solve_memetic(problem: Problem, k: int, *, exact: bool, deadline: Deadline, 
         idle = 0 if inc.value > before else idle + 1
         if reason is None and patience is not None and idle >= patience:
             reason = f"{patience} generations in a row without improvement"
+        if reason is None and (out := _certify_by_enumeration(problem, k, exact, inc, idle, patience)):
+            return out
     return inc.output(reason or f"every one of {attempts} improved starts gave the same set")
 
 
@@ -563,7 +662,7 @@ def solve_pls(problem: Problem, k: int, *, exact: bool, deadline: Deadline, seed
     members, pos, cnt, ids, g, bits, ctl = pk.start_state(
         indptr, indices, data, adj, w, np.asarray(first, dtype=np.int64), k)
     size, value = int(ctl[pk.SIZE]), float(g[members[: ctl[pk.SIZE]]].sum() / 2)
-    inc = _Incumbent(deadline, max_iters, target)
+    inc = _Incumbent(deadline, max_iters, target, _upper_bound(problem, k, exact))
     best = np.empty(k, dtype=np.int64)
     best_value = -np.inf
     if not exact or size == k:
@@ -591,6 +690,8 @@ def solve_pls(problem: Problem, k: int, *, exact: bool, deadline: Deadline, seed
         if patience is not None and idle >= patience:
             reason = f"{patience} cycles of the three phases in a row without improvement"
             break
+        if (out := _certify_by_enumeration(problem, k, exact, inc, idle, patience)) is not None:
+            return out
         if done == 0:
             reason = "the clique holds every vertex"
             break
