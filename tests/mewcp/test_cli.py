@@ -158,8 +158,22 @@ def test_method_options_and_json_fields(capsys):
 def test_compare_stops_at_the_best_known_value(capsys):
     assert main(["compare", str(GKD), "--best-known", "121.24863", "--time-limit", "30", "--json"]) == 0
     rows = {r["method"]: r for r in json.loads(capsys.readouterr().out)["results"]}
-    assert rows["tabu"]["message"].startswith("reached the target value")
-    assert rows["tabu"]["runtime"] < 5
+    # k = 2: the best-known value is the heaviest edge, so reaching it also reaches the upper
+    # bound, the stronger stop (checked first)
+    assert rows["tabu"]["message"] == "reached the upper bound 121.24863 on any clique's weight: optimal"
+    assert rows["tabu"]["status"] == "optimal" and rows["tabu"]["runtime"] < 5
+
+
+def test_a_heuristic_certified_optimal_reports_its_bound_and_exits_0(tmp_path, capsys):
+    path = tmp_path / "w3.npy"
+    np.save(path, np.array([[0, 1, 5], [1, 0, 4], [5, 4, 0.0]]))
+    assert main(["solve", str(path), "-k", "2", "--method", "tabu", "--time-limit", "1e9", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert (out["status"], out["weight"], out["bound"], out["gap"]) == ("optimal", 5.0, 5.0, 0.0)
+    assert out["message"] == "reached the upper bound 5 on any clique's weight: optimal"
+    assert main(["solve", str(path), "-k", "2", "--method", "pls", "--time-limit", "1e9"]) == 0
+    text = capsys.readouterr().out
+    assert "status    optimal" in text and "bound     5 (gap 0.000%)" in text
 
 
 def test_ilp_json_output_is_clean():

@@ -1,17 +1,20 @@
-"""local_search, tabu and memetic: certificates, agreement with brute force, limits, seeds."""
+"""local_search, tabu, memetic and pls: certificates, agreement with brute force, limits, seeds."""
 
 from __future__ import annotations
 
+import itertools
 import time
 from pathlib import Path
 
+import networkx as nx
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import mewcp
+from mewcp.solvers.brute import brute_subset_count
 from tests.mewcp.helpers import random_graph, random_symmetric
 from tests.mewcp.test_properties import instances
 
@@ -192,7 +195,8 @@ def test_k_equal_n_and_k_one():
     w = np.random.default_rng(1).uniform(size=(6, 6))
     w = np.triu(w, 1) + np.triu(w, 1).T
     for method in METAHEURISTICS:
-        assert mewcp.solve(w, 6, method).size == 6
+        every = mewcp.solve(w, 6, method)
+        assert every.size == 6 and every.status is mewcp.Status.OPTIMAL  # the only set of 6 vertices
         assert mewcp.solve(w, 1, method, seed=0).size == 1
 
 
@@ -222,3 +226,132 @@ def test_tabu_brings_random_sets_when_its_archive_has_converged(monkeypatch):
     sol = mewcp.solve(w, 4, "tabu", seed=0, start="random", max_stall=20, patience=3 * ls.ELITE_SIZE)
     assert sol.weight == pytest.approx(mewcp.solve(w, 4, "brute").weight)
     assert len(calls) > 1 + ls.ELITE_SEEDS + 1
+
+
+# ------------------------------------------------------------- certificates: no run hangs on a tiny graph
+
+CERTIFYING = ["tabu", "memetic", "pls"]
+W3 = np.array([[0, 1, 5], [1, 0, 4], [5, 4, 0.0]])
+#: Complete, 4 vertices: the 3 heaviest weights sum to 8, the best triangle ({0, 1, 2}) weighs 6.
+W4 = np.array([[0, 3, 2, 1], [3, 0, 1, 1], [2, 1, 0, 3], [1, 1, 3, 0.0]])
+#: One triangle (weight 4) and a heavy pendant edge: the bound (12) is not tight, and the memetic
+#: pool can hold only one set of 3 vertices.
+PENDANT = sp.csr_array(np.array([[0, 1, 2, 0], [1, 0, 1, 0], [2, 1, 0, 9], [0, 0, 9, 0.0]]))
+
+
+def _planted_clique() -> nx.Graph:
+    g = nx.gnp_random_graph(40, 0.2, seed=1)
+    g.add_edges_from(itertools.combinations(range(6), 2))
+    return g
+
+
+def _timed(data, k, method, **kwargs):
+    mewcp.solve(data, k, method, seed=0, max_iters=50, size=kwargs.get("size", "exact"))  # compile outside
+    t0 = time.perf_counter()
+    sol = mewcp.solve(data, k, method, seed=0, **kwargs)
+    return sol, time.perf_counter() - t0
+
+
+@pytest.mark.parametrize("size", ["exact", "at_most"])
+@pytest.mark.parametrize("method", CERTIFYING)
+def test_a_huge_time_limit_ends_at_the_upper_bound(method, size):
+    for data, k in ((W3, 2), (_planted_clique(), 6)):  # the heaviest edge; a unit-weight k-clique
+        best = mewcp.solve(data, k, "brute", size=size)
+        sol, elapsed = _timed(data, k, method, size=size, time_limit=1e300)
+        assert elapsed < 30
+        assert sol.status is mewcp.Status.OPTIMAL and sol.weight == pytest.approx(best.weight)
+        assert sol.message == f"reached the upper bound {best.weight:.10g} on any clique's weight: optimal"
+        assert (sol.bound, sol.gap) == (sol.weight, 0.0)
+
+
+@pytest.mark.parametrize("size", ["exact", "at_most"])
+@pytest.mark.parametrize("method", CERTIFYING)
+def test_a_huge_time_limit_on_a_tiny_graph_ends_by_enumeration(method, size):
+    exact = size == "exact"
+    for data in (W4, PENDANT):
+        best = mewcp.solve(data, 3, "brute", size=size)
+        for limits in ({"time_limit": 1e9}, {"max_iters": 10**15}):  # no patience either way
+            sol, elapsed = _timed(data, 3, method, size=size, **limits)
+            assert elapsed < 30
+            assert sol.status is mewcp.Status.OPTIMAL and sol.weight == pytest.approx(best.weight)
+            assert sol.message == "certified optimal by enumerating every clique"
+            assert sol.n_iter >= brute_subset_count(4, 3, exact)  # it searched before it enumerated
+            assert (sol.bound, sol.gap) == (sol.weight, 0.0)
+    none, elapsed = _timed(nx.cycle_graph(5), 3, method, time_limit=1e9)
+    assert elapsed < 30 and none.status is mewcp.Status.INFEASIBLE
+    assert none.message == "certified by enumerating every clique: the graph has no clique of size 3"
+
+
+@pytest.mark.parametrize("method", CERTIFYING)
+def test_a_tiny_graph_without_a_time_limit_is_solved_by_the_search_itself(method):
+    # the default patience ends the run first: the comparisons with brute force test the heuristic
+    sol = mewcp.solve(W4, 3, method, seed=0)
+    assert sol.status is mewcp.Status.FEASIBLE and sol.weight == 6.0
+    assert "without improvement" in sol.message
+
+
+@pytest.mark.parametrize("method", CERTIFYING)
+def test_a_larger_instance_still_runs_to_its_time_limit(method):
+    w = random_symmetric(60, np.random.default_rng(5))  # C(60, 10) = 7.5e10 sets: never enumerated
+    sol, elapsed = _timed(w, 10, method, time_limit=0.5)
+    assert sol.status is mewcp.Status.FEASIBLE and sol.message == "time limit reached"
+    assert 0.5 <= elapsed < 5 and sol.bound is None and sol.gap is None
+
+
+def test_the_enumeration_certificate_keeps_the_heavier_answer_and_its_conditions():
+    from mewcp.solvers.base import Deadline
+    from mewcp.solvers.local_search import DEFAULT_PATIENCE, _certify_by_enumeration, _Incumbent
+
+    p = mewcp.as_problem(W4)
+    inc = _Incumbent(Deadline(None), None, None)
+    inc.offer(np.array([0, 1, 3]), 5.0)  # below the optimum, 6
+    inc.iterations = 4  # C(4, 3): exactly the sets brute visits
+    assert _certify_by_enumeration(p, 3, True, inc, DEFAULT_PATIENCE - 1, None) is None  # not idle long enough
+    assert _certify_by_enumeration(p, 3, True, inc, DEFAULT_PATIENCE, 50) is None  # a run with patience
+    assert _certify_by_enumeration(p, 3, False, inc, DEFAULT_PATIENCE, None) is None  # at most: 14 sets > 4
+    out = _certify_by_enumeration(p, 3, True, inc, DEFAULT_PATIENCE, None)
+    assert out.status is mewcp.Status.OPTIMAL and out.indices.tolist() == [0, 1, 2]
+    assert out.message == "certified optimal by enumerating every clique, which found a heavier one (6 against " \
+                          "the search's 5)"
+    assert out.n_iter > 4 and out.trace[-1][1] == 6.0  # the search's iterations and the cliques visited
+    empty = _Incumbent(Deadline(None), None, None)
+    empty.iterations = 10**6
+    assert _certify_by_enumeration(p, 3, True, empty, DEFAULT_PATIENCE, None).message.endswith(
+        "(6 against none found by the search)")
+    expired = _Incumbent(Deadline(1e-9), None, None)
+    expired.iterations = 10**6
+    assert _certify_by_enumeration(p, 3, True, expired, DEFAULT_PATIENCE, None) is None  # the time limit first
+
+
+@settings(max_examples=100)
+@given(inst=instances(max_n=9))
+def test_the_upper_bound_holds_and_is_none_only_without_a_clique(inst):
+    from mewcp.solvers.local_search import _upper_bound
+
+    data, k, size = inst
+    p = mewcp.as_problem(data)
+    if p.n_edges == 0:
+        return  # solve answers edgeless graphs itself
+    bound = _upper_bound(p, k, size == "exact")
+    best = mewcp.solve(p, k, "brute", size=size)
+    if bound is None:
+        assert size == "exact" and best.status is mewcp.Status.INFEASIBLE
+    elif best.found:
+        assert best.weight <= bound + 1e-9
+
+
+def test_the_upper_bound_values(monkeypatch):
+    from mewcp.solvers import local_search as ls
+
+    assert ls._upper_bound(mewcp.as_problem(W4), 3, True) == 8.0
+    assert ls._upper_bound(mewcp.as_problem(-W4), 3, True) == -3.0  # the 3 least negative
+    assert ls._upper_bound(mewcp.as_problem(-W4), 3, False) == 0.0  # a single vertex
+    assert ls._upper_bound(mewcp.as_problem(PENDANT), 3, True) == 12.0
+    path = mewcp.as_problem(nx.path_graph(3))  # 2 edges: no triangle
+    assert ls._upper_bound(path, 3, True) is None and ls._upper_bound(path, 3, False) == 2.0
+    mixed = mewcp.as_problem(sp.csr_array(np.array([[0, -1, 2], [-1, 0, 0], [2, 0, 0.0]])))
+    assert ls._upper_bound(mixed, 2, True) == 2.0 and ls._upper_bound(mixed, 3, False) == 2.0
+    monkeypatch.setattr(ls, "DENSE_BOUND_MAX_N", 3)  # larger complete graphs: m times the heaviest weight
+    assert ls._upper_bound(mewcp.as_problem(W4), 3, True) == 9.0
+    assert ls._upper_bound(mewcp.as_problem(-W4), 3, True) == -3.0
+    assert ls._upper_bound(mewcp.as_problem(-W4), 3, False) == 0.0
