@@ -90,7 +90,7 @@ class _Chunks:
         spent = time.perf_counter() - self.t0
         if iterations >= self.size:  # only full chunks say how fast iterations are
             scale = CHUNK_SECONDS / max(spent, 1e-6)
-            self.size = int(min(max(self.size * min(max(scale, 0.25), 4.0), 8), 1 << 22))
+            self.size = int(min(max(self.size * min(max(scale, 0.25), 4.0), 1), 1 << 22))
 
 
 class _SwapEngine:

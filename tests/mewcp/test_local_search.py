@@ -355,3 +355,17 @@ def test_the_upper_bound_values(monkeypatch):
     assert ls._upper_bound(mewcp.as_problem(W4), 3, True) == 9.0
     assert ls._upper_bound(mewcp.as_problem(-W4), 3, True) == -3.0
     assert ls._upper_bound(mewcp.as_problem(-W4), 3, False) == 0.0
+
+
+def test_kernel_calls_shrink_to_one_slow_iteration() -> None:
+    """A kernel call is sized to CHUNK_SECONDS: when one iteration takes longer (PLS on a
+    million vertices: tens of ms), calls shrink to a single iteration, so the time limit is
+    checked after each (a floor of 8 iterations overshot a 10 s limit by 0.8-1.2 s)."""
+    from mewcp.solvers.local_search import CHUNK_SECONDS, _Chunks
+
+    chunks = _Chunks(first=8)
+    for _ in range(3):
+        size = chunks.start()
+        time.sleep(2 * CHUNK_SECONDS * size)  # every iteration takes twice the whole chunk's aim
+        chunks.done(size)
+    assert chunks.start() == 1
