@@ -556,9 +556,9 @@ def solve_memetic(problem: Problem, k: int, *, exact: bool, deadline: Deadline, 
     general graphs, where that child is a restart from a vertex neither parent holds:
     the clique search's main source of new regions).
     """
-    _check_positive(pop_size=pop_size, opposition_every=opposition_every, tenure=tenure, max_stall=max_stall)
-    if pop_size < 2:
-        raise ValueError(f"pop_size must be at least 2; got {pop_size}")
+    _check_positive(opposition_every=opposition_every, tenure=tenure, max_stall=max_stall)
+    if isinstance(pop_size, bool) or not isinstance(pop_size, (int, np.integer)) or pop_size < 2:
+        raise ValueError(f"pop_size must be an integer of at least 2; got {pop_size!r}")
     patience = _patience(patience, max_iters, target, deadline)
     if (out := _trivial(problem, k, exact)) is not None:
         return out

@@ -179,8 +179,9 @@ def test_start_option_validation():
         mewcp.solve(w, 3, "local_search", strategy="worst")
     with pytest.raises(ValueError, match="tenure must be a positive integer or None; got 0"):
         mewcp.solve(w, 3, "tabu", tenure=0)
-    with pytest.raises(ValueError, match="pop_size must be at least 2; got 1"):
-        mewcp.solve(w, 3, "memetic", pop_size=1)
+    for bad in (1, None, 2.5, True):
+        with pytest.raises(ValueError, match=f"pop_size must be an integer of at least 2; got {bad!r}"):
+            mewcp.solve(w, 3, "memetic", pop_size=bad)
     for bad in (0, 1.5, True):
         with pytest.raises(ValueError, match=f"opposition_every must be a positive integer or None; got {bad!r}"):
             mewcp.solve(w, 3, "memetic", opposition_every=bad)

@@ -297,10 +297,11 @@ def test_hostile_weights_are_refused_or_solved_with_a_finite_weight(values, k, m
 
 
 @settings(max_examples=60)
-@given(name=st.sampled_from(["time_limit", "seed", "target", "max_iters", "tenure", "patience", "pop_size"]),
+@given(name=st.sampled_from(["time_limit", "seed", "target", "max_iters", "tenure", "patience", "pop_size",
+                                  "opposition_every"]),
        value=st.sampled_from([float("nan"), float("inf"), -float("inf"), -1, 0, 0.5, True, "3", None, 1e300]))
 def test_hostile_option_values_are_refused_with_their_name_or_accepted(name, value):
-    method = "memetic" if name == "pop_size" else "tabu"
+    method = "memetic" if name in ("pop_size", "opposition_every") else "tabu"
     kwargs = {name: value} if name in ("time_limit", "seed") else {name: value, "max_iters": 50}
     if name == "max_iters":
         kwargs = {name: value}
