@@ -58,6 +58,7 @@ from typing import IO, Any
 import numpy as np
 
 from mewcp.atomic import atomic_write
+from mewcp.kernels.parse import parse_triples
 from mewcp.problem import Problem, as_problem, edges_to_problem
 
 __all__ = ["CHUNK_BYTES", "FORMATS", "MAX_DIMACS_N", "MAX_LINE_BYTES", "read", "write"]
@@ -207,6 +208,16 @@ def _cat(parts: list[np.ndarray], dtype: Any, width: int | None = None) -> np.nd
     return np.empty((0,) if width is None else (0, width), dtype=dtype)
 
 
+def _header_split(chunk: bytes) -> int:
+    """Bytes of ``chunk`` up to the end of its first non-blank line (all of it if none ends)."""
+    b = np.frombuffer(chunk, dtype=np.uint8)
+    text = np.flatnonzero(~_WS[b])
+    if text.size == 0:
+        return len(chunk)
+    end = chunk.find(b"\n", int(text[0]))
+    return len(chunk) if end < 0 else end + 1
+
+
 def _read_mdplib(chunks: Iterator[tuple[int, bytes]], where: str, name: str, size: int | None) -> Problem:
     n = m = pairs = -1
     t = _Tokens(b"", where)
@@ -214,37 +225,54 @@ def _read_mdplib(chunks: Iterator[tuple[int, bytes]], where: str, name: str, siz
     ij_parts: list[np.ndarray] = []
     d_parts: list[np.ndarray] = []
     line_parts: list[np.ndarray] = []
-    for first_line, chunk in chunks:
-        t = _Tokens(chunk, where, first_line)
-        if t.lines.size == 0:
-            continue
-        start = 0
-        if pairs < 0:
-            hl, start = int(t.lines[0]), 1
-            if t.counts[0] != 2:
-                raise t.error(hl, f"the header must be 'n m' (two integers); got {t.counts[0]} tokens")
-            head = t.block(np.array([0]), 2)[0]
-            n = _header_int(t, head[0], hl, "n in the header 'n m'")
-            m = _header_int(t, head[1], hl, "m in the header 'n m'")
-            if n < 1 or not 1 <= m <= n:
-                raise t.error(hl, f"the header 'n m' needs 1 <= m <= n; got n = {n}, m = {m}")
-            pairs = n * (n - 1) // 2
-            if size is not None and size < _MIN_LINE * pairs - 1:
-                raise t.error(hl, f"the header 'n m' announces n = {n}, so n(n-1)/2 = {pairs:,} pair lines "
-                                  f"(at least {_MIN_LINE * pairs - 1:,} bytes), but the file has {size:,} bytes")
-        stop = min(t.lines.size, start + pairs - seen)  # lines beyond the announced count: refused below
-        lines = t.lines[start:stop]
-        t.check(t.counts[start:stop] != 3, lines, lambda r: f"expected 'i j d' (3 tokens); got {t.counts[r + start]}")
-        cells = t.block(np.arange(start, stop), 3)
-        ij = t.numbers(cells[:, :2], lines, int, "vertex index")
-        bad = (ij < 0) | (ij >= n)
-        t.check(bad.any(axis=1), lines, lambda r: f"vertex index {ij[r][bad[r]][0]} is outside 0..{n - 1}")
-        ij_parts.append(ij)
-        d_parts.append(t.numbers(cells[:, 2:], lines, float, "weight")[:, 0])
-        line_parts.append(lines)
-        seen += lines.size
-        if stop < t.lines.size:
-            raise t.error(t.lines[stop], f"more pair lines than the n(n-1)/2 = {pairs} the header announces")
+    for first_line, block in chunks:
+        if pairs < 0:  # the header line apart, so that the pair lines after it take the fast path
+            cut = _header_split(block)
+            pieces = [(first_line, block[:cut]), (first_line + block.count(b"\n", 0, cut), block[cut:])]
+        else:
+            pieces = [(first_line, block)]
+        for first_line, chunk in pieces:
+            if pairs >= 0 and chunk:  # the fast path: plain 'i j d' lines, every index in range
+                ij = np.empty((chunk.count(b"\n") + 1, 2), dtype=np.int64)
+                d = np.empty(ij.shape[0])
+                got = parse_triples(np.frombuffer(chunk, dtype=np.uint8), ij, d)
+                if 0 <= got <= pairs - seen and (got == 0 or ij[:got].max() < n):
+                    ij_parts.append(ij[:got])
+                    d_parts.append(d[:got])
+                    line_parts.append(np.arange(first_line, first_line + got))
+                    seen += got
+                    continue
+            t = _Tokens(chunk, where, first_line)  # the strict parser, which names what is wrong
+            if t.lines.size == 0:
+                continue
+            start = 0
+            if pairs < 0:
+                hl, start = int(t.lines[0]), 1
+                if t.counts[0] != 2:
+                    raise t.error(hl, f"the header must be 'n m' (two integers); got {t.counts[0]} tokens")
+                head = t.block(np.array([0]), 2)[0]
+                n = _header_int(t, head[0], hl, "n in the header 'n m'")
+                m = _header_int(t, head[1], hl, "m in the header 'n m'")
+                if n < 1 or not 1 <= m <= n:
+                    raise t.error(hl, f"the header 'n m' needs 1 <= m <= n; got n = {n}, m = {m}")
+                pairs = n * (n - 1) // 2
+                if size is not None and size < _MIN_LINE * pairs - 1:
+                    raise t.error(hl, f"the header 'n m' announces n = {n}, so n(n-1)/2 = {pairs:,} pair lines "
+                                      f"(at least {_MIN_LINE * pairs - 1:,} bytes), but the file has {size:,} bytes")
+            stop = min(t.lines.size, start + pairs - seen)  # lines beyond the announced count: refused below
+            lines = t.lines[start:stop]
+            t.check(t.counts[start:stop] != 3, lines,
+                    lambda r: f"expected 'i j d' (3 tokens); got {t.counts[r + start]}")
+            cells = t.block(np.arange(start, stop), 3)
+            ij = t.numbers(cells[:, :2], lines, int, "vertex index")
+            bad = (ij < 0) | (ij >= n)
+            t.check(bad.any(axis=1), lines, lambda r: f"vertex index {ij[r][bad[r]][0]} is outside 0..{n - 1}")
+            ij_parts.append(ij)
+            d_parts.append(t.numbers(cells[:, 2:], lines, float, "weight")[:, 0])
+            line_parts.append(lines)
+            seen += lines.size
+            if stop < t.lines.size:
+                raise t.error(t.lines[stop], f"more pair lines than the n(n-1)/2 = {pairs} the header announces")
     if pairs < 0:
         raise ValueError(f"{where}: the file is empty")
     if seen < pairs:  # before the n*n allocation below

@@ -21,6 +21,7 @@ import importlib
 import pkgutil
 import re
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -29,6 +30,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from mewcp.io import read
 from mewcp.solve import Method, methods, objective, solve
 from mewcp.solvers.greedy import ehgp_order
 
@@ -97,6 +99,10 @@ def warm_up() -> list[str]:
     memetic search breeds.
     """
     available = [m for m in methods() if m.available]
+    with tempfile.TemporaryDirectory() as folder:  # the MDPLIB reader's fast path
+        path = Path(folder) / "warm.txt"
+        path.write_bytes(b"3 2\n0 1 1.5\n0 2 2\n1 2 -0.25e1\n")
+        read(path)
     for data in _graphs():
         ehgp_order(data)
         objective(data, [0, 1, 2])

@@ -558,3 +558,36 @@ def test_fuzzed_files_give_a_problem_or_one_value_error(tmp_path_factory: pytest
     else:
         assert p.n >= 1 and np.isfinite(p.to_dense()).all()
     assert time.perf_counter() - start < 5
+
+
+def test_mdplib_fast_path_reads_every_shipped_file_as_numpy_parses_it() -> None:
+    """The reader's fast path (`mewcp.kernels.parse`) gives the matrix np.loadtxt's numbers give."""
+    for r in MDP_ROWS:
+        path = INSTANCES / r["file"]
+        rows = np.loadtxt(path, skiprows=1, ndmin=2)
+        n = int(r["n"])
+        w = np.zeros((n, n))
+        i, j = rows[:, 0].astype(np.int64), rows[:, 1].astype(np.int64)
+        w[i, j] = w[j, i] = rows[:, 2]
+        assert np.array_equal(read(path).to_dense(), w), r["file"]
+
+
+def test_parse_triples_agrees_with_python_or_gives_up() -> None:
+    """Plain decimal numbers convert exactly as ``float`` does; anything else gives up (-1)."""
+    from mewcp.kernels.parse import parse_triples
+
+    def parse(text: bytes) -> tuple[int, np.ndarray, np.ndarray]:
+        ij, d = np.zeros((text.count(b"\n") + 1, 2), dtype=np.int64), np.zeros(text.count(b"\n") + 1)
+        return parse_triples(np.frombuffer(text, dtype=np.uint8), ij, d), ij, d
+
+    rng = random.Random(0)
+    tokens = [b"-0", b"0", b"0.1", b"-1.5e-3", b"123456789012345", b"9.99999999999999e22", b"1e-22", b"2E+5",
+              b".5", b"5.", b"-.25", b"+7", b"0.000000000000000000001", b"3.14159265358979"]
+    tokens += [f"{rng.uniform(-1e6, 1e6):.{rng.randint(0, 8)}f}".encode() for _ in range(300)]
+    for tok in tokens:
+        got, ij, d = parse(b"3\t14 " + tok + b"\r\n")
+        assert got == 1 and ij[0].tolist() == [3, 14], tok
+        assert d[0] == float(tok) and np.signbit(d[0]) == np.signbit(float(tok)), tok
+    for bad in [b"0 1 1_0\n", b"0 1 inf\n", b"0 1 nan\n", b"+0 1 2\n", b"0 1 2 3\n", b"0 1\n", b"\n", b"0 1 2",
+                b"0 1 1.0000000000000001\n", b"0 1 3.141592653589793\n", b"0 1 1e23\n", b"0 1 1e\n", b"0 1 .\n", b"0 1 2\x0b\n", b"0 1 -\n"]:
+        assert parse(bad)[0] == -1, bad
