@@ -26,6 +26,20 @@ def _space(c):  # pragma: no cover
 
 
 @njit(cache=True)
+def _unsigned(buf, p, most):  # pragma: no cover
+    """The unsigned decimal integer at ``buf[p:]``: ``(value, end)``; ``end = -1`` past ``most`` digits."""
+    n = buf.shape[0]
+    start = p
+    v = 0
+    while p < n and 48 <= buf[p] <= 57:
+        if p - start >= most:
+            return 0, -1
+        v = v * 10 + (buf[p] - 48)
+        p += 1
+    return v, p
+
+
+@njit(cache=True)
 def parse_triples(buf, ij, d):  # pragma: no cover
     """Parse ``buf`` (uint8, whole lines) into ``ij`` (int64, rows x 2) and ``d`` (float64).
 
@@ -42,13 +56,8 @@ def parse_triples(buf, ij, d):  # pragma: no cover
             while p < n and _space(buf[p]):
                 p += 1
             start = p
-            v = 0
-            while p < n and 48 <= buf[p] <= 57:
-                if p - start >= 18:
-                    return -1
-                v = v * 10 + (buf[p] - 48)
-                p += 1
-            if p == start or p >= n or not _space(buf[p]):
+            v, p = _unsigned(buf, p, 18)
+            if p <= start or p >= n or not _space(buf[p]):
                 return -1
             ij[row, col] = v
         while p < n and _space(buf[p]):
@@ -85,13 +94,8 @@ def parse_triples(buf, ij, d):  # pragma: no cover
                 eneg = buf[p] == 45
                 p += 1
             start = p
-            e = 0
-            while p < n and 48 <= buf[p] <= 57:
-                if p - start >= 4:
-                    return -1
-                e = e * 10 + (buf[p] - 48)
-                p += 1
-            if p == start:
+            e, p = _unsigned(buf, p, 4)
+            if p <= start:
                 return -1
             exp10 += -e if eneg else e
         if exp10 > 22 or exp10 < -22:
