@@ -32,8 +32,10 @@ A normalisation over several channels together — a ``LayerNorm`` over the chan
 transformer's), a ``GroupNorm`` with ``num_groups < num_channels`` — cannot lose single
 channels exactly: its statistics, and so every other channel's output, change with the
 channels it is left with, so the masked network would not compute what the pruned one
-computes. Groups that touch one are left out of pruning for every criterion, with a
-warning (``ChannelGroups.left_out``).
+computes. Neither can a grouped convolution other than a plain depthwise one (``groups``
+above 1 and below its channels, or a depthwise one with a channel multiplier): its
+channels form fixed blocks of ``channels / groups``. Groups that touch one are left out
+of pruning for every criterion, with a warning (``ChannelGroups.left_out``).
 
 Groups are numbered in the order their root layers are registered in the model. Channel ``c`` of
 a group is channel ``c`` of its root layer (the layer whose output channels define it).
@@ -200,8 +202,8 @@ class ChannelGroups(Sequence[ChannelGroup]):
             listing = "\n".join(f"  {name}: {why}" for name, why in left_out.items())
             warnings.warn(
                 f"{len(left_out)} of {len(groups)} channel groups are left out of pruning: their channels "
-                f"cannot be removed exactly (a normalisation over several channels together, or channel "
-                f"indices the dependency graph maps beyond a layer's width):\n{listing}\n"
+                f"cannot be removed exactly (a normalisation over several channels together, a grouped "
+                f"convolution, or channel indices the dependency graph maps beyond a layer's width):\n{listing}\n"
                 f"to silence this, pass ignored_layers={sorted(left_out)!r}",
                 UserWarning, stacklevel=2,
             )
@@ -325,7 +327,10 @@ def _width(module: nn.Module, out: bool) -> int | None:
 
 def _not_prunable(group: ChannelGroup, modules: dict[str, nn.Module]) -> str | None:
     """Why ``group`` cannot lose single channels exactly, or None: a LayerNorm or
-    GroupNorm that normalises several of them together, or a member whose mapped channel
+    GroupNorm that normalises several of them together, a grouped convolution other than
+    a plain depthwise one (``groups == in_channels == out_channels``: its channels are
+    split into fixed blocks, and removing single channels breaks the blocks or the
+    layer), or a member whose mapped channel
     indices exceed its width (Torch-Pruning's graph through an attention reshape couples
     a query layer with its twice-as-wide key-value layer)."""
     for member, out in [*((m, True) for m in group.producers), *((m, False) for m in group.consumers)]:
@@ -337,6 +342,9 @@ def _not_prunable(group: ChannelGroup, modules: dict[str, nn.Module]) -> str | N
                     f"channels by the dependency graph")
         if isinstance(m, nn.GroupNorm) and m.num_groups < m.num_channels:
             return f"{member.name} is GroupNorm({m.num_groups}, {m.num_channels})"
+        if isinstance(m, nn.modules.conv._ConvNd) and m.groups > 1 and not m.groups == m.in_channels == m.out_channels:
+            return (f"{member.name} is a grouped convolution ({m.in_channels} -> {m.out_channels} channels "
+                    f"in {m.groups} groups)")
         if isinstance(m, nn.LayerNorm):
             return f"{member.name} is {type(m).__name__}({tuple(m.normalized_shape)})"
     return None

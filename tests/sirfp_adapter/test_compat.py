@@ -14,6 +14,7 @@ import torch.nn.functional as F  # noqa: E402
 from torch import nn  # noqa: E402
 
 from sirfp_adapter.groups import ChannelGroups, channel_dim  # noqa: E402
+from sirfp_adapter.oneshot import prune_once  # noqa: E402
 from sirfp_adapter.criteria import SIRFP  # noqa: E402
 from sirfp_adapter.schedule import SIRFPPruner  # noqa: E402
 from tests.sirfp_adapter.pruning_helpers import finalize_matches_masks, inputs  # noqa: E402
@@ -154,12 +155,52 @@ class NormNet(nn.Module):
 def test_groups_through_a_norm_over_several_channels_are_left_out_for_every_criterion(norm, why):
     with pytest.warns(UserWarning, match=re.escape(
             "1 of 2 channel groups are left out of pruning: their channels cannot be removed exactly (a "
-            "normalisation over several channels together, or channel indices the dependency graph maps "
-            "beyond a layer's width):\n"
+            "normalisation over several channels together, a grouped convolution, or channel indices the "
+            "dependency graph maps beyond a layer's width):\n"
             f"  a: {why}\nto silence this, pass ignored_layers=['a']")):
         groups = ChannelGroups.build(NormNet(norm), inputs())
     assert [g.name for g in groups] == ["b"] and groups.left_out == {"a": why}
     assert "a" in groups.ignored
+
+
+class GroupedNet(nn.Module):
+    """conv → BN → grouped conv → BN → conv → BN → classifier; the grouped conv given."""
+
+    def __init__(self, grouped: nn.Conv2d) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.a, self.bn_a = nn.Conv2d(3, grouped.in_channels, 3, padding=1), nn.BatchNorm2d(grouped.in_channels)
+        self.g, self.bn_g = grouped, nn.BatchNorm2d(grouped.out_channels)
+        self.b, self.bn_b = nn.Conv2d(grouped.out_channels, 8, 3, padding=1), nn.BatchNorm2d(8)
+        self.classifier = nn.Conv2d(8, 2, 1)
+
+    def forward(self, x):
+        x = F.relu(self.bn_a(self.a(x)))
+        x = F.relu(self.bn_g(self.g(x)))
+        return self.classifier(F.relu(self.bn_b(self.b(x))))
+
+
+@pytest.mark.parametrize(("grouped", "why"), [
+    (nn.Conv2d(8, 8, 3, padding=1, groups=2), "g is a grouped convolution (8 -> 8 channels in 2 groups)"),
+    (nn.Conv2d(8, 16, 3, padding=1, groups=8), "g is a grouped convolution (8 -> 16 channels in 8 groups)"),
+])
+@pytest.mark.parametrize("criterion", ["l1", "sirfp"])
+def test_groups_through_a_grouped_convolution_are_left_out_and_the_pruned_model_runs(grouped, why, criterion):
+    """Removing single channels around a grouped convolution used to fail inside
+    Torch-Pruning with the model half pruned (groups=2), or leave a convolution with no
+    weights (a depthwise one with a channel multiplier)."""
+    model, x = GroupedNet(grouped), inputs()
+    with pytest.warns(UserWarning, match=re.escape(
+            "2 of 3 channel groups are left out of pruning: their channels cannot be removed exactly (a "
+            "normalisation over several channels together, a grouped convolution, or channel indices the "
+            "dependency graph maps beyond a layer's width):\n"
+            f"  a: {why}\n  g: {why}\nto silence this, pass ignored_layers=['a', 'g']")):
+        plan = prune_once(model, x, [inputs(1), inputs(2)], criterion=criterion, flops_reduction=0.3)
+    assert set(plan.remove) == {"b"}
+    assert (model.a.out_channels, model.g.in_channels, model.g.out_channels) == (
+        grouped.in_channels, grouped.in_channels, grouped.out_channels)
+    assert model.b.out_channels < 8
+    assert model(x).shape == (2, 2, 32, 32)
 
 
 def test_a_groupnorm_with_one_channel_per_group_is_prunable_exactly():
