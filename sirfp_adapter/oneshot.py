@@ -29,7 +29,7 @@ from sirfp_adapter.cost import CostModel
 from sirfp_adapter.criteria import Criterion, get_criterion
 from sirfp_adapter.groups import ChannelGroups
 from sirfp_adapter.plan import PlanOptions, PruningPlan, make_plan
-from sirfp_adapter.schedule import check_reduction, rank_groups
+from sirfp_adapter.schedule import check_callable, check_reduction, rank_groups
 
 __all__ = ["prune_once"]
 
@@ -78,6 +78,14 @@ def prune_once(
     metric, target = check_reduction(flops_reduction, params_reduction)
     if plan is not None and not isinstance(plan, PlanOptions):
         raise TypeError(f"plan must be a PlanOptions or None, got {type(plan).__name__}")
+    if isinstance(batches, torch.Tensor):
+        raise TypeError("batches must be an iterable of batches (a list or a DataLoader), not one tensor, whose "
+                        "iteration yields single samples: pass [inputs] for one batch")
+    if not isinstance(batches, Iterable):
+        raise TypeError(f"batches must be an iterable of input tensors or (inputs, targets) pairs, "
+                        f"got {type(batches).__name__}")
+    check_callable(loss_fn, "loss_fn", "loss_fn(outputs, targets) -> loss")
+    check_callable(log, "log", "called with one str per collection batch and one with the plan")
     chosen = get_criterion(criterion)
     if chosen.needs_gradients and loss_fn is None:
         raise ValueError(f"criterion {chosen.name!r} reads gradients: give loss_fn=(outputs, targets) -> loss "

@@ -20,6 +20,7 @@ Example
 
 from __future__ import annotations
 
+import operator
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
@@ -34,7 +35,7 @@ from sirfp_adapter.criteria import Criterion, get_criterion
 from sirfp_adapter.groups import ChannelGroups
 from sirfp_adapter.plan import PlanOptions, PruningPlan, Ranking, make_plan
 
-__all__ = ["SIRFPPruner", "check_reduction", "rank_groups"]
+__all__ = ["SIRFPPruner", "check_callable", "check_reduction", "rank_groups"]
 
 
 def check_reduction(flops_reduction: object, params_reduction: object) -> tuple[Literal["flops", "params"], float]:
@@ -46,6 +47,28 @@ def check_reduction(flops_reduction: object, params_reduction: object) -> tuple[
     if isinstance(target, bool) or not isinstance(target, (int, float)) or not 0.0 < float(target) < 1.0:
         raise ValueError(f"{metric}_reduction must be a number in (0, 1), got {target!r}")
     return metric, float(target)
+
+
+#: The keys of `SIRFPPruner.state_dict`.
+STATE_KEYS = ("iteration", "completed", "masks", "criterion", "statistics")
+
+
+def _counter(value: object, key: str, most: int | None) -> int:
+    """``state[key]`` as an int from 0 to ``most`` (no bound when None), or ValueError."""
+    bound = "" if most is None else f" to steps={most}"
+    try:
+        number = operator.index(value) if not isinstance(value, bool) else None
+    except TypeError:
+        number = None
+    if number is None or number < 0 or (most is not None and number > most):
+        raise ValueError(f"state[{key!r}] must be an int from 0{bound}, got {value!r}")
+    return number
+
+
+def check_callable(value: object, name: str, role: str) -> None:
+    """Refuse a ``value`` that is neither None nor callable, naming it and its ``role``."""
+    if value is not None and not callable(value):
+        raise TypeError(f"{name} must be a callable ({role}) or None, got {type(value).__name__} {value!r}")
 
 
 def rank_groups(criterion: Criterion, groups: ChannelGroups,
@@ -107,6 +130,7 @@ class SIRFPPruner:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         if plan is not None and not isinstance(plan, PlanOptions):
             raise TypeError(f"plan must be a PlanOptions or None, got {type(plan).__name__}")
+        check_callable(log, "log", "called with one str per pruning step")
         self.criterion = get_criterion(criterion)
         self.model = model
         self.example_inputs = example_inputs
@@ -221,15 +245,36 @@ class SIRFPPruner:
             "statistics": self.criterion.state_dict(),
         }
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Resume from :meth:`state_dict` (same model, criterion and settings)."""
-        if state.get("criterion") != self.criterion.name:
-            raise ValueError(f"the state was saved by a pruner with criterion {state.get('criterion')!r}, "
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Resume from :meth:`state_dict` (same model, criterion and settings).
+
+        Raises
+        ------
+        TypeError
+            ``state`` is not a mapping.
+        ValueError
+            A key is missing, the criterion differs, or a counter is not an integer in its
+            range (``iteration >= 0``, ``0 <= completed <= steps``); nothing is loaded then.
+        """
+        if not isinstance(state, Mapping):
+            raise TypeError(f"state must be a mapping from SIRFPPruner.state_dict(), got {type(state).__name__}")
+        missing = [k for k in STATE_KEYS if k not in state]
+        if missing:
+            raise ValueError(f"state must be a mapping from SIRFPPruner.state_dict(); it lacks {missing}")
+        if state["criterion"] != self.criterion.name:
+            raise ValueError(f"the state was saved by a pruner with criterion {state['criterion']!r}, "
                              f"this one uses {self.criterion.name!r}")
+        iteration = _counter(state["iteration"], "iteration", None)
+        completed = _counter(state["completed"], "completed", self.steps)
+        before = self.masks.state_dict()
         self.masks.load_state_dict(state["masks"])
-        self.criterion.load_state_dict(state["statistics"])
-        self.iteration = int(state["iteration"])
-        self.completed = int(state["completed"])
+        try:
+            self.criterion.load_state_dict(state["statistics"])
+        except BaseException:
+            self.masks.load_state_dict(before)  # nothing loaded
+            raise
+        self.iteration = iteration
+        self.completed = completed
         if self.done:
             self.criterion.close()
 

@@ -61,6 +61,29 @@ def test_prune_once_refuses_gradient_criteria_without_a_loss_and_needs_batches_f
     assert 0.29 <= plan.flops_reduction <= 0.3
 
 
+@pytest.mark.parametrize(("changes", "message"), [
+    ({"batches": None}, "batches must be an iterable of input tensors or (inputs, targets) pairs, got NoneType"),
+    ({"batches": inputs(1, batch=4)},
+     "batches must be an iterable of batches (a list or a DataLoader), not one tensor, whose iteration yields "
+     "single samples: pass [inputs] for one batch"),
+    ({"log": "print"}, "log must be a callable (called with one str per collection batch and one with the plan) "
+                       "or None, got str 'print'"),
+    ({"loss_fn": 3, "criterion": "taylor"}, "loss_fn must be a callable (loss_fn(outputs, targets) -> loss) or "
+                                            "None, got int 3"),
+])
+def test_prune_once_refuses_bad_batches_log_and_loss_fn_before_touching_the_model(changes, message):
+    """A non-callable ``log`` used to raise after the channels were removed, losing the plan."""
+    model, x = lite(), inputs()
+    before = copy.deepcopy(model.state_dict())
+    kwargs = {"batches": [x], "criterion": "l1", "flops_reduction": 0.3, **changes}
+    with pytest.raises(TypeError) as info:
+        prune_once(model, x, **kwargs)
+    assert str(info.value) == message
+    assert model.state_dict().keys() == before.keys()
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+    assert not any(m._forward_hooks for m in model.modules())
+
+
 def test_sirfp_importance_drives_metapruner_and_chooses_the_projects_channels():
     model, x = lite(), inputs()
     model.eval()

@@ -173,6 +173,8 @@ def test_pruning_before_statistics_is_refused_and_close_removes_every_hook():
          re.escape(f"criterion must be a Criterion or one of {tuple(CRITERIA)}, got 'hrank'")),
         ({"flops_reduction": 0.5, "ignored_layers": ["nope"]}, ValueError,
          "ignored_layers: 'nope' is not a module of the model"),
+        ({"flops_reduction": 0.5, "log": "print"}, TypeError,  # used to raise at the first pruning step
+         re.escape("log must be a callable (called with one str per pruning step) or None, got str 'print'")),
     ],
 )
 def test_pruner_option_errors(kwargs, error, match):
@@ -241,6 +243,37 @@ def test_a_pruner_resumes_from_its_state_dict(criterion, tmp_path):
     other = SIRFPPruner(lite(), x, flops_reduction=0.6, criterion="l1")
     with pytest.raises(ValueError, match=f"saved by a pruner with criterion '{criterion}', this one uses 'l1'"):
         other.load_state_dict(saved["pruner"])
+
+
+@pytest.mark.parametrize(("change", "error", "message"), [
+    (None, TypeError, "state must be a mapping from SIRFPPruner.state_dict(), got NoneType"),
+    ({"masks": None, "statistics": None}, ValueError,
+     "state must be a mapping from SIRFPPruner.state_dict(); it lacks ['masks', 'statistics']"),
+    ({"completed": -5}, ValueError, "state['completed'] must be an int from 0 to steps=3, got -5"),
+    ({"completed": 4}, ValueError, "state['completed'] must be an int from 0 to steps=3, got 4"),
+    ({"completed": 1.5}, ValueError, "state['completed'] must be an int from 0 to steps=3, got 1.5"),
+    ({"iteration": "abc"}, ValueError, "state['iteration'] must be an int from 0, got 'abc'"),
+    ({"iteration": True}, ValueError, "state['iteration'] must be an int from 0, got True"),
+    ({"statistics": {"bogus": 1}}, ValueError, None),  # the criterion's own refusal
+])
+def test_a_bad_pruner_state_is_refused_and_nothing_is_loaded(change, error, message):
+    """A negative ``completed`` used to be taken: the next step then planned a negative target."""
+    model, x = lite(), inputs()
+    first = SIRFPPruner(model, x, flops_reduction=0.6, steps=3, interval=1, criterion="taylor")
+    train(model, first, 1)
+    state = first.state_dict()
+    first.close()
+    second = SIRFPPruner(lite(), x, flops_reduction=0.6, steps=3, interval=1, criterion="taylor")
+    before = {k: v.copy() for k, v in second.masks.active.items()}
+    bad = None if change is None else {k: v for k, v in {**state, **change}.items() if v is not None}
+    with pytest.raises(error) as info:
+        second.load_state_dict(bad)
+    if message is not None:
+        assert str(info.value) == message
+    assert (second.iteration, second.completed) == (0, 0)
+    assert all(np.array_equal(second.masks.active[k], v) for k, v in before.items())
+    second.load_state_dict({**state, "completed": torch.tensor(1)})  # an int tensor is an int
+    assert (second.iteration, second.completed) == (1, 1)
 
 
 def test_stats_report_the_statistics_time_per_iteration():
