@@ -170,6 +170,9 @@ class ChannelGroups(Sequence[ChannelGroup]):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
         names = {m: n for n, m in model.named_modules()}
         lookup = dict(model.named_modules())
+        if isinstance(ignored_layers, (str, nn.Module)):
+            raise TypeError(f"ignored_layers must be a sequence of modules or module names, got one "
+                            f"{type(ignored_layers).__name__}: pass [{ignored_layers!r}]")
         user_ignored: list[nn.Module] = []
         for layer in ignored_layers:
             if isinstance(layer, str):

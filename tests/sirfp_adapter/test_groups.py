@@ -149,6 +149,14 @@ def test_ignored_layers_by_module_and_bad_entries():
         ChannelGroups.build(model, inputs(), ignored_layers=[stranger])
     with pytest.raises(TypeError, match="model must be a torch.nn.Module, got str"):
         ChannelGroups.build("model", inputs())
+    # one name or module, not a sequence: a name used to be read letter by letter ("'h' is not a module")
+    with pytest.raises(TypeError) as info:
+        ChannelGroups.build(model, inputs(), ignored_layers="head.0")
+    assert str(info.value) == "ignored_layers must be a sequence of modules or module names, got one str: " \
+                              "pass ['head.0']"
+    with pytest.raises(TypeError, match=r"^ignored_layers must be a sequence of modules or module names, got one "
+                                        r"Conv2d: pass \[Conv2d\("):
+        ChannelGroups.build(model, inputs(), ignored_layers=model.head[0])
 
 
 def test_build_restores_the_mode():
