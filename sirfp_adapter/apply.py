@@ -196,7 +196,27 @@ def save_pruned(model: nn.Module, path: str | os.PathLike[str], *, metadata: Map
     ``metadata`` (plain values: numbers, strings, lists, dicts) is stored alongside,
     e.g. the FLOPs report. The file is written atomically (a temporary file beside
     ``path``, then ``os.replace``): an interrupted save leaves the previous file.
+
+    Raises
+    ------
+    TypeError
+        ``model`` is not a module, ``path`` not a path, ``metadata`` not a mapping of
+        plain values.
+    ValueError
+        ``path`` is a folder, or its folder does not exist (nothing is written).
     """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path must be a str or os.PathLike file name, got {type(path).__name__}")
+    if os.path.isdir(path):
+        raise ValueError(f"path must name a file; {os.fspath(path)!r} is a folder")
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise ValueError(f"path must name a file in an existing folder; {folder!r} is not a folder "
+                         f"(create it first)")
+    if metadata is not None and not isinstance(metadata, Mapping):
+        raise TypeError(f"metadata must be a mapping of str to plain values, or None; got {type(metadata).__name__}")
     metadata = dict(metadata or {})
     _check_plain(metadata, "metadata")
     modules = {name: attrs for name, m in model.named_modules() if (attrs := _shape_attrs(m)) is not None}

@@ -189,6 +189,27 @@ def test_a_folder_or_a_missing_path(tmp_path):
         load_pruned(DepthwiseNet(), tmp_path / "nothing.pt")
 
 
+def test_save_refuses_a_bad_path_model_or_metadata_and_writes_nothing(tmp_path):
+    """A missing folder or a folder as ``path`` used to fail in the atomic write, naming
+    its hidden temporary file (``.m.pt.3ixv0xrq.tmp``) instead of the argument."""
+    model = DepthwiseNet()
+    cases = [
+        ((model, tmp_path / "no" / "sub" / "m.pt"), {}, ValueError,
+         f"path must name a file in an existing folder; {str(tmp_path / 'no' / 'sub')!r} is not a folder "
+         "(create it first)"),
+        ((model, tmp_path), {}, ValueError, f"path must name a file; {str(tmp_path)!r} is a folder"),
+        ((model, 3), {}, TypeError, "path must be a str or os.PathLike file name, got int"),
+        (("model", tmp_path / "m.pt"), {}, TypeError, "model must be a torch.nn.Module, got str"),
+        ((model, tmp_path / "m.pt"), {"metadata": [1, 2]}, TypeError,
+         "metadata must be a mapping of str to plain values, or None; got list"),
+    ]
+    for args, kwargs, error, message in cases:
+        with pytest.raises(error) as info:
+            save_pruned(*args, **kwargs)
+        assert str(info.value) == message
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_fuzzed_files_either_load_exactly_or_fail_cleanly(saved, tmp_path):
     """Random edits of a valid file: a ValueError and an untouched model, or the edit was harmless."""
     _, _, blob = saved
