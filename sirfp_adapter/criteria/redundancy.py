@@ -172,6 +172,11 @@ class SIRFP(Criterion):
     def check_ready(self) -> None:
         assert self.collector is not None
         if not self.collector.matrices():
+            skipped = max(self.collector.skipped().values(), default=0)
+            if skipped:
+                raise RuntimeError(f"{self.name}: no redundancy statistics: all {skipped} measured batches had "
+                                   f"non-finite activations (NaN or inf) and were skipped; check the inputs "
+                                   f"and the weights")
             what = ("training iterations before pruning (eval-mode passes are not collected)"
                     if self.collector.training_only else "forward passes before pruning")
             raise RuntimeError(f"{self.name}: no redundancy statistics yet: run {what}")

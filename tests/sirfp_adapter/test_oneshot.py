@@ -84,6 +84,18 @@ def test_prune_once_refuses_bad_batches_log_and_loss_fn_before_touching_the_mode
     assert not any(m._forward_hooks for m in model.modules())
 
 
+def test_prune_once_on_only_non_finite_batches_says_so():
+    """It used to say "run forward passes before pruning" after two forward passes."""
+    model, x = lite(), inputs()
+    nan = torch.full_like(x, float("nan"))
+    with pytest.warns(RuntimeWarning, match="skipped batches with non-finite activations"), \
+            pytest.raises(RuntimeError) as info:
+        prune_once(model, x, [nan, nan], criterion=SIRFP("js", budget=None), flops_reduction=0.5)
+    assert str(info.value) == ("sirfp: no redundancy statistics: all 2 measured batches had non-finite "
+                               "activations (NaN or inf) and were skipped; check the inputs and the weights")
+    assert not any(m._forward_hooks for m in model.modules())
+
+
 def test_sirfp_importance_drives_metapruner_and_chooses_the_projects_channels():
     model, x = lite(), inputs()
     model.eval()
