@@ -290,6 +290,25 @@ class PlanOptions:
             raise ValueError(f"method must be one of {names}, got {self.method!r}")
         if self.method_options is not None and not isinstance(self.method_options, Mapping):
             raise TypeError(f"method_options must be a mapping or None, got {type(self.method_options).__name__}")
+        if self.method_options:
+            _check_method_options(self.method, self.method_options)
+
+
+#: ``mewcp.solve`` arguments the plan sets itself (the graph, the kept size, exact size).
+_PLAN_SETS = ("data", "k", "method", "size", "weight")
+
+
+def _check_method_options(method: str, options: Mapping[str, object]) -> None:
+    """Refuse ``options`` that ``mewcp.solve`` would refuse at the first pruning step:
+    checked by solving a one-vertex graph, which checks every argument and returns at
+    once (no edge: nothing to search)."""
+    taken = [k for k in options if k in _PLAN_SETS]
+    if taken:
+        raise ValueError(f"method_options must not set {taken}: the plan sets them")
+    try:
+        mewcp.solve(np.zeros((1, 1)), 1, method, **options)  # type: ignore[arg-type]
+    except (TypeError, ValueError) as exc:
+        raise type(exc)(f"method_options: {exc}") from None
 
 
 def check_target(target: object, metric: object) -> None:

@@ -16,6 +16,7 @@ from sirfp_adapter.collector import RedundancyCollector  # noqa: E402
 from sirfp_adapter.cost import CostModel  # noqa: E402
 from sirfp_adapter.groups import ChannelGroups  # noqa: E402
 from sirfp_adapter.plan import (  # noqa: E402
+    PlanOptions,
     Ranking,
     group_matrix,
     make_plan,
@@ -359,6 +360,24 @@ def test_make_plan_option_errors(kwargs, match):
     kwargs = {"target": 0.5, **kwargs}
     with pytest.raises(ValueError, match=match):
         make_plan(groups, cost, rankings, **kwargs)
+
+
+@pytest.mark.parametrize(("options", "error", "message"), [
+    ({"bogus": 1}, TypeError, "method_options: unknown option 'bogus' for method 'tabu'; its options are: start, "
+                              "tenure, max_stall, strength, patience, max_iters, target"),
+    ({"time_limit": -1}, ValueError, "method_options: time_limit must be a positive, finite number of seconds; "
+                                     "got -1"),
+    ({"time_limit": "a"}, TypeError, "method_options: time_limit must be a number of seconds or None; got str"),
+    ({"seed": -2}, ValueError, "method_options: seed must be a non-negative integer or None; got -2"),
+    ({"size": "at_most"}, ValueError, "method_options must not set ['size']: the plan sets them"),
+])
+def test_plan_options_check_method_options_up_front(options, error, message):
+    """These used to pass the constructor and fail at the first pruning step, after the
+    training before it, or (``size``) let the solver keep fewer channels than planned."""
+    with pytest.raises(error) as info:
+        PlanOptions(method="tabu", method_options=options)
+    assert str(info.value) == message
+    assert PlanOptions(method="tabu", method_options={"time_limit": 1.0, "seed": 3, "tenure": 2}).method == "tabu"
 
 
 def test_make_plan_needs_one_ranking_per_group():
