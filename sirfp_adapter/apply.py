@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from mewcp.atomic import atomic_write
-from sirfp_adapter.groups import ChannelGroups, channel_dim
+from sirfp_adapter.groups import ChannelGroups, channel_dim, channel_indices
 
 __all__ = ["ChannelMasks", "load_pruned", "prune_channels", "save_pruned"]
 
@@ -104,16 +104,23 @@ class ChannelMasks:
                 self._masks[name] = torch.as_tensor(keep, dtype=torch.float32)
 
     def remove_channels(self, remove: Mapping[str, Iterable[int]]) -> None:
-        """Mask the given group-local channels (on top of those already masked)."""
+        """Mask the given group-local channels (on top of those already masked).
+
+        Every entry is checked before any mask changes: a group name of this model,
+        integer channel indices in ``[0, size)`` (`sirfp_adapter.groups.channel_indices`),
+        and at least one channel left active.
+        """
+        updated: dict[str, np.ndarray] = {}
         for name, channels in remove.items():
             if name not in self.active:
                 raise KeyError(f"no prunable group has root layer {name!r}")
-            idx = np.asarray(list(channels), dtype=np.int64)
+            idx = channel_indices(channels, self.groups[self.groups.index(name)])
             active = self.active[name].copy()
             active[idx] = False
             if not active.any():
                 raise ValueError(f"cannot mask every channel of group {name!r}")
-            self.active[name] = active
+            updated[name] = active
+        self.active.update(updated)
         self._rebuild()
 
     def removed(self) -> np.ndarray:
@@ -159,12 +166,18 @@ def _out_width(module: nn.Module) -> int:
 def prune_channels(groups: ChannelGroups, remove: Mapping[str, Iterable[int]]) -> None:
     """Physically remove group-local channels, group by group (Torch-Pruning).
 
-    ``groups`` is stale afterwards: build new groups for any further planning.
+    ``groups`` is stale afterwards: build new groups for any further planning. Every
+    entry is checked (`sirfp_adapter.groups.channel_indices`) before any channel is
+    removed.
     """
-    for name, channels in remove.items():
-        channels = np.asarray(list(channels), dtype=np.int64)
+    checked = [(groups.index(name), channel_indices(channels, groups[groups.index(name)]))
+               for name, channels in remove.items()]
+    for index, channels in checked:
+        if channels.size >= groups[index].size:
+            raise ValueError(f"cannot remove all {groups[index].size} channels of group {groups[index].name!r}")
+    for index, channels in checked:
         if channels.size:
-            groups.prune(groups.index(name), channels)
+            groups.prune(index, channels)
 
 
 # ---------------------------------------------------------------------------

@@ -43,6 +43,8 @@ def _call(model: nn.Module, inputs: Any) -> Any:
 def count_flops(model: nn.Module, example_inputs: Any) -> int:
     """FLOPs of one forward pass on ``example_inputs`` as ``torch.utils.flop_counter``
     counts them (2 per multiply-add of convolutions and matrix products), in eval mode."""
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     was_training = model.training
     model.eval()
     try:
@@ -55,6 +57,8 @@ def count_flops(model: nn.Module, example_inputs: Any) -> int:
 
 def count_params(model: nn.Module) -> int:
     """Number of parameters (elements of ``model.parameters()``)."""
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     return sum(p.numel() for p in model.parameters())
 
 
@@ -162,6 +166,11 @@ class CostModel:
         removed = np.asarray(removed, dtype=np.float64)
         if removed.shape != self.sizes.shape:
             raise ValueError(f"removed must hold one count per group ({self.sizes.size}), got shape {removed.shape}")
+        bad = np.flatnonzero(~((removed >= 0) & (removed <= self.sizes)))  # NaN included
+        if bad.size:
+            g = int(bad[0])
+            raise ValueError(f"removed[{g}] must be a count from 0 to the group's {int(self.sizes[g])} channels, "
+                             f"got {removed[g]:g}")
         return removed
 
     def flops(self, removed: np.ndarray | Any) -> float:

@@ -44,7 +44,7 @@ a group is channel ``c`` of its root layer (the layer whose output channels defi
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,7 +52,7 @@ import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["ChannelGroup", "ChannelGroups", "Member", "channel_dim"]
+__all__ = ["ChannelGroup", "ChannelGroups", "Member", "channel_dim", "channel_indices"]
 
 _NORM_TYPES = (nn.modules.batchnorm._BatchNorm, nn.GroupNorm, nn.LayerNorm, nn.modules.instancenorm._InstanceNorm)
 _MIXING_TYPES = (nn.modules.conv._ConvNd, nn.Linear)
@@ -298,11 +298,9 @@ class ChannelGroups(Sequence[ChannelGroup]):
         object's records of *this* group are stale: rebuild before planning again.
         """
         g = self._groups[group]
-        idxs = sorted({int(c) for c in channels})
+        idxs = channel_indices(channels, g).tolist()
         if not idxs:
             return
-        if idxs[0] < 0 or idxs[-1] >= g.size:
-            raise ValueError(f"channels must lie in [0, {g.size}) for group {g.name!r}")
         if len(idxs) >= g.size:
             raise ValueError(f"cannot remove all {g.size} channels of group {g.name!r}")
         modules = dict(self.model.named_modules())
@@ -326,6 +324,29 @@ def _width(module: nn.Module, out: bool) -> int | None:
             return int(getattr(module, attr))
     shape = getattr(module, "normalized_shape", None)
     return int(shape[0]) if isinstance(shape, tuple) and len(shape) == 1 else None
+
+
+def channel_indices(channels: Iterable[int] | np.ndarray, group: ChannelGroup) -> np.ndarray:
+    """``channels`` as sorted, distinct int64 indices of ``group``'s channels.
+
+    Raises
+    ------
+    TypeError
+        A value is not an integer (a float, or a bool mask instead of indices).
+    ValueError
+        The indices are not one-dimensional, or one lies outside ``[0, group.size)``.
+    """
+    raw = np.asarray(channels if isinstance(channels, np.ndarray) else list(channels))
+    if raw.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    if raw.dtype == np.bool_ or not np.issubdtype(raw.dtype, np.integer):
+        raise TypeError(f"channels of group {group.name!r} must be integer indices, got {raw.dtype} values")
+    if raw.ndim != 1:
+        raise ValueError(f"channels of group {group.name!r} must be a flat sequence of indices, got shape {raw.shape}")
+    idx = np.unique(raw.astype(np.int64))
+    if idx[0] < 0 or idx[-1] >= group.size:
+        raise ValueError(f"channels must lie in [0, {group.size}) for group {group.name!r}")
+    return idx
 
 
 def _not_prunable(group: ChannelGroup, modules: dict[str, nn.Module]) -> str | None:

@@ -126,6 +126,28 @@ def test_channel_masks_bookkeeping_and_errors():
     with pytest.raises(ValueError, match="cannot mask every channel of group 'head.0'"):
         masks.remove_channels({"head.0": range(8)})
     assert masks.removed().tolist() == removed.tolist()  # a refused call changes nothing
+    # indices numpy would have taken silently: -1 (the last channel), 1.7 (channel 1), a bool
+    # mask (channels 0 and 1); and one out of range (an IndexError from numpy)
+    refusals = [
+        ({"head.0": [-1]}, ValueError, "channels must lie in [0, 8) for group 'head.0'"),
+        ({"head.0": [99]}, ValueError, "channels must lie in [0, 8) for group 'head.0'"),
+        ({"head.0": [1.7]}, TypeError, "channels of group 'head.0' must be integer indices, got float64 values"),
+        ({"head.0": np.array([True, False] * 4)}, TypeError,
+         "channels of group 'head.0' must be integer indices, got bool values"),
+        ({"head.0": [[1, 2]]}, ValueError, "channels of group 'head.0' must be a flat sequence of indices, "
+                                           "got shape (1, 2)"),
+        ({"backbone.1.0.conv1": [5], "head.0": [-1]}, ValueError,  # the valid first entry is not taken either
+         "channels must lie in [0, 8) for group 'head.0'"),
+    ]
+    for remove, error, message in refusals:
+        with pytest.raises(error) as info:
+            masks.remove_channels(remove)
+        assert str(info.value) == message
+        with pytest.raises(error) as info:  # the same contract for physical removal, checked before any
+            prune_channels(groups, remove)
+        assert str(info.value) == message
+    assert masks.removed().tolist() == removed.tolist()
+    assert model.head[0].out_channels == 8 and model.backbone[1][0].conv1.out_channels == 8
     bad = {"active": {k: v for k, v in state["active"].items() if k != "head.0"}}
     with pytest.raises(ValueError, match="the saved masks belong to other groups"):
         masks.load_state_dict(bad)

@@ -251,6 +251,21 @@ def test_cost_model_batch_matches_single_predictions():
     message = "removed must hold one count per group (18), got shape (3,)"
     with pytest.raises(ValueError, match=re.escape(message)):
         cost.flops([1, 2, 3])
+    # counts outside [0, size] used to give FLOPs below zero or above the unpruned model's
+    size = int(cost.sizes[1])
+    for count, shown in ((size + 1, str(size + 1)), (-3, "-3"), (float("nan"), "nan")):
+        removed = np.zeros(len(groups))
+        removed[1] = count
+        for predict in (cost.flops, cost.params):
+            with pytest.raises(ValueError) as info:
+                predict(removed)
+            assert str(info.value) == f"removed[1] must be a count from 0 to the group's {size} channels, got {shown}"
+    full = cost.sizes.copy()
+    assert cost.flops(full) >= 0 and cost.params(np.zeros(len(groups))) == cost.params_base
+    with pytest.raises(TypeError, match="^model must be a torch.nn.Module, got str$"):
+        count_flops("model", x)
+    with pytest.raises(TypeError, match="^model must be a torch.nn.Module, got str$"):
+        count_params("model")
 
 
 def test_count_flops_restores_training_mode_and_counts_in_eval():
