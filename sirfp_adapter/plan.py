@@ -208,8 +208,11 @@ def rank_redundancy(
     """
     if calibration not in CALIBRATIONS:
         raise ValueError(f"calibration must be one of {CALIBRATIONS}, got {calibration!r}")
+    matrix = np.asarray(matrix, dtype=np.float64)
+    if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1] or matrix.shape[0] == 0:
+        raise ValueError(f"matrix must be a square (C, C) array of edge weights, got shape {matrix.shape}")
     size = matrix.shape[0]
-    channels = np.arange(size) if active is None else np.flatnonzero(active)
+    channels = _active_channels(active, size)
     sub = matrix[np.ix_(channels, channels)]
     m = channels.size
     if m == 1:
@@ -231,11 +234,26 @@ def rank_redundancy(
     return Ranking(channels[np.asarray(peel.order)], np.maximum.accumulate(scores), sub)
 
 
+def _active_channels(active: np.ndarray | None, size: int) -> np.ndarray:
+    """The indices of the ``True`` entries of ``active`` (all ``size`` channels when None),
+    refused unless ``active`` is a bool mask of ``size`` channels with one of them set."""
+    if active is None:
+        return np.arange(size)
+    mask = np.asarray(active)
+    if mask.dtype != np.bool_ or mask.shape != (size,):
+        raise ValueError(f"active must be a bool mask of the {size} channels, got {mask.dtype} of shape {mask.shape}")
+    if not mask.any():
+        raise ValueError("active must keep at least one channel")
+    return np.flatnonzero(mask)
+
+
 def rank_importance(importance: np.ndarray, active: np.ndarray | None = None) -> Ranking:
     """Rank a group's channels by ascending importance (baseline criteria), scores
     divided by the group's mean importance."""
     importance = np.asarray(importance, dtype=np.float64)
-    channels = np.arange(importance.size) if active is None else np.flatnonzero(active)
+    if importance.ndim != 1:
+        raise ValueError(f"importance must hold one value per channel (1-D), got shape {importance.shape}")
+    channels = _active_channels(active, importance.size)
     values = importance[channels]
     if not np.all(np.isfinite(values)):
         raise ValueError("importance must be finite")
@@ -377,7 +395,10 @@ def make_plan(
     remove, (flops, params), n_remove = _choose(groups, cost, rankings, n_remove, budget, metric, target, opts)
     achieved = 1.0 - (flops if metric == "flops" else params) / base
     notes: list[str] = []
-    if achieved < target - 0.01:
+    if achieved < target - 0.01 and not len(groups):
+        notes.append(f"target not reached: {achieved:.2%} < {target:.1%} — the model has no prunable channel group "
+                     f"(every layer that could be pruned is an output layer, ignored or left out)")
+    elif achieved < target - 0.01:
         notes.append(
             f"target not reached: {achieved:.2%} < {target:.1%} — the per-group floor (min_keep={opts.min_keep!r}) "
             f"or round_to={opts.round_to} stops further removal"

@@ -132,4 +132,8 @@ class ImportanceCriterion(Criterion):
         """One finite importance per channel of ``group`` (all its channels)."""
 
     def rank(self, group: ChannelGroup, active: np.ndarray | None = None) -> Ranking:
-        return rank_importance(self.importance(group), active)
+        importance = np.asarray(self.importance(group))
+        if importance.shape != (group.size,):
+            raise ValueError(f"{self.name}: importance(group) must return one value per channel of group "
+                             f"{group.name!r} (shape ({group.size},)), got shape {importance.shape}")
+        return rank_importance(importance, active)

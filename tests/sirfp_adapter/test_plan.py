@@ -105,6 +105,44 @@ def test_rank_importance_orders_by_ascending_importance():
         rank_importance(np.array([1.0, np.nan]))
 
 
+@pytest.mark.parametrize(("call", "message"), [
+    # a mask of another length used to be taken (a 1-channel ranking of a 4-channel group)
+    (lambda: rank_importance(np.ones(4), np.array([True])), "active must be a bool mask of the 4 channels, "
+                                                            "got bool of shape (1,)"),
+    (lambda: rank_importance(np.ones(4), np.array([0, 2])), "active must be a bool mask of the 4 channels, "
+                                                            "got int64 of shape (2,)"),
+    (lambda: rank_importance(np.ones(4), np.zeros(4, dtype=bool)), "active must keep at least one channel"),
+    (lambda: rank_importance(np.ones((2, 2))), "importance must hold one value per channel (1-D), got shape (2, 2)"),
+    (lambda: rank_redundancy(np.ones((4, 3))), "matrix must be a square (C, C) array of edge weights, got shape "
+                                               "(4, 3)"),
+    (lambda: rank_redundancy(np.ones((4, 4)), np.array([True, False])),
+     "active must be a bool mask of the 4 channels, got bool of shape (2,)"),
+])
+def test_rankings_refuse_a_mask_or_an_array_of_the_wrong_shape(call, message):
+    with pytest.raises(ValueError) as info:
+        call()
+    assert str(info.value) == message
+    r = rank_redundancy([[0.0, 1.0], [1.0, 0.0]])  # a nested list is an array
+    assert sorted(r.order.tolist()) == [0, 1]
+
+
+def test_a_custom_importance_of_the_wrong_length_names_the_criterion_and_group():
+    from sirfp_adapter.criteria import ImportanceCriterion
+
+    class PerLayer(ImportanceCriterion):
+        name = "per_layer"
+
+        def importance(self, group):
+            return np.ones(group.size + 1)
+
+    groups, _ = setup(lite())
+    group = groups[0]
+    with pytest.raises(ValueError) as info:
+        PerLayer().rank(group)
+    assert str(info.value) == (f"per_layer: importance(group) must return one value per channel of group "
+                               f"{group.name!r} (shape ({group.size},)), got shape ({group.size + 1},)")
+
+
 def test_group_matrix_is_the_mean_of_the_members_matrices():
     groups, _ = setup(lite())
     stream = groups[groups.index("backbone.1.0.shortcut.0")]
