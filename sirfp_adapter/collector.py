@@ -120,7 +120,8 @@ class RedundancyCollector:
         if unknown:
             raise ValueError(f"layers: {unknown[0]!r} is not a module of the model")
         if not names:
-            raise ValueError("layers: the model has no BatchNorm2d layer; name the layers to watch")
+            raise ValueError("layers: the model has no BatchNorm2d layer; name the layers to watch" if layers is None
+                             else "layers must name at least one module of the model to watch, got none")
         if not (isinstance(decay, (int, float)) and 0.0 <= decay < 1.0):
             raise ValueError(f"decay must be a number in [0, 1); got {decay!r}")
         if isinstance(every, bool) or not isinstance(every, int) or every < 1:

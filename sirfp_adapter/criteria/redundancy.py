@@ -157,6 +157,10 @@ class SIRFP(Criterion):
         return [self.fallback] + ([self.budget] if self.budget is not None else [])
 
     def _attach(self, training_only: bool) -> None:
+        if not len(self.groups):
+            raise ValueError(f"{self.name}: the model has no prunable channel group to rank: every layer that "
+                             f"could be pruned is an output layer, ignored or left out "
+                             f"(ignored: {list(self.groups.ignored)})")
         for helper in self._helpers():
             helper.attach(self.model, self.groups, training_only=training_only)
         # a one-shot collection (eval-mode passes too) measures every batch it is given

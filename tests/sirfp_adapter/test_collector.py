@@ -129,6 +129,8 @@ def test_state_dict_round_trip_resumes_collection():
 def test_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         RedundancyCollector(TinyNet(), **kwargs)
+    with pytest.raises(ValueError, match="^layers must name at least one module of the model to watch, got none$"):
+        RedundancyCollector(TinyNet(), [])  # it has BatchNorm2d layers: not "the model has no BatchNorm2d layer"
     with pytest.raises(TypeError, match="model must be a torch.nn.Module; got str"):
         RedundancyCollector("net")
 

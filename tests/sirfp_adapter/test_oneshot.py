@@ -96,6 +96,25 @@ def test_prune_once_on_only_non_finite_batches_says_so():
     assert not any(m._forward_hooks for m in model.modules())
 
 
+def test_a_model_with_no_prunable_group_says_so():
+    """Every prunable layer ignored: SIRFP used to say "the model has no BatchNorm2d layer;
+    name the layers to watch" (it has, and prune_once takes no layers), and a baseline's
+    plan blamed min_keep and round_to."""
+    from tests.sirfp_adapter.pruning_helpers import depthwise
+
+    model, x = depthwise(), inputs()
+    with pytest.raises(ValueError) as info:
+        prune_once(model, x, [x], flops_reduction=0.5, ignored_layers=["stem", "pw"])
+    assert str(info.value) == ("sirfp: the model has no prunable channel group to rank: every layer that could be "
+                               "pruned is an output layer, ignored or left out (ignored: ['classifier', 'pw', "
+                               "'stem'])")
+    assert not any(m._forward_hooks for m in model.modules())
+    plan = prune_once(model, x, [], criterion="l1", flops_reduction=0.5, ignored_layers=["stem", "pw"])
+    assert plan.remove == {} and plan.notes == (
+        "target not reached: 0.00% < 50.0% — the model has no prunable channel group (every layer that could be "
+        "pruned is an output layer, ignored or left out)",)
+
+
 def test_sirfp_importance_drives_metapruner_and_chooses_the_projects_channels():
     model, x = lite(), inputs()
     model.eval()
