@@ -170,6 +170,9 @@ class ChannelGroups(Sequence[ChannelGroup]):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
         names = {m: n for n, m in model.named_modules()}
         lookup = dict(model.named_modules())
+        if not isinstance(example_inputs, (torch.Tensor, tuple, list, dict)):
+            raise TypeError(f"example_inputs must be a batch the model accepts: a tensor, or a tuple or dict of "
+                            f"its arguments; got {type(example_inputs).__name__}")
         if isinstance(ignored_layers, (str, nn.Module)):
             raise TypeError(f"ignored_layers must be a sequence of modules or module names, got one "
                             f"{type(ignored_layers).__name__}: pass [{ignored_layers!r}]")
@@ -185,10 +188,18 @@ class ChannelGroups(Sequence[ChannelGroup]):
                 raise ValueError(f"ignored_layers must hold modules of the model or their names, got {layer!r}")
         was_training = model.training
         not_maps: dict[str, str] = {}
+        hooks_before = {m: set(m._forward_hooks) for m in lookup.values()}
         handles = [m.register_forward_hook(_shape_hook(n, not_maps)) for n, m in lookup.items()]
         try:
             with torch.enable_grad():
                 graph = tp.DependencyGraph().build_dependency(model, example_inputs, verbose=False)
+        except Exception as exc:  # most often the model's own forward refusing the input: say which input
+            for m, keys in hooks_before.items():  # Torch-Pruning leaves its tracing hooks when forward raises
+                for key in set(m._forward_hooks) - keys:
+                    del m._forward_hooks[key]
+            exc.add_note(f"(raised while tracing the model on example_inputs, {_describe(example_inputs)}: "
+                         f"example_inputs must be a batch the model accepts)")
+            raise
         finally:
             for handle in handles:
                 handle.remove()
@@ -324,6 +335,18 @@ def _width(module: nn.Module, out: bool) -> int | None:
             return int(getattr(module, attr))
     shape = getattr(module, "normalized_shape", None)
     return int(shape[0]) if isinstance(shape, tuple) and len(shape) == 1 else None
+
+
+def _describe(inputs: Any) -> str:
+    """``inputs`` in a few words: a tensor's shape, dtype and device, a container's parts."""
+    if isinstance(inputs, torch.Tensor):
+        return f"a {inputs.dtype} tensor of shape {tuple(inputs.shape)} on {inputs.device}"
+    if isinstance(inputs, dict):
+        return "{" + ", ".join(f"{k!r}: {_describe(v)}" for k, v in inputs.items()) + "}"
+    if isinstance(inputs, (tuple, list)):
+        return f"a {type(inputs).__name__} of " + ", ".join(_describe(v) for v in inputs) if inputs \
+            else f"an empty {type(inputs).__name__}"
+    return type(inputs).__name__
 
 
 def channel_indices(channels: Iterable[int] | np.ndarray, group: ChannelGroup) -> np.ndarray:

@@ -159,6 +159,24 @@ def test_ignored_layers_by_module_and_bad_entries():
         ChannelGroups.build(model, inputs(), ignored_layers=model.head[0])
 
 
+def test_bad_example_inputs_are_named():
+    """None or a numpy array used to fail inside conv2d with its argument list; an input
+    the model refuses keeps the model's own error, with a note naming example_inputs, and
+    no longer leaves Torch-Pruning's tracing hooks on the model (53 on this one)."""
+    model = lite()
+    for bad, kind in ((None, "NoneType"), (inputs().numpy(), "ndarray")):
+        with pytest.raises(TypeError) as info:
+            ChannelGroups.build(model, bad)
+        assert str(info.value) == ("example_inputs must be a batch the model accepts: a tensor, or a tuple or dict "
+                                   f"of its arguments; got {kind}")
+    with pytest.raises(RuntimeError, match="expected input") as info:
+        ChannelGroups.build(model, torch.randn(2, 4, 16, 16))
+    assert info.value.__notes__ == ["(raised while tracing the model on example_inputs, a torch.float32 tensor of "
+                                    "shape (2, 4, 16, 16) on cpu: example_inputs must be a batch the model accepts)"]
+    assert not any(m._forward_hooks for m in model.modules())
+    assert model.training
+
+
 def test_build_restores_the_mode():
     model = lite().eval()
     ChannelGroups.build(model, inputs())
