@@ -342,7 +342,13 @@ class Sensitivity(Criterion):
             self._verified = False
             outputs = [self._replayer().record(*b) if i == 0 and self.replay else self.model(*b)
                        for i, b in enumerate(self._inputs)]
-            self._reference = [F.log_softmax(output_logits(o).float(), dim=1) for o in outputs]
+            reference = [F.log_softmax(output_logits(o).float(), dim=1) for o in outputs]
+            bad = [j + 1 for j, r in enumerate(reference) if not bool(torch.isfinite(r).all())]
+            if bad:  # every distortion would be NaN, and the plan would remove nothing without saying why
+                raise RuntimeError(f"{self.name}: the unpruned model's output is not finite (NaN or inf) on recorded "
+                                   f"input batch(es) {bad} of {len(reference)}: the distortion of a removal cannot "
+                                   f"be measured; check the weights and the inputs")
+            self._reference = reference
         return self._reference
 
     # ------------------------------------------------------------------ checkpoints

@@ -121,6 +121,27 @@ def test_records_the_latest_training_inputs_up_to_samples_and_only_in_training()
     assert torch.equal(crit._inputs[-1][0], batches[2])  # closed: nothing more recorded
 
 
+def test_a_recorded_input_with_a_non_finite_output_is_named_not_planned_around():
+    """A model whose output is NaN (a NaN training batch poisons BatchNorm's running
+    statistics; a diverged weight) made every distortion NaN: the plan then removed
+    nothing, and its note blamed min_keep and round_to."""
+    model, x = TwoBranches(), inputs(batch=3, size=16)
+    groups = ChannelGroups.build(model, x)
+    crit = Sensitivity(samples=6).attach(model, groups)
+    model.train()
+    with torch.no_grad():
+        for b in (inputs(1, batch=3, size=16), torch.full_like(x, float("nan")), inputs(2, batch=3, size=16)):
+            model(b)
+    with pytest.raises(RuntimeError) as info:
+        crit.rank(groups[0])
+    assert str(info.value) == ("sensitivity: the unpruned model's output is not finite (NaN or inf) on recorded "
+                               "input batch(es) [1, 2] of 2: the distortion of a removal cannot be measured; check "
+                               "the weights and the inputs")
+    assert model.training and not any(m._forward_pre_hooks or m._forward_hooks for m in model.modules()
+                                      if m is not model)
+    crit.close()
+
+
 def test_state_round_trip_and_option_errors():
     model, x = TwoBranches(), inputs(batch=2, size=16)
     crit, groups = attached_sensitivity(model, x, order=Random(seed=2))
