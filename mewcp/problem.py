@@ -211,6 +211,11 @@ def as_problem(
         return _from_networkx(data, weight=weight, default_k=default_k, name=name)
     if sp.issparse(data):
         return _from_sparse(data, labels=None, default_k=default_k, name=name)
+    if isinstance(data, np.ma.MaskedArray) and np.ma.is_masked(data):
+        raise ValueError(
+            "data must not have masked entries: the values under the mask would be used as weights "
+            "(fill them first, e.g. data.filled(0), or pass a sparse matrix of the edges you mean)"
+        )
     if isinstance(data, (str, bytes)) or data is None or np.isscalar(data):
         raise TypeError(
             "data must be a networkx.Graph, a scipy sparse matrix, a square array-like "
@@ -301,6 +306,43 @@ def _from_dense(arr: np.ndarray, *, default_k: int | None, name: str | None) -> 
     return Problem(n=n, dense=_read_only(w), default_k=default_k, name=name)
 
 
+def _check_structure(mat: Any) -> None:
+    """Refuse index arrays that break scipy's own invariants, before any scipy or numba code reads them.
+
+    scipy checks them only when a matrix is built (and not all of them even then), so a
+    matrix whose ``indices``, ``indptr`` or ``coords`` were set or changed later would make
+    its C++ conversions (and the CSR scan) read or write out of bounds. Costs one pass
+    over the index arrays, no copy.
+    """
+    if mat.format in ("csr", "csc", "bsr"):
+        rows, cols = mat.blocksize if mat.format == "bsr" else (1, 1)
+        major, minor = mat.shape[0] // rows, mat.shape[1] // cols
+        if mat.format == "csc":
+            major, minor = minor, major
+        indptr, indices = np.asarray(mat.indptr), np.asarray(mat.indices)
+        stored = min(indices.size, len(mat.data))
+        if indptr.ndim != 1 or indptr.size != major + 1 or indptr.dtype.kind not in "iu" or indices.ndim != 1 \
+                or indices.dtype.kind not in "iu":
+            why = f"indptr must be a 1-D integer array of {major + 1} entries and indices a 1-D integer array"
+        elif indptr[0] != 0 or (indptr[1:] < indptr[:-1]).any() or indptr[-1] > stored:
+            why = f"indptr must rise from 0 to at most the {stored} stored entries"
+        elif indptr[-1] and (indices[:indptr[-1]].min() < 0 or indices[:indptr[-1]].max() >= minor):
+            why = f"every index in indices must be in [0, {minor})"
+        else:
+            return
+    elif mat.format == "coo":
+        coords = [np.asarray(c) for c in mat.coords]
+        if any(c.ndim != 1 or c.size != len(mat.data) or c.dtype.kind not in "iu" for c in coords):
+            why = f"coords must be 1-D integer arrays of {len(mat.data)} entries, one per stored value"
+        elif any(c.size and (c.min() < 0 or c.max() >= dim) for c, dim in zip(coords, mat.shape)):
+            why = f"every row and column index must be in [0, {mat.shape[0]})"
+        else:
+            return
+    else:
+        return
+    raise ValueError(f"data must be a valid scipy sparse matrix; its index arrays are corrupt ({why})")
+
+
 def _from_sparse(
     mat: Any,
     *,
@@ -322,6 +364,7 @@ def _from_sparse(
     n = mat.shape[0]
     _check_n(n)
     _check_real_dtype(mat.dtype)
+    _check_structure(mat)
     if (mat.format == "csr" and mat.dtype == np.float64 and mat.has_canonical_format
             and mat.nnz != n * (n - 1)):
         indptr, indices, data = mat.indptr, mat.indices, mat.data
@@ -393,6 +436,14 @@ def _from_sparse(
     )
 
 
+def _fits_float(x: numbers.Real) -> bool:
+    try:
+        float(x)
+    except OverflowError:
+        return False
+    return True
+
+
 def _from_networkx(
     graph: Any, *, weight: str | None, default_k: int | None, name: str | None
 ) -> Problem:
@@ -406,6 +457,8 @@ def _from_networkx(
             "data must be a networkx.Graph, not a multigraph (combine parallel edges "
             "into one weight first)"
         )
+    if weight is not None and not isinstance(weight, Hashable):
+        raise TypeError(f"weight must be an edge attribute name (a str) or None; got {type(weight).__name__}")
     labels: tuple[Hashable, ...] = tuple(graph.nodes)
     n = len(labels)
     _check_n(n)
@@ -427,7 +480,12 @@ def _from_networkx(
                 if not isinstance(x, numbers.Real):
                     raise ValueError(f"weight: every edge's {weight!r} attribute must be a real number; "
                                      f"edge ({u!r}, {v!r}) has {x!r}")
-            vals = np.array([d[weight] for _, _, d in edges], dtype=np.float64)
+            try:
+                vals = np.array([d[weight] for _, _, d in edges], dtype=np.float64)
+            except OverflowError:  # a Python int beyond float64
+                u, v, x = next((u, v, d[weight]) for u, v, d in edges if not _fits_float(d[weight]))
+                raise ValueError(f"data must have finite weights; edge ({u!r}, {v!r}) has an integer weight "
+                                 f"of {len(str(abs(x)))} digits, beyond float64") from None
         else:
             vals = np.ones(len(edges))
     if not np.isfinite(vals).all():

@@ -316,7 +316,7 @@ def solve(
     """
     deadline = Deadline(_check_time_limit(time_limit))
     spec = _check_method(method, options)
-    if size not in SIZES:
+    if not isinstance(size, str) or size not in SIZES:
         raise ValueError(f"size must be 'exact' or 'at_most'; got {size!r}")
     seed = _check_seed(seed)
     problem = as_problem(data, weight=weight)

@@ -55,6 +55,59 @@ def test_bad_data_is_refused_with_a_message(data, exc, match):
         mewcp.solve(data, 1)
 
 
+def _corrupt(fmt, array, position, value):
+    """A scipy matrix whose index array was changed after it was built (scipy does not check again)."""
+    mat = getattr(sp, f"{fmt}_array")(W3)
+    getattr(mat, array)[position] = value
+    return mat
+
+
+_CORRUPT = "data must be a valid scipy sparse matrix; its index arrays are corrupt"
+
+
+@pytest.mark.parametrize(
+    ("data", "match"),
+    [  # before: a segmentation fault, heap corruption ("free(): invalid next size") or scipy's own error
+        (_corrupt("csr", "indices", 0, 99), rf"^{_CORRUPT} \(every index in indices must be in \[0, 3\)\)$"),
+        (_corrupt("csr", "indices", 0, -1), rf"^{_CORRUPT} \(every index in indices must be in \[0, 3\)\)$"),
+        (_corrupt("csc", "indices", 1, 3), rf"^{_CORRUPT} \(every index in indices must be in \[0, 3\)\)$"),
+        (_corrupt("csr", "indptr", 1, 50), rf"^{_CORRUPT} \(indptr must rise from 0 to at most the 6 stored entries\)$"),
+        (_corrupt("csr", "indptr", 0, 1), rf"^{_CORRUPT} \(indptr must rise from 0"),
+        (_corrupt("coo", "row", 0, 9), rf"^{_CORRUPT} \(every row and column index must be in \[0, 3\)\)$"),
+        (_corrupt("coo", "col", 2, -9), rf"^{_CORRUPT} \(every row and column index must be in \[0, 3\)\)$"),
+        (sp.csr_array((np.ones(2), np.array([1, -3]), np.array([0, 1, 2, 2])), shape=(3, 3)),
+         rf"^{_CORRUPT} \(every index in indices must be in \[0, 3\)\)$"),
+        (sp.csr_array((np.ones(2), np.array([1, 0]), np.array([0, 1, 5, 2])), shape=(3, 3)),
+         rf"^{_CORRUPT} \(indptr must rise from 0 to at most the 2 stored entries\)$"),
+    ],
+)
+def test_corrupt_sparse_index_arrays_are_refused_before_scipy_or_numba_reads_them(data, match):
+    with pytest.raises(ValueError, match=match):
+        mewcp.as_problem(data)
+
+
+def test_valid_sparse_formats_pass_the_structure_check():
+    w = random_symmetric(7, np.random.default_rng(3))
+    want = mewcp.solve(w, 3, "brute").weight
+    for fmt in ("csr", "csc", "coo", "bsr", "lil", "dok", "dia"):
+        assert mewcp.solve(getattr(sp, f"{fmt}_array")(w), 3, "brute").weight == want, fmt
+    assert mewcp.solve(sp.bsr_array(np.kron(W3, np.ones((2, 2))) * (1 - np.eye(6)), blocksize=(2, 2)), 2,
+                       "brute").found
+
+
+def test_masked_entries_are_refused_not_unmasked():
+    masked = np.ma.masked_array(W3, mask=[[0, 1, 0], [1, 0, 0], [0, 0, 0]])
+    with pytest.raises(ValueError, match=r"^data must not have masked entries: the values under the mask would be "
+                                         r"used as weights \(fill them first, e.g. data.filled\(0\)"):
+        mewcp.solve(masked, 2)
+    assert mewcp.solve(np.ma.masked_array(W3), 2).weight == 5.0  # nothing masked: an ordinary matrix
+
+
+def test_size_that_is_an_array_is_refused_by_name():
+    with pytest.raises(ValueError, match=r"^size must be 'exact' or 'at_most'; got array\("):
+        mewcp.solve(W3, 2, size=np.array(["exact", "at_most"]))
+
+
 def test_large_weights_that_sum_safely_are_accepted():
     w = np.full((4, 4), 1e299)
     np.fill_diagonal(w, 0.0)
@@ -99,6 +152,15 @@ def test_networkx_weights():
     g[0][1]["weight"] = 1 + 0j
     with pytest.raises(ValueError, match=r"must be a real number; edge \(0, 1\) has \(1\+0j\)"):
         mewcp.solve(g, 2)
+    g[0][1]["weight"] = 10**400  # a Python int beyond float64: before, numpy's OverflowError
+    with pytest.raises(ValueError, match=r"^data must have finite weights; edge \(0, 1\) has an integer weight "
+                                         r"of 401 digits, beyond float64$"):
+        mewcp.solve(g, 2)
+    g[0][1]["weight"] = 2**1023  # fits float64 (then refused by the overflow rule, not by float())
+    with pytest.raises(ValueError, match="too large to add up safely"):
+        mewcp.solve(g, 2)
+    with pytest.raises(TypeError, match="^weight must be an edge attribute name \\(a str\\) or None; got list$"):
+        mewcp.solve(g, 2, weight=[])  # before: "unhashable type: 'list'"
     unweighted = nx.complete_graph(4)
     assert mewcp.solve(unweighted, 3).weight == 3.0  # networkx convention: weight 1
 
