@@ -31,7 +31,8 @@ edge list otherwise.
 
 Numbers follow a strict syntax: integers are ASCII digits with an optional sign;
 weights are decimal or scientific notation (``1.5``, ``-2e-3``; ``nan`` and ``inf``
-are refused as not finite). Python's digit separators (``1_0``) are refused.
+are refused as not finite). Python's digit separators (``1_0``) are refused, and so
+is a file that starts with a byte-order mark (UTF-8, UTF-16, UTF-32).
 
 Malformed files raise ``ValueError`` naming the file and, where a line is at
 fault, ``line N`` (1-based). Reading streams the file in blocks of
@@ -85,6 +86,9 @@ _DIMACS_HEADER = re.compile(rb"(?m)^[ \t\f\v]*p[ \t\f\v]+(?:edge|col)[ \t\f\v]+\
 _HASH_COMMENT = re.compile(rb"#[^\n]*")
 _NUMBERISH = re.compile(rb"[+-]?[0-9.][0-9_.eE+-]*")  # for detection only: '3.5 2' is a bad MDPLIB header
 _NPY_MAGIC = b"\x93NUMPY"
+#: Byte-order marks of the encodings that editors and shells write (PowerShell's ``>`` writes UTF-16).
+_BOMS = ((b"\xff\xfe\x00\x00", "UTF-32"), (b"\x00\x00\xfe\xff", "UTF-32"), (b"\xef\xbb\xbf", "UTF-8"),
+         (b"\xff\xfe", "UTF-16"), (b"\xfe\xff", "UTF-16"))
 
 
 def _show(tok: bytes) -> str:
@@ -537,12 +541,14 @@ def read(path: str | os.PathLike[str], *, format: str | None = None, weighting: 
         For bad arguments and empty or malformed files; the message names the
         file and, where a line is at fault, ``line N``.
     """
-    if format is not None and format not in FORMATS:
+    if format is not None and (not isinstance(format, str) or format not in FORMATS):
         raise ValueError(f"format must be {_ONE_OF}; got {format!r}")
-    if weighting is not None and weighting != "mod200":
+    if weighting is not None and (not isinstance(weighting, str) or weighting != "mod200"):
         raise ValueError(f"weighting must be None or 'mod200'; got {weighting!r}")
     if weighting is not None and format not in (None, "dimacs"):
         raise ValueError(f"weighting='mod200' applies only to format='dimacs'; got format={format!r}")
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path must be a str or os.PathLike naming a file; got {type(path).__name__}")
     path = Path(path)
     where = str(path)
     with open(path, "rb") as fh:
@@ -553,6 +559,10 @@ def read(path: str | os.PathLike[str], *, format: str | None = None, weighting: 
             if weighting is not None:
                 raise ValueError(f"weighting='mod200' applies only to DIMACS files; {where} reads as 'npy'")
             return _read_npy(_Prefixed(magic, fh), where, path.stem, size)
+        for bom, encoding in _BOMS:
+            if magic.startswith(bom):
+                raise ValueError(f"{where}: the file starts with a {encoding} byte-order mark; instance files "
+                                 "are plain ASCII text (save it again without the mark, e.g. as UTF-8 without BOM)")
         blocks = _chunks(fh, where, magic)
         head, taken = _text_start(blocks)
         if not head:
@@ -631,7 +641,7 @@ def write(
     integers), so the vertex order survives only for sorted labels or None.
     """
     path = Path(path)
-    if format is not None and format not in FORMATS:
+    if format is not None and (not isinstance(format, str) or format not in FORMATS):
         raise ValueError(f"format must be {_ONE_OF}; got {format!r}")
     fmt = format or _SUFFIXES.get(path.suffix.lower())
     if fmt is None:

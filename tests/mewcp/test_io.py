@@ -143,6 +143,11 @@ def test_argument_errors(tmp_path: Path) -> None:
         read(path, format="mdplib", weighting="mod200")
     with pytest.raises(FileNotFoundError):
         read(tmp_path / "missing.txt")
+    for bad in (None, 3, b"instances/x.txt"):
+        with pytest.raises(TypeError, match=f"^path must be a str or os.PathLike naming a file; got {type(bad).__name__}$"):
+            read(bad)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"^format must be None or one of .*; got array\(\['npy', 'x'\]"):
+        read(path, format=np.array(["npy", "x"]))  # not numpy's "truth value of an array is ambiguous"
 
 
 # --- detection ----------------------------------------------------------------------
@@ -335,6 +340,14 @@ HOSTILE = [
     ("e_nan.edges", "a b NaN\n", None, r"line 1: weight 'NaN' is not finite"),
     ("e_comments.edges", "# nothing\n\n# here\n", None, r"no edges"),
     ("e_utf8.edges", b"a \xff 1\n", None, r"line 1: label '\\xff' is not valid UTF-8"),
+    # byte-order marks (Notepad, PowerShell's '>'): refused by name, not misread as an edge list
+    ("bom8.txt", b"\xef\xbb\xbf3 2\n0 1 1\n0 2 5\n1 2 4\n", None,
+     r": the file starts with a UTF-8 byte-order mark; instance files are plain ASCII text \(save it "
+     r"again without the mark, e.g. as UTF-8 without BOM\)$"),
+    ("bom16.txt", "3 2\n0 1 1\n0 2 5\n1 2 4\n".encode("utf-16"), None,
+     r": the file starts with a UTF-16 byte-order mark"),
+    ("bom16be.clq", "p edge 2 1\ne 1 2\n".encode("utf-16-be").join([b"\xfe\xff", b""]), "dimacs",
+     r"the file starts with a UTF-16 byte-order mark"),
     # empty
     ("empty.txt", "", None, r"the file is empty"),
     ("blank.txt", " \n\r\n\t\n", "dimacs", r"the file is empty"),
