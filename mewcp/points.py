@@ -63,9 +63,13 @@ def from_points(
     if not isinstance(metric, str) or metric not in METRICS:
         raise ValueError(f"metric must be one of {', '.join(map(repr, METRICS))}; got {metric!r}")
     try:
-        arr = np.asarray(points, dtype=np.float64)
+        arr = np.asarray(points)
     except (TypeError, ValueError) as exc:
         raise TypeError(f"points must be an (n, d) array of real numbers; converting failed: {exc}") from None
+    if arr.dtype.kind not in "biuf":  # never cast: numpy would drop imaginary parts and parse strings
+        raise TypeError(f"points must be an (n, d) array of real numbers (bool, integer or float); "
+                        f"got dtype {arr.dtype}")
+    arr = arr.astype(np.float64, copy=False)
     if arr.ndim != 2 or arr.shape[0] == 0 or arr.shape[1] == 0:
         raise ValueError(f"points must be an (n, d) array with n >= 1 and d >= 1; got shape {arr.shape}")
     if not np.isfinite(arr).all():

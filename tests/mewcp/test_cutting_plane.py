@@ -162,6 +162,10 @@ def test_from_points() -> None:
         mewcp.from_points([1, 2, 3])
     with pytest.raises(ValueError, match=r"points must have finite coordinates; row 1 is \[nan, 0.0\]"):
         mewcp.from_points([[0, 0], [np.nan, 0]])
+    for points, dtype in ((np.array([[0, 1j], [3, 4]]), "complex128"), ([["0", "0"], ["3", "4"]], "<U1")):
+        with pytest.raises(TypeError, match=r"^points must be an \(n, d\) array of real numbers \(bool, integer or "
+                                            rf"float\); got dtype {dtype}$"):
+            mewcp.from_points(points)  # before: the imaginary part dropped (a warning), the strings parsed
     with pytest.raises(ValueError, match="labels must be 2 distinct vertex labels, one per point; got 2 "
                                          r"\(1 distinct\)"):
         mewcp.from_points([[0, 0], [1, 1]], labels=["a", "a"])
