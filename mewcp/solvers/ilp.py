@@ -67,6 +67,9 @@ from mewcp.solvers.highs import dual_bound, new_highs, set_start
 __all__ = ["BACKENDS", "FORMULATIONS", "ILP_MAX_ENTRIES", "build_model", "solve_ilp"]
 
 BACKENDS = ("highs", "cbc", "scipy")
+#: A time limit beyond this many seconds (about 32 years) runs unguarded, as no limit does: the pipe's
+#: poll() takes at most about 9.2e9 s, and larger waits raise OverflowError.
+UNBOUNDED_SECONDS = 1e9
 FORMULATIONS = ("strong", "plain")
 #: Largest model (variables + rows) `ilp` builds; beyond it the method refuses.
 ILP_MAX_ENTRIES = 3_000_000
@@ -261,7 +264,7 @@ def _pulp_solver(time_limit: float | None, warm: np.ndarray | None):  # noqa: AN
 def _time_left(deadline: Deadline) -> float | None:
     """The solver's time limit: what is left of the solve's own (model building included)."""
     remaining = deadline.remaining()
-    return None if np.isinf(remaining) else max(remaining, 0.01)
+    return None if remaining > UNBOUNDED_SECONDS else max(remaining, 0.01)
 
 
 def _solve_highs(model: Model, deadline: Deadline, warm: np.ndarray | None,
@@ -377,7 +380,7 @@ def _bounded(solve: Callable[..., Answer], deadline: Deadline, *, reports: bool 
     and a killed run returns the last of them.
     """
     remaining = deadline.remaining()
-    if np.isinf(remaining) or not hasattr(os, "fork"):
+    if remaining > UNBOUNDED_SECONDS or not hasattr(os, "fork"):  # beyond what the OS timers take: no limit
         return solve()
     ctx = multiprocessing.get_context("fork")
     receive, send = ctx.Pipe(duplex=False)

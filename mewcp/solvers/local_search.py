@@ -301,7 +301,8 @@ class _Incumbent:
 
     def __init__(self, deadline: Deadline, max_iters: int | None, target: float | None,
                  bound: float | None = None) -> None:
-        self.deadline, self.max_iters, self.target, self.bound = deadline, max_iters, target, bound
+        self.deadline, self.max_iters, self.bound = deadline, max_iters, bound
+        self.target = None if target is None else float(target)  # a Fraction, a numpy scalar: a float
         self.members: np.ndarray | None = None
         self.value = -np.inf
         self.trace: list[tuple[float, float]] = []
@@ -393,6 +394,8 @@ def _trivial(problem: Problem, k: int, exact: bool) -> SolverOutput | None:
 #: Restarts (tabu) or generations (memetic) without improvement after which a run with
 #: neither a time limit nor an iteration cap stops, unless ``patience`` says otherwise.
 DEFAULT_PATIENCE = 100
+#: Largest ``tenure``, ``max_stall`` and ``strength``: the kernels hold them in int64 next to iteration numbers.
+MAX_KERNEL_COUNT = 2**31 - 1
 
 
 def _patience(patience: int | None, max_iters: int | None, target: Any, deadline: Deadline) -> int | None:
@@ -418,6 +421,14 @@ def _check_positive(**values: Any) -> None:
     for name, value in values.items():
         if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1):
             raise ValueError(f"{name} must be a positive integer or None; got {value!r}")
+
+
+def _check_counts(**values: Any) -> None:
+    """`_check_positive` for options the kernels receive as int64 (and add iteration numbers to)."""
+    _check_positive(**values)
+    for name, value in values.items():
+        if value is not None and value > MAX_KERNEL_COUNT:
+            raise ValueError(f"{name} must be a positive integer of at most {MAX_KERNEL_COUNT:,} or None; got {value!r}")
 
 
 def solve_local_search(problem: Problem, k: int, *, exact: bool, deadline: Deadline, seed: int | None,
@@ -472,7 +483,7 @@ def solve_tabu(problem: Problem, k: int, *, exact: bool, deadline: Deadline, see
     large instances (n = 2000, k = 200): the tabu search falls back into the best
     set's basin, or ends a stall depth from far below it (see docs/solver.md).
     """
-    _check_positive(tenure=tenure, max_stall=max_stall, strength=strength)
+    _check_counts(tenure=tenure, max_stall=max_stall, strength=strength)
     patience = _patience(patience, max_iters, target, deadline)
     if (out := _trivial(problem, k, exact)) is not None:
         return out
@@ -556,7 +567,8 @@ def solve_memetic(problem: Problem, k: int, *, exact: bool, deadline: Deadline, 
     general graphs, where that child is a restart from a vertex neither parent holds:
     the clique search's main source of new regions).
     """
-    _check_positive(opposition_every=opposition_every, tenure=tenure, max_stall=max_stall)
+    _check_positive(opposition_every=opposition_every)
+    _check_counts(tenure=tenure, max_stall=max_stall)
     if isinstance(pop_size, bool) or not isinstance(pop_size, (int, np.integer)) or pop_size < 2:
         raise ValueError(f"pop_size must be an integer of at least 2; got {pop_size!r}")
     patience = _patience(patience, max_iters, target, deadline)

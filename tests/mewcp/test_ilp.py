@@ -45,6 +45,14 @@ def test_each_backend_proves_a_small_optimum(backend):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
+def test_a_time_limit_beyond_the_os_timers_is_no_limit(backend):
+    """time_limit=1e300 is valid; before, the guard's pipe poll raised 'OverflowError: timestamp too large'."""
+    w = np.abs(np.arange(6.0)[:, None] - np.arange(6.0))
+    sol = mewcp.solve(w, 3, "ilp", time_limit=1e300, backend=backend)
+    assert sol.status is mewcp.Status.OPTIMAL and sol.weight == mewcp.solve(w, 3, "brute").weight
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_infeasible_when_no_clique_of_size_k(backend):
     cycle = sp.csr_array(np.roll(np.eye(7), 1, axis=1) + np.roll(np.eye(7), -1, axis=1))
     sol = mewcp.solve(cycle, 3, "ilp", backend=backend, start="random")

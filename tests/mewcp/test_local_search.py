@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import time
+from fractions import Fraction
 from pathlib import Path
 
 import networkx as nx
@@ -187,6 +188,16 @@ def test_start_option_validation():
             mewcp.solve(w, 3, "memetic", opposition_every=bad)
     with pytest.raises(TypeError, match="target must be a finite number or None; got str"):
         mewcp.solve(w, 3, "tabu", target="high")
+    for name in ("tenure", "max_stall", "strength"):  # before: numba's "OverflowError: int too big to convert"
+        with pytest.raises(ValueError, match=f"^{name} must be a positive integer of at most 2,147,483,647 or None; "
+                                             f"got {2**63}$"):
+            mewcp.solve(w, 3, "tabu", **{name: 2**63})
+    with pytest.raises(ValueError, match="^tenure must be a positive integer of at most 2,147,483,647 or None"):
+        mewcp.solve(w, 3, "memetic", tenure=10**30)
+    assert mewcp.solve(w, 3, "tabu", tenure=2**31 - 1, max_stall=2**31 - 1, seed=0, max_iters=200).found
+    for method in ("local_search", "tabu", "memetic", "pls"):  # before: "unsupported format string passed to Fraction"
+        sol = mewcp.solve(w, 3, method, target=Fraction(1, 3), seed=0)
+        assert sol.message == "reached the target value 0.3333333333", method
     sol = mewcp.solve(w, 3, "tabu", start=[5, 6, 7], max_iters=1)
     assert sol.trace[0][1] == pytest.approx(mewcp.objective(w, [5, 6, 7]))
     assert mewcp.solve(w, 3, "local_search", start="brute").weight == mewcp.solve(w, 3, "brute").weight
