@@ -8,7 +8,8 @@ Exit codes
 1
     The solver ran but found no clique (status infeasible or no_solution).
 2
-    Invalid command line or input: bad arguments, unreadable or malformed file.
+    Invalid command line or input: bad arguments, unreadable or malformed file; or the
+    output could not be written (a full disk, a closed standard output).
 3
     The method needs an optional dependency that is not installed.
 """
@@ -16,8 +17,11 @@ Exit codes
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 import math
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -260,8 +264,38 @@ def _read(args: argparse.Namespace) -> Problem:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit code (see the module docstring)."""
+    """Run the command line; returns the exit code (see the module docstring).
+
+    The report is collected and written to standard output at the end, in one place, so
+    that an output that cannot take it (a full disk, ``/dev/full``, a closed descriptor,
+    a reader that left) ends in one line and exit code 2, not a traceback.
+    """
     args = _parser().parse_args(argv)
+    report = io.StringIO()
+    with contextlib.redirect_stdout(report):
+        code = _run(args)
+    try:
+        if sys.stdout is None:  # started with descriptor 1 closed: the report would vanish silently
+            raise OSError("standard output is closed")
+        sys.stdout.write(report.getvalue())
+        sys.stdout.flush()
+    except OSError as exc:
+        _discard_stdout()
+        if not isinstance(exc, BrokenPipeError):  # `mewcp ... | head`: the reader has what it wanted
+            print(f"mewcp: error: cannot write the output: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_USAGE
+    return code
+
+
+def _discard_stdout() -> None:
+    """Point descriptor 1 at /dev/null, so that the interpreter's last flush does not fail again."""
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (AttributeError, OSError, ValueError):  # no stdout, or not a real file (pytest's capture)
+        pass
+
+
+def _run(args: argparse.Namespace) -> int:
     if args.command == "methods":
         return _cmd_methods(args)
     try:

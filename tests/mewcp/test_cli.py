@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -227,3 +228,21 @@ def test_any_option_value_exits_cleanly(option, value):
     if code == 2:
         assert err.getvalue().rstrip("\n").splitlines()[-1].startswith(("mewcp: error: ", "mewcp solve: error: "))
         assert "Traceback" not in err.getvalue()
+
+
+@pytest.mark.parametrize(("stdout", "message"), [
+    ("/dev/full", "mewcp: error: cannot write the output: No space left on device"),
+    (None, "mewcp: error: cannot write the output: standard output is closed"),
+])
+def test_an_output_that_cannot_be_written_exits_2_with_one_line(stdout, message):
+    """Before: an OSError traceback from print() (/dev/full), or exit 0 with the report lost (closed stdout)."""
+    if stdout is not None and not Path(stdout).exists():
+        pytest.skip(f"{stdout} is not available here")
+    with open(stdout or os.devnull, "w") as sink:
+        done = subprocess.run(
+            [sys.executable, "-m", "mewcp", "solve", str(GKD), "--json"], stdout=sink if stdout else None,
+            stderr=subprocess.PIPE, text=True, check=False, timeout=120,
+            **({} if stdout else {"preexec_fn": lambda: os.close(1)}),
+        )
+    assert done.returncode == 2
+    assert done.stderr == message + "\n"
