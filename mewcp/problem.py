@@ -197,7 +197,8 @@ def as_problem(
     TypeError
         For unsupported types, directed graphs and multigraphs.
     ValueError
-        For non-square, empty, non-finite or asymmetric weights.
+        For non-square, empty, non-finite or asymmetric weights, masked entries, corrupt
+        scipy index arrays, or a ``default_k`` outside ``[1, n]``.
 
     Notes
     -----
@@ -207,6 +208,17 @@ def as_problem(
     """
     if isinstance(data, Problem):
         return data
+    if default_k is not None and (isinstance(default_k, bool) or not isinstance(default_k, numbers.Integral)
+                                  or default_k < 1):
+        raise ValueError(f"default_k must be a positive integer or None; got {default_k!r}")
+    problem = _build(data, weight=weight, default_k=None if default_k is None else int(default_k), name=name)
+    if default_k is not None and default_k > problem.n:
+        raise ValueError(f"default_k must be at most the number of vertices, n = {problem.n}; got {default_k!r}")
+    return problem
+
+
+def _build(data: Any, *, weight: str | None, default_k: int | None, name: str | None) -> Problem:
+    """`as_problem` for anything but a `Problem`, ``default_k`` already checked."""
     if _is_networkx_graph(data):
         return _from_networkx(data, weight=weight, default_k=default_k, name=name)
     if sp.issparse(data):

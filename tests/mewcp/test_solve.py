@@ -198,6 +198,12 @@ def test_bad_arguments_are_refused_with_a_message(kwargs, exc, match):
 def test_default_k_comes_from_the_problem():
     p = mewcp.as_problem(W3, default_k=2)
     assert mewcp.solve(p).size == 2
+    for bad, why in ((7, "must be at most the number of vertices, n = 3; got 7"),
+                     (0, "must be a positive integer or None; got 0"), ("2", "must be a positive integer or None; got '2'"),
+                     (True, "must be a positive integer or None; got True")):
+        with pytest.raises(ValueError, match=f"^default_k {why}$"):  # before: refused later, by solve(), as k
+            mewcp.as_problem(W3, default_k=bad)
+    assert mewcp.as_problem(W3, default_k=np.int64(3)).default_k == 3
 
 
 def test_objective_and_is_clique_validate_nodes():
