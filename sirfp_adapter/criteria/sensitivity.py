@@ -231,10 +231,26 @@ class Sensitivity(Criterion):
         most = min(a, group.size - 1)  # a group is never emptied (the plan's floor keeps one at least)
         counts = np.unique(np.linspace(0, most, self.sizes[1] + 1).round().astype(np.int64)[1:])
         counts = counts[counts > 0]
-        measured = np.asarray(self._distortions(group, order, counts))
+        measured = self._mean_over_ranks(self._distortions(group, order, counts))
         if self.allocation == "per_flop":
             return self._per_flop(group, a, counts, np.maximum.accumulate(measured))
         return np.maximum.accumulate(np.interp(np.arange(1, a + 1), np.r_[0, counts], np.r_[0.0, measured]))
+
+    def _mean_over_ranks(self, measured: list[float]) -> np.ndarray:
+        """``measured`` as an array; under ``torch.distributed``, its mean over the ranks.
+
+        Each rank measures the distortion on its own recorded training inputs, so without
+        this the ranks' budgets, and so their plans, would differ. Every rank plans the same
+        groups in the same order (the collector's graphs are all-reduced), so each call is
+        matched by the same call on every other rank.
+        """
+        values = np.asarray(measured, dtype=np.float64)
+        if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+            return values
+        first = next(a for a in self._inputs[0] if isinstance(a, torch.Tensor))
+        total = torch.as_tensor(values, dtype=torch.float64, device=first.device)
+        torch.distributed.all_reduce(total, op=torch.distributed.ReduceOp.SUM)
+        return (total / torch.distributed.get_world_size()).cpu().numpy()
 
     def _per_flop(self, group: ChannelGroup, a: int, counts: np.ndarray, measured: np.ndarray) -> np.ndarray:
         cost = self._cost_model()

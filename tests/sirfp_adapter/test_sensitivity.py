@@ -462,3 +462,48 @@ def test_max_passes_bounds_the_measuring_passes_of_a_step():
 def test_max_passes_must_be_a_positive_int(value):
     with pytest.raises(ValueError, match=f"max_passes must be a positive integer, got {value!r}"):
         Sensitivity(max_passes=value)
+
+
+def _plan_on(rank_inputs_seed: int) -> dict[str, list[int]]:
+    """One pruning step of ``lite`` under the measured budget, its inputs drawn from ``rank_inputs_seed``."""
+    from sirfp_adapter import SIRFPPruner
+
+    model = lite(0)
+    pruner = SIRFPPruner(model, inputs(0), flops_reduction=0.5,
+                         criterion=Sensitivity(L1(), samples=2, points=2))
+    train_passes(model, 2, seed=rank_inputs_seed)
+    plan = pruner.prune_step()
+    pruner.close()
+    return {name: sorted(int(c) for c in channels) for name, channels in plan.remove.items()}
+
+
+def _budget_rank_main(rank: int, world: int, init_file: str, out_dir: str) -> None:
+    import json
+    import os
+
+    torch.set_num_threads(1)
+    torch.distributed.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
+    try:
+        plan = _plan_on(100 * rank + 1)
+        with open(os.path.join(out_dir, f"rank{rank}.json"), "w") as f:
+            json.dump(plan, f)
+    finally:
+        torch.distributed.destroy_process_group()
+
+
+def test_every_rank_plans_the_same_budget_from_its_own_inputs():
+    """Under torch.distributed each rank records its own training inputs; the budget uses
+    the distortion averaged over the ranks, so every rank masks the same channels (else
+    the physically pruned models differ and DDP cannot wrap them again)."""
+    import json
+    import os
+    import tempfile
+
+    if not torch.distributed.is_available():
+        pytest.skip("torch.distributed is not available")
+    alone = [_plan_on(100 * r + 1) for r in range(2)]
+    assert alone[0] != alone[1], "the ranks' inputs must lead to different single-process plans"
+    with tempfile.TemporaryDirectory() as tmp:
+        torch.multiprocessing.spawn(_budget_rank_main, args=(2, os.path.join(tmp, "init"), tmp), nprocs=2, join=True)
+        got = [json.load(open(os.path.join(tmp, f"rank{r}.json"))) for r in range(2)]
+    assert got[0] == got[1]
