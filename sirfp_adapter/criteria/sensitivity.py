@@ -247,8 +247,8 @@ class Sensitivity(Criterion):
         values = np.asarray(measured, dtype=np.float64)
         if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
             return values
-        first = next(a for a in self._inputs[0] if isinstance(a, torch.Tensor))
-        total = torch.as_tensor(values, dtype=torch.float64, device=first.device)
+        device = next((p.device for p in self.model.parameters()), torch.device("cpu"))  # where the backend reduces
+        total = torch.as_tensor(values, dtype=torch.float64, device=device)
         torch.distributed.all_reduce(total, op=torch.distributed.ReduceOp.SUM)
         return (total / torch.distributed.get_world_size()).cpu().numpy()
 
