@@ -145,6 +145,7 @@ def solve_bnb(problem: Problem, k: int, *, exact: bool, deadline: Deadline, seed
             return SolverOutput(None, Status.INFEASIBLE, n_iter=nodes, trace=trace,
                                 message=f"the graph has no clique of size {k} (every open subtree is empty)")
         return SolverOutput(None, Status.NO_SOLUTION, n_iter=nodes, bound=bound, trace=trace,
-                            message=f"time limit reached after {nodes:,} nodes, before any clique of size {k}")
+                            message=f"time limit reached after {nodes:,} nodes, before its first clique"
+                                    + (f" of size {k}" if exact else ""))
     return SolverOutput(idx, Status.FEASIBLE, n_iter=nodes, bound=max(bound, float(fw[k + 1])), trace=trace,
                         message=f"time limit reached after {nodes:,} nodes")
