@@ -88,6 +88,7 @@ def test_the_private_name_check_can_fail(tmp_path: Path) -> None:
     ("ilp_formulations", [("ilp_formulations", "render_markdown")]),
     ("pruning", [("pruning", "render")]),
     ("sensitivity_speed", [("sensitivity_speed", "render")]),
+    ("zoo_prune", [("zoo_prune", "report")]),
     ("redundancy_speed", [("redundancy_speed", "render_markdown"), ("redundancy_speed_gpu", "render_gpu_markdown")]),
 ])
 def test_stored_reports_are_rendered_from_the_stored_results(module: str, pairs: list[tuple[str, str]]) -> None:
