@@ -137,13 +137,15 @@ def build_model(problem: Problem, k: int, exact: bool, formulation: str) -> Mode
     if not (strong and exact):  # y is needed only where it can change the objective
         keep = w != 0
         edges, w = edges[keep], w[keep]
-    non_edges = np.empty((0, 2), dtype=np.int64) if strong and exact else _non_edges(problem)
-    size = n + len(edges) + 2 * len(edges) + len(non_edges) + n
+    with_non_edges = not (strong and exact)
+    n_non_edges = n * (n - 1) // 2 - problem.n_edges if with_non_edges else 0
+    size = n + len(edges) + 2 * len(edges) + n_non_edges + n  # checked before the non-edges are listed (n^2)
     if size > ILP_MAX_ENTRIES:
         raise ValueError(
             f"method='ilp' would build a model of about {size:,} rows and columns for n={n}, "
             f"{problem.n_edges:,} edges; its limit is {ILP_MAX_ENTRIES:,} (use a heuristic)"
         )
+    non_edges = _non_edges(problem) if with_non_edges else np.empty((0, 2), dtype=np.int64)
     m = len(edges)
     y = n + np.arange(m)
     rows: list[np.ndarray] = []
