@@ -47,7 +47,8 @@ PROVEN_START_SECONDS = 0.1
 PROVEN_START_PATIENCE = 20
 #: Start methods already run in this process. The first call of a method loads its compiled kernels
 #: from numba's on-disk cache (about 0.5 s for `pls`), which would use up a proving method's 0.1 s
-#: start before it searched, so a proving method first runs its start for one iteration, untimed.
+#: start before it searched, so a proving method first runs its start for one iteration (under the
+#: same time cap; the loading itself cannot be interrupted).
 _LOADED_STARTS: set[str] = set()
 
 Size = Literal["exact", "at_most"]
@@ -383,7 +384,11 @@ def _resolve_start(
                              f"or a set of vertices; got {start!r}")
         proving = _REGISTRY[method].kind == "proven"  # a start for a proving method: short
         if proving and start not in _LOADED_STARTS and "max_iters" in _REGISTRY[start].options:
-            solve(problem, k, start, size=size, seed=seed, max_iters=1)  # loads the kernels this problem needs
+            # loads the kernels this problem needs; capped as the start is (pls on a complete graph
+            # would otherwise build its n^2 CSR copy: 0.6 s at n = 3000)
+            cap = min(deadline.remaining() * PROVEN_START_SHARE, PROVEN_START_SECONDS)
+            if cap > 0:
+                solve(problem, k, start, size=size, seed=seed, max_iters=1, time_limit=cap)
             _LOADED_STARTS.add(start)
         remaining = deadline.remaining()
         if remaining <= 0:

@@ -122,3 +122,13 @@ def test_a_limited_run_after_an_unlimited_one_still_proves(backend):
     sol = mewcp.solve(p, method="ilp", backend=backend, time_limit=60)
     assert first.status is sol.status is mewcp.Status.OPTIMAL
     assert sol.weight == pytest.approx(first.weight) and sol.runtime < 30
+
+
+def test_a_model_too_big_is_refused_before_its_non_edges_are_listed() -> None:
+    # a 200,000-vertex path: listing its non-edges (size="at_most") took an n x n boolean matrix, 37 GiB,
+    # and failed with numpy's MemoryError instead of the size refusal
+    n = 200_000
+    ring = sp.csr_array((np.ones(n - 1), (np.arange(n - 1), np.arange(1, n))), shape=(n, n))
+    with pytest.raises(ValueError, match=r"^method='ilp' would build a model of about [\d,]+ rows and columns for "
+                                         r"n=\d+, [\d,]+ edges; its limit is 3,000,000 \(use a heuristic\)$"):
+        mewcp.solve(ring + ring.T, 2, "ilp", size="at_most", time_limit=5, start="random")
