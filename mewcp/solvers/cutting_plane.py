@@ -87,6 +87,10 @@ __all__ = ["NegativeType", "negative_type", "solve_cutting_plane"]
 
 #: Default tolerance of the negative-type check, relative to the largest eigenvalue of B.
 NEGATIVE_TYPE_RTOL = 1e-6
+#: Seconds per n^3 the negative-type check's eigendecomposition takes at the least: 7e-11 measured on
+#: one AMD EPYC core for n = 1000-4000 (1.8 s at n = 3000), so 2e-11 is a fast machine's. A time limit
+#: shorter than that estimate ends the solve before the check (n = 20000 would take minutes).
+CHECK_SECONDS_PER_N3 = 2e-11
 #: Share of the time limit the heuristic start may use.
 HEURISTIC_SHARE = 0.1
 #: Root LP rounds stall when the last STALL_ROUNDS closed less than STALL_SHARE of the LP's gap.
@@ -631,6 +635,11 @@ def solve_cutting_plane(problem: Problem, k: int, *, exact: bool, deadline: Dead
             f"{problem.n * (problem.n - 1) // 2:,} edges. Use {_proving_methods_for_any_weights()}"
         )
     w = problem.dense
+    least = CHECK_SECONDS_PER_N3 * float(problem.n) ** 3
+    if least > deadline.remaining():
+        return SolverOutput(None, Status.NO_SOLUTION, message=(
+            f"the time limit is too short for the negative-type check: an O(n^3) eigendecomposition, at least "
+            f"about {least:.3g} s at n = {problem.n:,} (use time_limit=None or a longer limit, or a heuristic)"))
     check = negative_type(w, tol)
     if not check.ok:
         raise ValueError(

@@ -274,3 +274,13 @@ def test_every_model_is_a_milp_over_the_free_vertices() -> None:
     assert list(model.cols) == list(range(3, 12)) and model.kk == 3
     kinds = [str(t) for t in lp.integrality_]
     assert len(kinds) == model.cols.size + 1 and all(t.endswith("kInteger") for t in kinds[:-1])
+
+
+def test_a_time_limit_too_short_for_the_check_ends_before_it() -> None:
+    # n = 2000: at least 0.16 s of eigendecomposition by the module's estimate; with 0.05 s the solve
+    # would otherwise overrun its limit by the whole check (minutes at n = 20000)
+    problem = mewcp.from_points(_points(0, 2000, 2), "euclidean")
+    sol = mewcp.solve(problem, 10, "cutting_plane", time_limit=0.05)
+    assert sol.status is mewcp.Status.NO_SOLUTION and not sol.found
+    assert sol.message == ("the time limit is too short for the negative-type check: an O(n^3) eigendecomposition, "
+                           "at least about 0.16 s at n = 2,000 (use time_limit=None or a longer limit, or a heuristic)")
