@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from mewcp.atomic import atomic_write
+from sirfp_adapter.checks import check_module
 from sirfp_adapter.groups import ChannelGroups, channel_dim, channel_indices
 
 __all__ = ["ChannelMasks", "load_pruned", "prune_channels", "save_pruned"]
@@ -218,8 +219,7 @@ def save_pruned(model: nn.Module, path: str | os.PathLike[str], *, metadata: Map
     ValueError
         ``path`` is a folder, or its folder does not exist (nothing is written).
     """
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    check_module(model)
     if not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"path must be a str or os.PathLike file name, got {type(path).__name__}")
     if os.path.isdir(path):

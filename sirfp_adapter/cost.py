@@ -24,6 +24,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from sirfp_adapter.checks import check_module
 from sirfp_adapter.groups import ChannelGroups
 
 __all__ = ["CostModel", "count_flops", "count_params"]
@@ -43,8 +44,7 @@ def _call(model: nn.Module, inputs: Any) -> Any:
 def count_flops(model: nn.Module, example_inputs: Any) -> int:
     """FLOPs of one forward pass on ``example_inputs`` as ``torch.utils.flop_counter``
     counts them (2 per multiply-add of convolutions and matrix products), in eval mode."""
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    check_module(model)
     was_training = model.training
     model.eval()
     try:
@@ -57,8 +57,7 @@ def count_flops(model: nn.Module, example_inputs: Any) -> int:
 
 def count_params(model: nn.Module) -> int:
     """Number of parameters (elements of ``model.parameters()``)."""
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    check_module(model)
     return sum(p.numel() for p in model.parameters())
 
 

@@ -34,6 +34,7 @@ import torch
 from torch import nn
 
 from mewcp.atomic import atomic_write
+from sirfp_adapter.checks import check_module
 
 __all__ = ["LatencyRow", "OnnxExport", "compare_latency", "export_onnx", "latency_table"]
 
@@ -100,8 +101,7 @@ def export_onnx(
     RuntimeError
         When onnxruntime's outputs differ from torch's (the file is still written).
     """
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    check_module(model)
     inputs = _inputs_tuple(example_inputs)
     target = Path(path)
     if not target.parent.is_dir():
@@ -198,9 +198,8 @@ def compare_latency(
     warmup : int
         Untimed forward passes first.
     """
-    for name, m in (("dense", dense), ("pruned", pruned)):
-        if not isinstance(m, nn.Module):
-            raise TypeError(f"{name} must be a torch.nn.Module, got {type(m).__name__}")
+    check_module(dense, "dense")
+    check_module(pruned, "pruned")
     shape = tuple(input_shape)
     if not shape or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 1 for d in shape):
         raise ValueError(f"input_shape must be positive integers (one sample's shape), got {input_shape!r}")

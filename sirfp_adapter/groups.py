@@ -52,6 +52,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from sirfp_adapter.checks import check_module
+
 __all__ = ["ChannelGroup", "ChannelGroups", "Member", "channel_dim", "channel_indices"]
 
 _NORM_TYPES = (nn.modules.batchnorm._BatchNorm, nn.GroupNorm, nn.LayerNorm, nn.modules.instancenorm._InstanceNorm)
@@ -166,8 +168,7 @@ class ChannelGroups(Sequence[ChannelGroup]):
             layers found automatically.
         """
         tp = _tp()
-        if not isinstance(model, nn.Module):
-            raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+        check_module(model)
         names = {m: n for n, m in model.named_modules()}
         lookup = dict(model.named_modules())
         if not isinstance(example_inputs, (torch.Tensor, tuple, list, dict)):

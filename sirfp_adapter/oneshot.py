@@ -25,11 +25,12 @@ import torch
 from torch import nn
 
 from sirfp_adapter.apply import prune_channels
+from sirfp_adapter.checks import check_callable
 from sirfp_adapter.cost import CostModel
 from sirfp_adapter.criteria import Criterion, get_criterion
 from sirfp_adapter.groups import ChannelGroups
 from sirfp_adapter.plan import PlanOptions, PruningPlan, make_plan
-from sirfp_adapter.schedule import check_callable, check_reduction, rank_groups
+from sirfp_adapter.schedule import check_reduction, rank_groups
 
 __all__ = ["prune_once"]
 

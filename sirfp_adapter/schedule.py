@@ -30,6 +30,7 @@ import numpy as np
 from torch import nn
 
 from sirfp_adapter.apply import ChannelMasks
+from sirfp_adapter.checks import check_callable
 from sirfp_adapter.cost import CostModel, count_flops, count_params
 from sirfp_adapter.criteria import Criterion, get_criterion
 from sirfp_adapter.groups import ChannelGroups
@@ -63,12 +64,6 @@ def _counter(value: object, key: str, most: int | None) -> int:
     if number is None or number < 0 or (most is not None and number > most):
         raise ValueError(f"state[{key!r}] must be an int from 0{bound}, got {value!r}")
     return number
-
-
-def check_callable(value: object, name: str, role: str) -> None:
-    """Refuse a ``value`` that is neither None nor callable, naming it and its ``role``."""
-    if value is not None and not callable(value):
-        raise TypeError(f"{name} must be a callable ({role}) or None, got {type(value).__name__} {value!r}")
 
 
 def rank_groups(criterion: Criterion, groups: ChannelGroups,
