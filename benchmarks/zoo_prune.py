@@ -36,6 +36,7 @@ import torch  # noqa: E402
 from benchmarks import common  # noqa: E402
 from sirfp_adapter import zoo  # noqa: E402
 from sirfp_adapter.cost import count_flops  # noqa: E402
+from sirfp_adapter.criteria.sensitivity import output_logits  # noqa: E402
 from sirfp_adapter.oneshot import prune_once  # noqa: E402
 
 #: The networks, as `sirfp_adapter.zoo.build_model` specs.
@@ -51,10 +52,6 @@ MODELS = (
     "smp:Segformer:mit_b0",
 )
 REDUCTION = 0.5
-
-
-def _logits(output: Any) -> torch.Tensor:
-    return output["out"] if isinstance(output, dict) else output
 
 
 def run_one(spec: str) -> dict[str, Any]:
@@ -76,7 +73,7 @@ def run_one(spec: str) -> dict[str, Any]:
         row["seconds"] = time.perf_counter() - start
     row["reduction"] = 1.0 - count_flops(model, x) / before
     with torch.no_grad():
-        out = _logits(model.eval()(x))
+        out = output_logits(model.eval()(x))
     row["output_ok"] = bool(tuple(out.shape[-2:]) == (64, 64) and torch.isfinite(out).all())
     row["warnings"] = [str(w.message).splitlines()[0] for w in caught]
     return row
