@@ -200,17 +200,26 @@ class SIRFP(Criterion):
     def _choice(self, group: ChannelGroup, active: np.ndarray | None) -> Ranking:
         """The group's removal order (with redundancy's own scores)."""
         collector = self._collector()
-        positions = collector.positions()
-        if min((positions.get(n, 0) for n in group.feature_layers), default=0) < self.min_positions \
-                and any(n in positions for n in group.feature_layers):
+        if self._small_maps(group, collector.positions()):
             if group.name not in self.fallback_groups:
-                self.fallback_groups.append(group.name)
-                warnings.warn(f"{self.name}: group {group.name!r} has maps of fewer than {self.min_positions} "
-                              f"positions, which carry no spatial information; ranked by {self.fallback!r}",
-                              stacklevel=2)
+                self._warn_small_maps()
             return self.fallback.rank(group, active)
         matrix = group_matrix(group, collector.matrices(group.feature_layers))
         return self._rank_matrix(group, matrix, active)
+
+    def _small_maps(self, group: ChannelGroup, positions: Mapping[str, int]) -> bool:
+        """Whether the group's maps were seen with fewer than ``min_positions`` positions."""
+        return min((positions.get(n, 0) for n in group.feature_layers), default=0) < self.min_positions \
+            and any(n in positions for n in group.feature_layers)
+
+    def _warn_small_maps(self) -> None:
+        """One warning naming every group not yet named whose maps are too small (they use the fallback)."""
+        positions = self._collector().positions()
+        new = [g.name for g in self.groups if g.name not in self.fallback_groups and self._small_maps(g, positions)]
+        self.fallback_groups.extend(new)
+        warnings.warn(f"{self.name}: {len(new)} group{'s' if len(new) > 1 else ''} with maps of fewer than "
+                      f"{self.min_positions} positions, which carry no spatial information, ranked by "
+                      f"{self.fallback!r}: {', '.join(map(repr, new))}", stacklevel=3)
 
     def _rank_matrix(self, group: ChannelGroup, matrix: np.ndarray, active: np.ndarray | None) -> Ranking:
         return rank_redundancy(matrix, active, self.calibration)

@@ -345,13 +345,45 @@ def test_groups_with_maps_too_small_for_spatial_information_use_the_fallback_and
     train_passes(model, 2)
     pool = groups[groups.index("aspp.pool.1.0")]  # the image-pool branch: 1×1 maps
     assert crit.collector.positions()["aspp.pool.1.1"] == 1
-    with pytest.warns(UserWarning, match=r"sirfp: group 'aspp.pool.1.0' has maps of fewer than 4 positions"):
+    with pytest.warns(UserWarning, match=r"^sirfp: 1 group with maps of fewer than 4 positions, which carry "
+                      r"no spatial information, ranked by L1\(\): 'aspp.pool.1.0'$"):
         ranking = crit.rank(pool)
     expected = attached("l1", model).rank(pool)
     np.testing.assert_array_equal(ranking.order, expected.order)
     assert crit.fallback_groups == ["aspp.pool.1.0"]
     other = groups[groups.index("backbone.1.0.conv1")]
     assert crit.rank(other).matrix is not None
+    crit.close()
+
+
+class TwoPools(nn.Module):
+    """A stem and two image-pool branches (1×1 maps), concatenated into a head."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU())
+        self.pools = nn.ModuleList(nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Conv2d(8, 6, 1), nn.BatchNorm2d(6),
+                                                 nn.ReLU()) for _ in range(2))
+        self.head = nn.Conv2d(8 + 12, 3, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.stem(x)
+        pooled = [p(y).expand(-1, -1, *y.shape[2:]) for p in self.pools]
+        return self.head(torch.cat([y, *pooled], 1))
+
+
+def test_every_group_with_maps_too_small_is_named_in_one_warning():
+    model, x = TwoPools(), inputs()
+    groups = ChannelGroups.build(model, x)
+    crit = SIRFP("js", min_positions=4, budget=None).attach(model, groups)
+    train_passes(model, 2)
+    with pytest.warns(UserWarning) as caught:
+        rankings = [crit.rank(g) for g in groups]
+    small = [str(w.message) for w in caught if "fewer than 4 positions" in str(w.message)]
+    assert small == ["sirfp: 2 groups with maps of fewer than 4 positions, which carry no spatial information, "
+                     "ranked by L1(): 'pools.0.1', 'pools.1.1'"]
+    assert crit.fallback_groups == ["pools.0.1", "pools.1.1"]
+    assert [r.matrix is None for r in rankings] == [g.name != "stem.0" for g in groups]
     crit.close()
 
 
