@@ -66,7 +66,7 @@ def test_prune_once_refuses_gradient_criteria_without_a_loss_and_needs_batches_f
     ({"batches": inputs(1, batch=4)},
      "batches must be an iterable of batches (a list or a DataLoader), not one tensor, whose iteration yields "
      "single samples: pass [inputs] for one batch"),
-    ({"log": "print"}, "log must be a callable (called with one str per collection batch and one with the plan) "
+    ({"log": "print"}, "log must be a callable (called with one str per line of progress) "
                        "or None, got str 'print'"),
     ({"loss_fn": 3, "criterion": "taylor"}, "loss_fn must be a callable (loss_fn(outputs, targets) -> loss) or "
                                             "None, got int 3"),
@@ -150,3 +150,17 @@ def test_prune_once_reports_progress_to_the_log_callback():
     assert lines[:3] == [f"prune_once: batch {i} collected (sirfp)" for i in (1, 2, 3)]
     assert lines[3:] == [f"prune_once: {plan.summary().splitlines()[0]}"]
     assert len(lines) == 4 and "achieved" in lines[3]
+
+
+def test_a_long_ranking_reports_its_progress_to_the_log(monkeypatch):
+    """A measured budget on a large network ranks for minutes: the log hears of it."""
+    monkeypatch.setattr("sirfp_adapter.schedule.RANK_LOG_SECONDS", 0.0)  # every group counts as slow
+    model, x = resnet(), inputs()
+    lines: list[str] = []
+    prune_once(model, x, [inputs(10 + i) for i in range(2)], criterion=SIRFP("gram", budget=None),
+               flops_reduction=0.4, log=lines.append)
+    n = len(ChannelGroups.build(resnet(), x))
+    ranked = [line for line in lines if "groups ranked" in line]
+    assert [re.sub(r" \(\d+ s\)$", "", line) for line in ranked] == \
+        [f"prune_once: {i} of {n} groups ranked" for i in range(1, n + 1)]
+    assert lines.index(ranked[0]) == 2 and lines.index(ranked[-1]) == len(lines) - 2  # after collection, before the plan

@@ -174,7 +174,7 @@ def test_pruning_before_statistics_is_refused_and_close_removes_every_hook():
         ({"flops_reduction": 0.5, "ignored_layers": ["nope"]}, ValueError,
          "ignored_layers: 'nope' is not a module of the model"),
         ({"flops_reduction": 0.5, "log": "print"}, TypeError,  # used to raise at the first pruning step
-         re.escape("log must be a callable (called with one str per pruning step) or None, got str 'print'")),
+         re.escape("log must be a callable (called with one str per line of progress) or None, got str 'print'")),
     ],
 )
 def test_pruner_option_errors(kwargs, error, match):
@@ -297,3 +297,21 @@ def test_stats_report_the_statistics_time_per_iteration():
     model.eval()
     model(inputs(30))  # eval-mode passes are not measured
     assert pruner.stats()["collector_s"] == measured
+
+
+def test_the_log_hears_of_each_step_and_of_a_long_ranking(monkeypatch):
+    monkeypatch.setattr("sirfp_adapter.schedule.RANK_LOG_SECONDS", 0.0)  # every group counts as slow
+    model, x = lite(), inputs()
+    lines: list[str] = []
+    pruner = SIRFPPruner(model, x, criterion=SIRFP("gram", budget=None), flops_reduction=0.5, steps=2,
+                         interval=1, log=lines.append)
+    n = len(pruner.groups)
+    train_passes(model, 1)
+    pruner.step()
+    train_passes(model, 1, seed=5)
+    pruner.step()
+    for step in (1, 2):
+        ranked = [re.sub(r" \(\d+ s\)$", "", line) for line in lines if line.startswith(f"step {step}/2: ")]
+        assert ranked == [f"step {step}/2: {i} of {n} groups ranked" for i in range(1, n + 1)]
+    summaries = [line for line in lines if line.startswith(("step 1/2 at iteration 1: ", "step 2/2 at iteration 2: "))]
+    assert len(summaries) == 2 and len(lines) == 2 * n + 2
