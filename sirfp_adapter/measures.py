@@ -28,7 +28,7 @@ Spatial-aware Information Redundancy for Semantic Segmentation", AAAI 2025,
 Eq. 3). Each map is turned into a probability distribution ``P_bi`` over the
 ``N`` positions (``normalize="softmax"``: ``softmax(x_bi)``; ``"relu_l1"``:
 ``relu(x_bi) / sum(relu(x_bi))``, with a dead channel mapped to the uniform
-distribution) and
+distribution; ``"relu_softmax"``: ``softmax(relu(x_bi))``, the map after a ReLU) and
 
 .. math::
 
@@ -96,12 +96,12 @@ from torch import Tensor
 
 __all__ = ["MEASURES", "Measure", "dice", "get_measure", "gram", "hellinger", "js", "kl"]
 
-Normalize = Literal["softmax", "relu_l1"]
+Normalize = Literal["softmax", "relu_l1", "relu_softmax"]
 Backend = Literal["auto", "torch", "triton"]
 Downsample = int | tuple[int, int] | None
 Measure = Callable[..., Tensor]
 
-_NORMALIZATIONS = ("softmax", "relu_l1")
+_NORMALIZATIONS = ("softmax", "relu_l1", "relu_softmax")
 _BACKENDS = ("auto", "torch", "triton")
 #: Default bound on the elements of the pairwise temporaries of ``js``'s torch path on the CPU
 #: (1 MiB in float32, cache-sized).
@@ -133,7 +133,7 @@ def _check_x(x: object) -> Tensor:
 
 def _check_normalize(normalize: object) -> str:
     if not isinstance(normalize, str) or normalize not in _NORMALIZATIONS:
-        raise ValueError(f"normalize must be one of 'softmax', 'relu_l1'; got {normalize!r}")
+        raise ValueError(f"normalize must be one of 'softmax', 'relu_l1', 'relu_softmax'; got {normalize!r}")
     return normalize
 
 
@@ -228,6 +228,8 @@ def _probabilities(x: Tensor, normalize: str) -> Tensor:
     flat = x.flatten(-2)
     if normalize == "softmax":
         return torch.softmax(flat, dim=-1)
+    if normalize == "relu_softmax":
+        return torch.softmax(torch.relu(flat), dim=-1)
     a = torch.relu(flat)
     a = a / _power_of_two_scale(a.amax(dim=-1, keepdim=True))  # scale first: the sum cannot overflow
     total = a.sum(dim=-1, keepdim=True)
@@ -365,9 +367,11 @@ def js(
     x : Tensor of shape (B, C, H, W)
         Feature maps, any floating dtype (half and bfloat16 are cast up to
         float32), any device.
-    normalize : {"softmax", "relu_l1"}, default "softmax"
+    normalize : {"softmax", "relu_l1", "relu_softmax"}, default "softmax"
         How a channel's map becomes a distribution over the ``H*W`` positions:
-        a softmax over the positions, or ReLU followed by division by the sum.
+        a softmax over the positions, ReLU followed by division by the sum, or
+        ReLU followed by the softmax (the map as it is after a ReLU activation:
+        on BatchNorm outputs followed by a ReLU, the map read after the activation).
         With ``"relu_l1"`` a dead channel (all zero after ReLU) is mapped to the
         uniform distribution, which keeps every value finite (its redundancy
         with another channel is then ``log 2`` minus the JS divergence between
@@ -563,7 +567,7 @@ def hellinger(
     ----------
     x : Tensor of shape (B, C, H, W)
         Feature maps, any floating dtype, any device.
-    normalize : {"softmax", "relu_l1"}, default "softmax"
+    normalize : {"softmax", "relu_l1", "relu_softmax"}, default "softmax"
         As in :func:`js` (a dead channel is uniform under ``"relu_l1"``).
     downsample : int or (int, int), optional
         Average-pool the maps to this size first.
@@ -610,7 +614,7 @@ def kl(
     ----------
     x : Tensor of shape (B, C, H, W)
         Feature maps, any floating dtype, any device.
-    normalize : {"softmax", "relu_l1"}, default "softmax"
+    normalize : {"softmax", "relu_l1", "relu_softmax"}, default "softmax"
         As in :func:`js` (a dead channel is uniform under ``"relu_l1"``).
     downsample : int or (int, int), optional
         Average-pool the maps to this size first.
@@ -647,8 +651,9 @@ def kl(
     with _exact_math(x):
         work = _prepare(x, size)
         floor = math.log(torch.finfo(work.dtype).tiny)
-        if normalize == "softmax":
-            logp = torch.log_softmax(work.flatten(-2), dim=-1)
+        if normalize != "relu_l1":  # a softmax: the log-probabilities from log_softmax
+            flat = work.flatten(-2)
+            logp = torch.log_softmax(flat if normalize == "softmax" else torch.relu(flat), dim=-1)
             p = logp.exp()
         else:
             p = _probabilities(work, normalize)
@@ -754,7 +759,8 @@ def get_measure(name: str) -> Measure:
 def probabilities(x: Tensor, normalize: str = "softmax") -> Tensor:
     """Feature maps ``(..., H, W)`` as the ``(..., H*W)`` distributions `js` and `hellinger` compare.
 
-    ``normalize`` is ``"softmax"`` or ``"relu_l1"`` (a dead map becomes uniform).
+    ``normalize`` is ``"softmax"``, ``"relu_l1"`` (a dead map becomes uniform) or
+    ``"relu_softmax"``.
     """
     return _probabilities(x, _check_normalize(normalize))
 

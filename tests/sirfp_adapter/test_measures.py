@@ -21,7 +21,7 @@ from sirfp_adapter import measures  # noqa: E402
 from sirfp_adapter.measures import MEASURES, dice, get_measure, gram, hellinger, js, kl  # noqa: E402
 
 LOG2 = math.log(2.0)
-NORMALIZATIONS = ["softmax", "relu_l1"]
+NORMALIZATIONS = ["softmax", "relu_l1", "relu_softmax"]
 
 
 def maps(b: int = 2, c: int = 6, h: int = 5, w: int = 7, *, seed: int = 0, scale: float = 2.0) -> torch.Tensor:
@@ -37,6 +37,8 @@ def ref_probabilities(x: torch.Tensor, normalize: str) -> np.ndarray:
     if normalize == "softmax":
         return softmax(a, axis=-1)
     a = np.maximum(a, 0.0)
+    if normalize == "relu_softmax":
+        return softmax(a, axis=-1)
     total = a.sum(axis=-1, keepdims=True)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(total > 0, a / total, 1.0 / a.shape[-1])
@@ -380,7 +382,7 @@ def test_bad_x(name, x, exc, match):
 @pytest.mark.parametrize(
     ("kwargs", "exc", "match"),
     [
-        ({"normalize": "l1"}, ValueError, r"normalize must be one of 'softmax', 'relu_l1'; got 'l1'"),
+        ({"normalize": "l1"}, ValueError, r"normalize must be one of 'softmax', 'relu_l1', 'relu_softmax'; got 'l1'"),
         ({"chunk": 0}, ValueError, "chunk must be a positive int or None; got 0"),
         ({"chunk": 2.5}, TypeError, "chunk must be a positive int or None; got float"),
         ({"chunk": True}, TypeError, "chunk must be a positive int or None; got bool"),
