@@ -133,6 +133,7 @@ class Variant:
 
     build: Callable[[int], Criterion]
     plan: PlanOptions = PlanOptions()
+    collect: int | None = None  # one-shot collection batches (None: the setup's)
 
 
 def _sirfp(measure: str = "js", budget: Callable[[], Criterion] | None = None,
@@ -180,12 +181,38 @@ VARIANTS: dict[str, Variant] = {
     "SIRFP (js, per-FLOP sensitivity budget, default collection)": Variant(lambda seed: SIRFP()),
     "SIRFP (js)": Variant(_sirfp()),
 }
+#: ablations of the recommended criterion, one ingredient each, outside the default grid (``--ablations``):
+#: where the map is read, its resolution and the collection's length (one-shot), the EMA's decay (progressive)
+ABLATIONS_ONESHOT = ("SIRFP (js after ReLU, per-FLOP sensitivity budget)",
+                     "SIRFP (js, per-FLOP sensitivity budget, maps pooled to 4x4)",
+                     "SIRFP (js, per-FLOP sensitivity budget, maps pooled to 2x2)",
+                     "SIRFP (js, per-FLOP sensitivity budget, 1 collection batch)",
+                     "SIRFP (js, per-FLOP sensitivity budget, 16 collection batches)")
+ABLATIONS_PROGRESSIVE = ("SIRFP (js, per-FLOP sensitivity budget, decay 0.9)",
+                         "SIRFP (js, per-FLOP sensitivity budget, decay 0.5)")
+VARIANTS.update({
+    ABLATIONS_ONESHOT[0]: Variant(_sirfp(budget=_per_flop, normalize="relu_softmax")),
+    ABLATIONS_ONESHOT[1]: Variant(_sirfp(budget=_per_flop, downsample=4)),
+    ABLATIONS_ONESHOT[2]: Variant(_sirfp(budget=_per_flop, downsample=2)),
+    ABLATIONS_ONESHOT[3]: Variant(_sirfp(budget=_per_flop), collect=1),
+    ABLATIONS_ONESHOT[4]: Variant(_sirfp(budget=_per_flop), collect=16),
+    ABLATIONS_PROGRESSIVE[0]: Variant(_sirfp(budget=_per_flop, decay=0.9)),
+    ABLATIONS_PROGRESSIVE[1]: Variant(_sirfp(budget=_per_flop, decay=0.5)),
+})
 PUBLISHED = ("random", "L1", "BN scale", "FPGM", "Taylor", "DCFP", "DepGraph group norm")
 #: the progressive protocol: every published baseline, the order ablation and the SIRFP variants that matter
 PROGRESSIVE = PUBLISHED + ("L1 order, per-FLOP sensitivity budget", "SIRFP (js)",
                            "SIRFP (js, level sensitivity budget)", RECOMMENDED,
                            "SIRFP (js, per-FLOP sensitivity budget, default collection)")
+ONESHOT = tuple(n for n in VARIANTS if n not in ABLATIONS_ONESHOT + ABLATIONS_PROGRESSIVE)
 SIRFP_NAMES = tuple(n for n in VARIANTS if n.startswith("SIRFP"))
+
+
+def protocol_variants(protocol: str, ablations: bool) -> tuple[str, ...]:
+    """The variants a protocol runs: its default grid, and its ablations when asked for."""
+    if protocol == "oneshot":
+        return ONESHOT + (ABLATIONS_ONESHOT if ablations else ())
+    return PROGRESSIVE + (ABLATIONS_PROGRESSIVE if ablations else ())
 
 
 @dataclasses.dataclass(frozen=True)
@@ -269,7 +296,8 @@ def prune_run(arch: str, state: dict[str, Any], name: str, protocol: str, target
     stream = batches(xs, ys, setup.batch, seed + 1000)  # the same fine-tuning batches as the reference
     started = time.perf_counter()
     if protocol == "oneshot":
-        collect = [next(it) for it in [batches(xs, ys, setup.batch, seed + 2000)] for _ in range(setup.collect_batches)]
+        n_collect = variant.collect or setup.collect_batches
+        collect = [next(it) for it in [batches(xs, ys, setup.batch, seed + 2000)] for _ in range(n_collect)]
         plan = prune_once(model, example, collect, criterion=criterion, flops_reduction=target,
                           plan=variant.plan, loss_fn=lambda out, y: F.cross_entropy(out, y, ignore_index=255))
         prune_time = time.perf_counter() - started
@@ -332,14 +360,14 @@ Unit = tuple[str, str, int]
 
 
 def run_unit(unit: Unit, setup: Setup, quick: bool, targets: list[float], variants: list[str] | None,
-             dense: dict[str, Any], done: set[str], part: Path) -> dict[str, Any]:
+             ablations: bool, dense: dict[str, Any], done: set[str], part: Path) -> dict[str, Any]:
     """The runs of ``unit`` not in ``done``, saved to ``part`` after each one (what a rerun resumes from)."""
     protocol, arch, seed = unit
     xs, ys, val = data(seed, setup, ARCHS[arch].foreground)
     dkey = f"{arch}|{seed}"
     local: dict[str, Any] = {"runs": {}, "dense": {dkey: dense[dkey]} if dkey in dense else {}}
     state = dense_state(local, arch, seed, setup, xs, ys, val, quick)
-    names = [n for n in (VARIANTS if protocol == "oneshot" else PROGRESSIVE) if variants is None or n in variants]
+    names = [n for n in protocol_variants(protocol, ablations) if variants is None or n in variants]
     for target in targets:
         for name in names:
             k = key(arch, seed, protocol, target, name)
@@ -392,7 +420,9 @@ def main() -> None:
                              "beside it")
     parser.add_argument("--merge", type=Path, nargs="*", default=[], help="JSON files whose runs to fold in")
     parser.add_argument("--variants", nargs="*", default=None, choices=list(VARIANTS),
-                        help="run only these variants (default: all)")
+                        help="run only these variants (default: all of the grid)")
+    parser.add_argument("--ablations", action="store_true",
+                        help="add the ablations outside the default grid (ABLATIONS_ONESHOT, ABLATIONS_PROGRESSIVE)")
     args = parser.parse_args()
     if args.jobs < 1 or args.threads < 1:
         parser.error(f"--jobs and --threads must be at least 1; got {args.jobs} and {args.threads}")
@@ -431,7 +461,7 @@ def main() -> None:
         units = _units(args.protocols, args.archs, args.seeds[:1] if args.quick else args.seeds)
         targets = args.targets[:1] if args.quick else args.targets
         parts.mkdir(parents=True, exist_ok=True)
-        work = [(u, setup, args.quick, targets, args.variants, saved["dense"], set(saved["runs"]),
+        work = [(u, setup, args.quick, targets, args.variants, args.ablations, saved["dense"], set(saved["runs"]),
                  parts / f"{'_'.join(map(str, u))}.json") for u in units]
         started, added = time.perf_counter(), 0
         pool = ProcessPoolExecutor(args.jobs, multiprocessing.get_context("spawn"), _init_worker, (args.threads,))

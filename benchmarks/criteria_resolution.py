@@ -94,7 +94,8 @@ def run(arch: str, seed: int, name: str, offset: int, target: float) -> dict[str
     model = ARCHS[arch].build()
     model.load_state_dict(state)
     if name != "dense":
-        collect = [next(it) for it in [batches(xs, ys, setup.batch, seed + 2000)] for _ in range(setup.collect_batches)]
+        n_collect = VARIANTS[name].collect or setup.collect_batches
+        collect = [next(it) for it in [batches(xs, ys, setup.batch, seed + 2000)] for _ in range(n_collect)]
         prune_once(model, xs[:2], collect, criterion=VARIANTS[name].build(seed), flops_reduction=target,
                    plan=VARIANTS[name].plan, loss_fn=lambda out, y: F.cross_entropy(out, y, ignore_index=255))
     finetune(model, batches(xs, ys, setup.batch, seed + offset), setup.finetune_iters)
