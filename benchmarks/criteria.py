@@ -53,6 +53,21 @@ is kept apart in ``benchmarks/results/criteria_finetune300.{json,md,png}``::
         --variants "SIRFP (js, per-FLOP sensitivity budget)" random L1 "BN scale" FPGM Taylor DCFP \
         "DepGraph group norm"
 
+The ablations of the recommended criterion (where the map is read, its resolution, the
+collection's length, the EMA's decay; ``ABLATIONS_ONESHOT``, ``ABLATIONS_PROGRESSIVE``), beside it
+on seeds 0-4, are kept apart in ``benchmarks/results/criteria_ablations.{json,md,png}``::
+
+    .venv/bin/python benchmarks/criteria.py --ablations --archs basic bottleneck \
+        --out benchmarks/results/criteria_ablations.json \
+        --variants "SIRFP (js, per-FLOP sensitivity budget)" \
+        "SIRFP (js after ReLU, per-FLOP sensitivity budget)" \
+        "SIRFP (js, per-FLOP sensitivity budget, maps pooled to 4x4)" \
+        "SIRFP (js, per-FLOP sensitivity budget, maps pooled to 2x2)" \
+        "SIRFP (js, per-FLOP sensitivity budget, 1 collection batch)" \
+        "SIRFP (js, per-FLOP sensitivity budget, 16 collection batches)" \
+        "SIRFP (js, per-FLOP sensitivity budget, decay 0.9)" \
+        "SIRFP (js, per-FLOP sensitivity budget, decay 0.5)"
+
 Partial results are saved after every run and a rerun resumes from them (``--fresh``
 starts over); ``--render-only`` rewrites the report from the saved runs.
 """
