@@ -66,6 +66,36 @@ def swap_local_search(w, members, pos, g, value, first_improvement, max_iters): 
     return value, it, False
 
 
+#: Vertices per block of `_block_maxima`: candidates are looked for only in blocks that can hold one.
+BLOCK = 32
+
+
+@njit(cache=True, fastmath={"nnan", "nsz", "reassoc"})
+def _block_maxima(g: np.ndarray, mask: np.ndarray, out: np.ndarray) -> float:  # pragma: no cover - compiled
+    """``out[b] = max(g + mask)`` over block ``b`` of `BLOCK` entries (``mask`` 0 or -inf);
+    returns the largest. Vectorised (a maximum is exact in any order): full blocks run a
+    loop of constant trip count, the last partial block a plain one."""
+    n = g.shape[0]
+    full = n // BLOCK
+    top = -np.inf
+    for b in range(full):
+        base = b * BLOCK
+        m = -np.inf
+        for j in range(BLOCK):
+            x = g[base + j] + mask[base + j]
+            m = x if x > m else m
+        out[b] = m
+        top = m if m > top else top
+    if full < out.shape[0]:
+        m = -np.inf
+        for i in range(full * BLOCK, n):
+            x = g[i] + mask[i]
+            m = x if x > m else m
+        out[full] = m
+        top = m if m > top else top
+    return top
+
+
 @njit(cache=True)
 def swap_tabu(
     w, members, pos, g, value, tabu_until, it0, max_iters, best_members, best_value, stall, max_stall,
@@ -91,30 +121,46 @@ def swap_tabu(
     cand_v = np.empty(n, dtype=np.int64)
     it = it0
     done = 0
+    om = np.zeros(n)  # 0 for an outsider, -inf for a member
+    tabu_out = np.empty(n, dtype=np.int64)  # a superset of the tabu outsiders
+    block_max = np.empty((n + BLOCK - 1) // BLOCK)
+    n_tabu = 0
+    for v in range(n):
+        if pos[v] >= 0:
+            om[v] = -np.inf
+        elif tabu_until[v] > it:
+            tabu_out[n_tabu] = v
+            n_tabu += 1
     while done < max_iters and stall < max_stall:
         min_g = np.inf
         for a in range(k):
             u = members[a]
             if tabu_until[u] <= it and g[u] < min_g:
                 min_g = g[u]
-        # one pass over the outsiders: the greatest non-tabu gain, and every outsider within
-        # dmax of the greatest so far (a superset of the candidates, filtered below)
-        max_g = -np.inf
-        nv = 0
-        for v in range(n):
-            gv = g[v]
-            if pos[v] < 0 and gv >= max_g - dmax:
-                cand_v[nv] = v
-                nv += 1
-                if gv > max_g and tabu_until[v] <= it:
-                    max_g = gv
+        # the greatest non-tabu outsider gain: the tabu outsiders (those that left within the
+        # tenure, a short list) are masked in `om` for a vectorised pass over blocks, then unmasked
         kept = 0
-        for b in range(nv):
-            v = cand_v[b]
-            if g[v] >= max_g - dmax:
-                cand_v[kept] = v
+        for b in range(n_tabu):
+            x = tabu_out[b]
+            if pos[x] < 0 and tabu_until[x] > it:
+                tabu_out[kept] = x
                 kept += 1
-        nv = kept
+                om[x] = -np.inf
+        n_tabu = kept
+        max_g = _block_maxima(g, om, block_max)
+        threshold = max_g - dmax
+        for b in range(n_tabu):
+            x = tabu_out[b]
+            om[x] = 0.0
+            block_max[x // BLOCK] = max(block_max[x // BLOCK], g[x])
+        # every outsider (tabu or not) within dmax of it, in index order, from the blocks that hold one
+        nv = 0
+        for b in range(block_max.shape[0]):
+            if block_max[b] >= threshold:
+                for v in range(b * BLOCK, min(n, (b + 1) * BLOCK)):
+                    if g[v] + om[v] >= threshold and pos[v] < 0:
+                        cand_v[nv] = v
+                        nv += 1
         nu = 0
         for a in range(k):
             u = members[a]
@@ -149,6 +195,10 @@ def swap_tabu(
                 bv = rng.integers(0, n)
             best_d = g[bv] - g[bu] - w[bu, bv]
         apply_swap(w, members, pos, g, bu, bv)
+        om[bu] = 0.0
+        om[bv] = -np.inf
+        tabu_out[n_tabu] = bu
+        n_tabu += 1
         value += best_d
         tabu_until[bu] = it + tenure_out + rng.integers(0, 3)
         tabu_until[bv] = it + tenure_in + rng.integers(0, 3)

@@ -231,14 +231,15 @@ def swap_tabu_reference(w, members, pos, g, value, tabu_until, it, iters, best, 
     return value, best_value, stall, done
 
 
-@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("seed", range(8))
 def test_swap_tabu_moves_are_the_reference_ones(seed):
     """The kernel, in chunks, makes exactly the reference's moves (same random stream): ties
-    (weights on a coarse grid), aspiration, all-tabu random swaps (seed 5: long tenures)."""
+    (weights on a coarse grid), aspiration, all-tabu random swaps (seeds 5, 7: long tenures),
+    outsiders in several blocks of the vectorised scan, the last one partial (seeds 6, 7)."""
     rng = np.random.default_rng(seed)
-    n, k = 23, 7
+    n, k = (2 * swap.BLOCK + 11, 20) if seed >= 6 else (23, 7)
     w = np.round(random_symmetric(n, rng) * 3) / 3 if seed % 2 else random_symmetric(n, rng)
-    tenure_out, tenure_in = (30, 20) if seed == 5 else (4, 3)
+    tenure_out, tenure_in = (30, 20) if seed in (5, 7) else (4, 3)
     start = rng.permutation(n)[:k].astype(np.int64)
     members, pos, g = _state(w, start)
     value = swap.set_value(g, members)
@@ -261,6 +262,25 @@ def test_swap_tabu_moves_are_the_reference_ones(seed):
         if stall >= 60:
             stall = ref_stall = 0
     assert it > 50
+
+
+
+def test_swap_tabu_aspiration_finds_a_tabu_outsider_in_any_block():
+    """A tabu outsider whose swap beats the best set is a candidate (aspiration) even when
+    the rest of its block of the vectorised scan is far below the threshold."""
+    n, members = swap.BLOCK + 8, np.array([0, 1, 2], dtype=np.int64)
+    x, y = 5, swap.BLOCK + 3  # x tabu in the first block, y the best non-tabu outsider, in the second
+    w = np.full((n, n), 0.1)
+    w[x, :3] = w[:3, x] = 0.9
+    w[y, :3] = w[:3, y] = 0.85
+    np.fill_diagonal(w, 0.0)
+    _, pos, g = _state(w, members)
+    value = swap.set_value(g, members)
+    tabu = np.zeros(n, dtype=np.int64)
+    tabu[x] = 100
+    swap.swap_tabu(w, members, pos, g, value, tabu, 0, 1, members.copy(), value, 0, 10, 4, 3, 0.9,
+                   np.random.default_rng(0))
+    assert x in members and y not in members
 
 
 def test_perturb_random_members_crossover_and_opposite():
