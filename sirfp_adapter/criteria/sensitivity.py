@@ -231,6 +231,8 @@ class Sensitivity(Criterion):
         most = min(a, group.size - 1)  # a group is never emptied (the plan's floor keeps one at least)
         counts = np.unique(np.linspace(0, most, self.sizes[1] + 1).round().astype(np.int64)[1:])
         counts = counts[counts > 0]
+        if counts.size == 0:  # a one-channel group: nothing may go
+            return np.full(a, np.inf)
         measured = self._mean_over_ranks(self._distortions(group, order, counts))
         if self.allocation == "per_flop":
             return self._per_flop(group, a, counts, np.maximum.accumulate(measured))
@@ -404,7 +406,8 @@ def hull_rates(saved: np.ndarray, counts: np.ndarray, measured: np.ndarray) -> n
     priced at the slope of the lower convex hull of ``(0, 0)`` and ``(saved[counts[j]],
     measured[j])`` over the segment that holds ``saved[t]``: non-decreasing in ``t``, and
     a threshold on it is the greedy of the convex relaxation (the knapsack that buys
-    savings at the least distortion). Where nothing is saved the price is infinite.
+    savings at the least distortion). Where nothing is saved, or nothing was measured
+    (``counts`` empty), the price is infinite.
 
     >>> saved = np.array([0., 1., 2., 3., 4.])
     >>> hull_rates(saved, np.array([2, 4]), np.array([1., 5.]))  # convex: each segment's own slope
@@ -412,6 +415,8 @@ def hull_rates(saved: np.ndarray, counts: np.ndarray, measured: np.ndarray) -> n
     >>> hull_rates(saved, np.array([2, 4]), np.array([4., 5.]))  # a jump first: averaged over the hull
     array([1.25, 1.25, 1.25, 1.25])
     """
+    if counts.size == 0:
+        return np.full(saved.size - 1, np.inf)
     x, y = np.r_[0.0, saved[counts]], np.r_[0.0, measured]
     hull = [0]
     for j in range(1, x.size):

@@ -10,6 +10,7 @@ pytest.importorskip("torch_pruning")
 import torch.nn.functional as F  # noqa: E402
 from torch import nn  # noqa: E402
 
+from sirfp_adapter import prune_once  # noqa: E402
 from sirfp_adapter.apply import ChannelMasks  # noqa: E402
 from sirfp_adapter.criteria import L1, SIRFP, Random, Sensitivity  # noqa: E402
 from sirfp_adapter.criteria.sensitivity import hull_rates, output_logits  # noqa: E402
@@ -326,6 +327,24 @@ def test_hull_rates_price_every_removal_on_the_lower_convex_hull():
         paid = np.r_[0.0, np.cumsum(np.where(finite, rates, 0.0) * np.diff(saved))]
         assert np.all(paid[counts] <= measured + 1e-9)
         assert paid[counts[-1]] == pytest.approx(measured[-1], abs=1e-9)
+
+
+
+def test_hull_rates_without_a_measured_count_price_everything_infinite():
+    assert hull_rates(np.array([0.0]), np.zeros(0, dtype=np.int64), np.zeros(0)).shape == (0,)
+    assert np.all(np.isinf(hull_rates(np.array([0.0, 1.0]), np.zeros(0, dtype=np.int64), np.zeros(0))))
+
+
+@pytest.mark.parametrize("allocation", ["per_flop", "level"])
+def test_a_one_channel_group_is_kept_and_the_rest_still_planned(allocation):
+    """A layer of one channel (nothing to measure: it is never emptied) beside prunable ones."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 1, 3, padding=1), nn.BatchNorm2d(1), nn.ReLU(),
+                          nn.Conv2d(1, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.Conv2d(8, 4, 1))
+    x = torch.randn(2, 3, 16, 16)
+    plan = prune_once(model, x, [x, x], flops_reduction=0.3,
+                      criterion=SIRFP(budget=Sensitivity(allocation=allocation)))
+    assert plan.keep["0"] == 1 and plan.keep["3"] < 8
 
 
 class TwinBranches(nn.Module):
