@@ -38,7 +38,6 @@ batch was skipped has no matrix. An EMA is never poisoned by one bad batch.
 from __future__ import annotations
 
 import contextlib
-import inspect
 import time
 import warnings
 from collections.abc import Iterable, Iterator, Mapping
@@ -48,7 +47,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from sirfp_adapter.measures import get_measure
+from sirfp_adapter.measures import check_options, get_measure
 
 __all__ = ["STARTS", "RedundancyCollector", "default_layers"]
 
@@ -134,10 +133,7 @@ class RedundancyCollector:
         self.start = start
         self.measure_name = measure
         self._measure = get_measure(measure)
-        try:  # unknown measure options fail here, not at the first training step
-            inspect.signature(self._measure).bind(None, **measure_options)
-        except TypeError as err:
-            raise TypeError(f"measure {measure!r} does not take these options {sorted(measure_options)}: {err}") from None
+        check_options(measure, **measure_options)  # bad options fail here, not at the first training step
         if measure_options.get("positions") is not None and measure_options.get("generator") is None:
             # sampled positions: a private, seeded stream (reproducible, and the training's RNG is untouched)
             measure_options = {**measure_options, "generator": torch.Generator().manual_seed(0)}

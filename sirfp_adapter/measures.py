@@ -85,16 +85,17 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import inspect
 import math
 from collections.abc import Callable, Iterator, Mapping
 from types import MappingProxyType
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["MEASURES", "Measure", "dice", "get_measure", "gram", "hellinger", "js", "kl"]
+__all__ = ["MEASURES", "Measure", "check_options", "dice", "get_measure", "gram", "hellinger", "js", "kl"]
 
 Normalize = Literal["softmax", "relu_l1", "relu_softmax"]
 Backend = Literal["auto", "torch", "triton"]
@@ -749,6 +750,37 @@ def get_measure(name: str) -> Measure:
     if isinstance(name, str) and name in MEASURES:
         return MEASURES[name]
     raise ValueError(f"unknown measure {name!r}; expected one of: {', '.join(sorted(MEASURES))}")
+
+
+
+def check_options(name: str, **options: Any) -> None:
+    """Check a measure's options before any map is measured (the collector calls it at once).
+
+    Raises the `TypeError` the call would raise for an option the measure does not take
+    (naming only those), and the measure's own `TypeError` / `ValueError` for a bad value.
+
+    >>> check_options("js", normalize="relu_softmax", positions=256)
+    >>> check_options("gram", positions=256)
+    Traceback (most recent call last):
+    ...
+    TypeError: measure 'gram' does not take the option(s) ['positions']; it takes: none
+    """
+    measure = get_measure(name)
+    takes = [p for p in inspect.signature(measure).parameters if p != "x"]
+    unknown = sorted(set(options) - set(takes))
+    if unknown:
+        raise TypeError(f"measure {name!r} does not take the option(s) {unknown}; it takes: "
+                        f"{', '.join(takes) if takes else 'none'}")
+    if "normalize" in options:
+        _check_normalize(options["normalize"])
+    if "chunk" in options:
+        _check_chunk(options["chunk"])
+    if "positions" in options or "generator" in options:
+        _check_positions(options.get("positions"), options.get("generator"))
+    if "backend" in options:
+        _check_backend(options["backend"])
+    if "downsample" in options:
+        _check_downsample(options["downsample"])
 
 
 # ---------------------------------------------------------------------------

@@ -136,8 +136,25 @@ def test_bad_arguments(kwargs, match):
 
 
 def test_measure_options_are_checked_at_construction():
-    with pytest.raises(TypeError, match=r"measure 'gram' does not take these options \['positions'\]"):
+    with pytest.raises(TypeError, match=r"^measure 'gram' does not take the option\(s\) \['positions'\]; it takes: none$"):
         RedundancyCollector(TinyNet(), measure="gram", positions=16)
+    with pytest.raises(TypeError, match=r"^measure 'js' does not take the option\(s\) \['foo'\]; it takes: normalize, "):
+        RedundancyCollector(TinyNet(), measure="js", positions=16, foo=1)  # the valid one is not listed
+
+
+@pytest.mark.parametrize(("options", "match"), [
+    ({"normalize": "bogus"}, "^normalize must be one of 'softmax', 'relu_l1', 'relu_softmax'; got 'bogus'$"),
+    ({"positions": -1}, "^positions must be a positive int or None; got -1$"),
+    ({"positions": 0}, "^positions must be a positive int or None; got 0$"),
+    ({"downsample": 0}, "^downsample must be None, a positive int or a pair of positive ints"),
+    ({"backend": "cuda"}, "^backend must be one of 'auto', 'torch', 'triton'; got 'cuda'$"),
+])
+def test_measure_option_values_are_checked_before_any_hook(options, match):
+    """A bad value fails when the collector is built, not in a hook inside the user's forward pass."""
+    net = TinyNet()
+    with pytest.raises(ValueError, match=match):
+        RedundancyCollector(net, measure="js", **options)
+    assert not any(m._forward_hooks for m in net.modules())
 
 
 def test_sampled_positions_repeat_and_leave_the_global_rng_alone():
