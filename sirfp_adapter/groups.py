@@ -52,7 +52,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from sirfp_adapter.checks import check_module
+from sirfp_adapter.checks import check_module, describe_inputs
 
 __all__ = ["ChannelGroup", "ChannelGroups", "Member", "channel_dim", "channel_indices"]
 
@@ -198,7 +198,7 @@ class ChannelGroups(Sequence[ChannelGroup]):
             for m, keys in hooks_before.items():  # Torch-Pruning leaves its tracing hooks when forward raises
                 for key in set(m._forward_hooks) - keys:
                     del m._forward_hooks[key]
-            exc.add_note(f"(raised while tracing the model on example_inputs, {_describe(example_inputs)}: "
+            exc.add_note(f"(raised while tracing the model on example_inputs, {describe_inputs(example_inputs)}: "
                          f"example_inputs must be a batch the model accepts)")
             raise
         finally:
@@ -336,18 +336,6 @@ def _width(module: nn.Module, out: bool) -> int | None:
             return int(getattr(module, attr))
     shape = getattr(module, "normalized_shape", None)
     return int(shape[0]) if isinstance(shape, tuple) and len(shape) == 1 else None
-
-
-def _describe(inputs: Any) -> str:
-    """``inputs`` in a few words: a tensor's shape, dtype and device, a container's parts."""
-    if isinstance(inputs, torch.Tensor):
-        return f"a {inputs.dtype} tensor of shape {tuple(inputs.shape)} on {inputs.device}"
-    if isinstance(inputs, dict):
-        return "{" + ", ".join(f"{k!r}: {_describe(v)}" for k, v in inputs.items()) + "}"
-    if isinstance(inputs, (tuple, list)):
-        return f"a {type(inputs).__name__} of " + ", ".join(_describe(v) for v in inputs) if inputs \
-            else f"an empty {type(inputs).__name__}"
-    return type(inputs).__name__
 
 
 def channel_indices(channels: Iterable[int] | np.ndarray, group: ChannelGroup) -> np.ndarray:

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from sirfp_adapter.apply import prune_channels
-from sirfp_adapter.checks import check_callable
+from sirfp_adapter.checks import check_callable, describe_inputs
 from sirfp_adapter.cost import CostModel
 from sirfp_adapter.criteria import Criterion, get_criterion
 from sirfp_adapter.groups import ChannelGroups
@@ -102,7 +102,12 @@ def prune_once(
     chosen.attach(model, groups, training_only=False)
     try:
         for i, batch in enumerate(batches, 1):
-            _observe(model, chosen, batch, loss_fn)
+            try:
+                _observe(model, chosen, batch, loss_fn)
+            except Exception as exc:  # most often the model's own forward refusing the batch: say which
+                exc.add_note(f"(raised on batch {i} of batches, {describe_inputs(batch)}: each batch must be "
+                             f"inputs the model accepts, or (inputs, targets) when the criterion reads gradients)")
+                raise
             if log is not None:
                 log(f"prune_once: batch {i} collected ({chosen.name})")
         rankings = rank_groups(chosen, groups, log=log, what="prune_once")

@@ -96,6 +96,20 @@ def test_prune_once_on_only_non_finite_batches_says_so():
     assert not any(m._forward_hooks for m in model.modules())
 
 
+
+def test_a_batch_the_model_refuses_is_named_and_the_model_left_clean():
+    model, x = lite(), inputs()
+    before = copy.deepcopy(model.state_dict())
+    bad = inputs()[:, :2]  # two channels where the model takes three
+    with pytest.raises(RuntimeError) as info:
+        prune_once(model, x, [x, bad], flops_reduction=0.5)
+    assert info.value.__notes__ == [
+        "(raised on batch 2 of batches, a torch.float32 tensor of shape (2, 2, 32, 32) on cpu: each batch must be "
+        "inputs the model accepts, or (inputs, targets) when the criterion reads gradients)"]
+    assert not any(m._forward_hooks for m in model.modules()) and model.training
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+
+
 def test_a_model_with_no_prunable_group_says_so():
     """Every prunable layer ignored: SIRFP used to say "the model has no BatchNorm2d layer;
     name the layers to watch" (it has, and prune_once takes no layers), and a baseline's
