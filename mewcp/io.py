@@ -27,7 +27,8 @@ Text files may use LF or CRLF line ends and contain blank lines. With
 ``.npy`` magic bytes; DIMACS if the first non-blank line's first token is ``c`` or
 ``p``, or a ``p edge`` / ``p col`` line appears among the first lines; MDPLIB if the
 first non-blank line holds exactly two numbers and the next one three tokens; an
-edge list otherwise.
+edge list otherwise. A file whose only line is two numbers is refused as ambiguous (an
+MDPLIB file cut after its header, or an edge list of one edge): pass ``format``.
 
 Numbers follow a strict syntax: integers are ASCII digits with an optional sign;
 weights are decimal or scientific notation (``1.5``, ``-2e-3``; ``nan`` and ``inf``
@@ -487,6 +488,14 @@ def _detect(head: bytes) -> str:
     return "mdplib" if two_numbers and len(found) > 1 and len(found[1]) == 3 else "edgelist"
 
 
+def _lone_header(head: bytes, taken: list[tuple[int, bytes]]) -> bool:
+    """True when the whole file is one line of two numbers: ambiguous between an MDPLIB file
+    cut after its header and an edge list of one edge (`_text_start` read it all)."""
+    words = head.split()
+    return (len(taken) <= 64 and not _has_two_lines(head) and len(words) == 2
+            and all(_NUMBERISH.fullmatch(w) for w in words))
+
+
 def _has_two_lines(text: bytes) -> bool:
     """True when ``text`` has at least two lines holding a token (looks at no more than it must)."""
     found, pos = 0, 0
@@ -568,6 +577,11 @@ def read(path: str | os.PathLike[str], *, format: str | None = None, weighting: 
         if not head:
             raise ValueError(f"{where}: the file is empty")
         fmt = format or _detect(head)
+        if format is None and _lone_header(head, taken):
+            line = b" ".join(head.split()).decode("ascii", "replace")
+            raise ValueError(f"{where}: the file's only line, {line!r}, is an MDPLIB header 'n m' without its "
+                             "pairs or an edge list of one edge; say which: format='mdplib' or "
+                             "'edgelist' (--format on the command line)")
         chunks = itertools.chain(taken, blocks)
         if weighting is not None and fmt != "dimacs":
             raise ValueError(f"weighting='mod200' applies only to DIMACS files; {where} reads as {fmt!r}")

@@ -172,6 +172,21 @@ def test_detection_uses_content_not_suffix(tmp_path: Path) -> None:
     assert two_ints.n == 3 and two_ints.n_edges == 2
 
 
+
+@pytest.mark.parametrize("text", ["5 2\n", "7 3", "\n\n3 2\r\n\n"])
+def test_a_lone_line_of_two_numbers_is_refused_as_ambiguous(tmp_path: Path, text: str) -> None:
+    """An MDPLIB file cut after its header is not read as an edge list of one edge."""
+    path = _put(tmp_path, "h.txt", text)
+    line = " ".join(text.split())
+    with pytest.raises(ValueError, match=re.escape(
+            f"{path}: the file's only line, '{line}', is an MDPLIB header 'n m' without its pairs or an edge list "
+            "of one edge; say which: format='mdplib' or 'edgelist' (--format on the command line)")):
+        read(path)
+    with pytest.raises(ValueError, match="pair lines"):
+        read(path, format="mdplib")
+    assert read(path, format="edgelist").n_edges == 1
+
+
 def test_crlf_and_blank_lines(tmp_path: Path) -> None:
     text = "3 2\n0 1 1.5\n2 0 2\n1 2 3\n"
     lf = read(_put(tmp_path, "lf.txt", text))
