@@ -183,8 +183,10 @@ def as_problem(
         * `Problem`: returned unchanged.
     weight : str or None
         The networkx edge attribute holding the weight. ``None`` gives every edge
-        weight 1; so does a graph where *no* edge has the attribute (networkx's
-        convention). A graph where only some edges have it is refused.
+        weight 1; so does a graph where *no* edge has the default ``"weight"``
+        attribute (networkx's convention). A graph where only some edges have it is
+        refused, and so is another name that no edge has (a typo would otherwise
+        give unit weights). Networkx graphs only: with other data it is refused.
     default_k, name : optional
         Stored on the result (see `Problem`).
 
@@ -206,6 +208,9 @@ def as_problem(
     ``w_ij`` over pairs ``i < j`` only; they are ignored. A dense matrix that is
     symmetric within tolerance but not exactly is stored as ``(W + W.T) / 2``.
     """
+    if not (isinstance(weight, str) and weight == "weight") and not _is_networkx_graph(data):
+        raise ValueError(f"weight names a networkx edge attribute; it does not apply to data of type "
+                         f"{type(data).__name__}, whose values are the weights (got weight={weight!r})")
     if isinstance(data, Problem):
         return data
     if default_k is not None and (isinstance(default_k, bool) or not isinstance(default_k, numbers.Integral)
@@ -498,6 +503,11 @@ def _from_networkx(
                 u, v, x = next((u, v, d[weight]) for u, v, d in edges if not _fits_float(d[weight]))
                 raise ValueError(f"data must have finite weights; edge ({u!r}, {v!r}) has an integer weight "
                                  f"of {len(str(abs(x)))} digits, beyond float64") from None
+        elif not (isinstance(weight, str) and weight == "weight") and edges:  # a name the user gave, on no edge: most likely a typo
+            carried = sorted({repr(key) for _, _, d in edges for key in d})
+            raise ValueError(f"weight: no edge has the attribute {weight!r} (the edges carry "
+                             f"{', '.join(carried) if carried else 'no attribute'}); name the attribute that "
+                             f"holds the weights, or pass weight=None for unit weights")
         else:
             vals = np.ones(len(edges))
     if not np.isfinite(vals).all():

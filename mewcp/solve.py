@@ -289,7 +289,9 @@ def solve(
     seed : int, optional
         Seed for randomised methods; the same seed gives the same answer.
     weight : str or None
-        networkx edge attribute holding the weight (None: unit weights).
+        networkx edge attribute holding the weight (None: unit weights; see
+        `as_problem`: a name no edge has is refused, and so is any other value
+        than the default for data that is not a networkx graph).
     **options
         The method's own options (listed in `mewcp.methods()`).
 

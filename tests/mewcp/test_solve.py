@@ -132,6 +132,27 @@ def test_symmetric_within_tolerance_is_accepted_and_averaged():
     assert p.dense[0, 1] == pytest.approx(1.0)
 
 
+
+def test_a_weight_name_no_edge_has_is_refused_not_read_as_unit_weights():
+    g = nx.Graph()
+    g.add_edge(0, 1, weight=10.0, colour="red")
+    g.add_edge(2, 3, weight=100.0)
+    with pytest.raises(ValueError, match=r"^weight: no edge has the attribute 'wieght' \(the edges carry 'colour', "
+                                         r"'weight'\); name the attribute that holds the weights, or pass "
+                                         r"weight=None for unit weights$"):
+        mewcp.solve(g, 2, weight="wieght")
+    assert mewcp.solve(nx.path_graph(3), 2).weight == 1.0  # the default name on no edge: unit weights
+
+
+@pytest.mark.parametrize("data", [np.ones((3, 3)) - np.eye(3), sp.csr_array(np.ones((3, 3)) - np.eye(3))])
+@pytest.mark.parametrize("weight", ["w", None])
+def test_weight_is_refused_where_it_would_be_ignored(data, weight):
+    with pytest.raises(ValueError, match=rf"^weight names a networkx edge attribute; it does not apply to data of "
+                                         rf"type {type(data).__name__}, whose values are the weights "
+                                         rf"\(got weight={weight!r}\)$"):
+        mewcp.solve(data, 2, weight=weight)
+
+
 def test_networkx_weights():
     g = nx.Graph()
     g.add_edge(0, 1, weight=2.0)
