@@ -16,24 +16,41 @@ never a partial one; an interrupted write leaves nothing behind (the temporary f
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-__all__ = ["atomic_write", "staged"]
+__all__ = ["atomic_write", "check_writable", "staged"]
+
+
+def check_writable(path: str | os.PathLike[str]) -> Path:
+    """``path`` as a `Path`, after checking that a file can be written there.
+
+    Raises `IsADirectoryError` when ``path`` is a folder and `FileNotFoundError` when its
+    folder does not exist, naming ``path`` or its folder, not the temporary file that
+    the write would have failed on (call it before long work, too).
+    """
+    target = Path(path)
+    if target.is_dir():
+        raise IsADirectoryError(errno.EISDIR, "is a folder; give the path of a file to write", str(target))
+    if not target.parent.is_dir():
+        raise FileNotFoundError(errno.ENOENT, "the folder to write into does not exist", str(target.parent))
+    return target
 
 
 @contextlib.contextmanager
 def staged(path: str | os.PathLike[str]) -> Iterator[tuple[BinaryIO, Path]]:
     """Open a temporary file beside ``path``; yields ``(file, temporary path)``.
 
-    On a normal exit the file is flushed, fsynced and closed but **not** moved: call
+    Raises what `check_writable` raises before anything is written. On a normal exit the
+    file is flushed, fsynced and closed but **not** moved: call
     ``os.replace(temporary, path)`` to publish it (several files can so be staged first
     and published together). On an exception it is removed.
     """
-    target = Path(path)
+    target = check_writable(path)
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     tmp_path = Path(tmp)
     try:

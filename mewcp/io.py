@@ -59,7 +59,7 @@ from typing import IO, Any
 
 import numpy as np
 
-from mewcp.atomic import atomic_write
+from mewcp.atomic import atomic_write, check_writable
 from mewcp.kernels.parse import parse_triples
 from mewcp.problem import Problem, as_problem, edges_to_problem
 
@@ -642,6 +642,10 @@ def write(
 
     Raises
     ------
+    TypeError
+        If ``path`` is not a str or path-like.
+    IsADirectoryError, FileNotFoundError
+        If ``path`` is a folder, or its folder does not exist (nothing is written).
     ValueError
         For an unknown format or suffix; MDPLIB of an incomplete graph or without
         ``k``/``default_k``; ``k`` with another format; an edge list of a graph
@@ -654,7 +658,9 @@ def write(
     The edge-list reader sorts labels (and reads integer-like strings as
     integers), so the vertex order survives only for sorted labels or None.
     """
-    path = Path(path)
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path must be a str or os.PathLike naming a file; got {type(path).__name__}")
+    path = check_writable(path)
     if format is not None and (not isinstance(format, str) or format not in FORMATS):
         raise ValueError(f"format must be {_ONE_OF}; got {format!r}")
     fmt = format or _SUFFIXES.get(path.suffix.lower())

@@ -284,6 +284,17 @@ def test_write_errors(tmp_path: Path) -> None:
         write(nx.Graph([("a b", "c")]), tmp_path / "x.edges")
     write(w, tmp_path / "x.txt", k=3)
     assert read(tmp_path / "x.txt").default_k == 3
+    # the user's path named, not the temporary file beside it; nothing written
+    with pytest.raises(FileNotFoundError, match=re.escape(
+            f"the folder to write into does not exist: '{tmp_path / 'nope'}'")):
+        write(w, tmp_path / "nope" / "x.txt", k=2)
+    (tmp_path / "out.txt").mkdir()
+    with pytest.raises(IsADirectoryError, match=re.escape(
+            f"is a folder; give the path of a file to write: '{tmp_path / 'out.txt'}'")):
+        write(w, tmp_path / "out.txt", k=2)
+    with pytest.raises(TypeError, match="^path must be a str or os.PathLike naming a file; got int$"):
+        write(w, 5, format="npy")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.txt", "x.txt"]
 
 
 # --- hostile files ------------------------------------------------------------------
