@@ -331,6 +331,8 @@ def _as_option_error(exc: Exception, option: str) -> OptionError:
 def check_out(out_dir: str | os.PathLike[str]) -> Path:
     """Create the output folder if needed and prove it writable (a probe file is written
     and removed); raises `OptionError` (option ``"out"``) otherwise."""
+    if not str(out_dir).strip():  # an unset variable: Path("") is the working folder
+        raise OptionError("out", "must name a folder; got an empty string (use '.' for the working folder)")
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise OptionError("out", f"must be a folder; {out} is a file")

@@ -176,6 +176,9 @@ def test_an_unusable_out_is_refused_before_training(tmp_path, capsys, no_trainin
     assert error_line(capsys) == f"sirfp prune: error: --out must be a folder; {afile} is a file"
     assert cli(["prune", *TOY, "--out", str(afile / "sub")]) == 2
     assert error_line(capsys) == f"sirfp prune: error: --out must be a writable folder; {afile / 'sub'}: Not a directory"
+    assert cli(["prune", *TOY, "--out", ""]) == 2  # an unset $OUT: not the working folder
+    assert error_line(capsys) == ("sirfp prune: error: --out must name a folder; got an empty string "
+                                  "(use '.' for the working folder)")
 
 
 # ----------------------------------------------------------------------------- data folders
