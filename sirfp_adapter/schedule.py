@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import operator
 import time
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any, Literal
@@ -91,6 +92,10 @@ def rank_groups(criterion: Criterion, groups: ChannelGroups, active: Mapping[str
     return rankings
 
 
+#: Each model's SIRFPPruner (weak both ways); one whose masks are still hooked in is open.
+_OPEN: weakref.WeakKeyDictionary[nn.Module, weakref.ref[SIRFPPruner]] = weakref.WeakKeyDictionary()
+
+
 class SIRFPPruner:
     """Progressive structured pruning to a FLOPs (or parameter) reduction target.
 
@@ -145,6 +150,10 @@ class SIRFPPruner:
         if plan is not None and not isinstance(plan, PlanOptions):
             raise TypeError(f"plan must be a PlanOptions or None, got {type(plan).__name__}")
         check_callable(log, "log", "called with one str per line of progress")
+        ref = _OPEN.get(model) if isinstance(model, nn.Module) else None
+        if ref is not None and (other := ref()) is not None and other.masks._handles:
+            raise ValueError("model already has an open SIRFPPruner: two would stack their hooks and masks; "
+                             "close() or finalize() that one first")
         self.criterion = get_criterion(criterion)
         self.model = model
         self.example_inputs = example_inputs
@@ -163,6 +172,7 @@ class SIRFPPruner:
         except BaseException:
             self.masks.remove()
             raise
+        _OPEN[model] = weakref.ref(self)
         self.iteration = 0
         self.completed = 0
         self.history: list[PruningPlan] = []

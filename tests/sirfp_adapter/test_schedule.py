@@ -151,6 +151,19 @@ def test_pruning_before_statistics_is_refused_and_close_removes_every_hook():
     assert not any(m._forward_hooks for m in model.modules())
 
 
+@pytest.mark.parametrize("end", ["close", "finalize"])
+def test_a_second_pruner_on_a_model_with_an_open_one_is_refused(end):
+    model, x = lite(), inputs()
+    first = SIRFPPruner(model, x, flops_reduction=0.5, criterion="l1")
+    hooks = sum(len(m._forward_hooks) for m in model.modules())
+    with pytest.raises(ValueError, match=r"^model already has an open SIRFPPruner: two would stack their hooks "
+                                         r"and masks; close\(\) or finalize\(\) that one first$"):
+        SIRFPPruner(model, x, flops_reduction=0.5, criterion="l1")
+    assert sum(len(m._forward_hooks) for m in model.modules()) == hooks  # the refused one left nothing
+    getattr(first, end)()
+    SIRFPPruner(model, x, flops_reduction=0.5, criterion="l1").close()  # allowed once the first has ended
+
+
 
 # option errors
 # ---------------------------------------------------------------------------
