@@ -96,7 +96,10 @@ class Problem:
         if self.labels is None:
             out = []
             for v in nodes:
-                if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not 0 <= v < self.n:
+                if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+                    raise ValueError(f"{name} must be vertex indices, ints in [0, {self.n}); got "
+                                     f"{type(v).__name__} {v!r}")
+                if not 0 <= v < self.n:
                     raise ValueError(f"{name} must be vertex indices in [0, {self.n}); got {v!r}")
                 out.append(int(v))
         else:

@@ -173,6 +173,8 @@ def test_start_option_validation():
         mewcp.solve(w, 3, "tabu", start="tabu")
     with pytest.raises(ValueError, match=r"start must be vertex indices in \[0, 8\); got 9"):
         mewcp.solve(w, 3, "tabu", start=[0, 1, 9])
+    with pytest.raises(ValueError, match=r"^start must be vertex indices, ints in \[0, 8\); got float 1\.0$"):
+        mewcp.solve(w, 3, "tabu", start=[0, 1.0, 2])
     g = _sparse(w, np.array([[i != j and (i + j) % 3 != 0 for j in range(8)] for i in range(8)]))
     with pytest.raises(ValueError, match="start must be a clique: some of its vertices are not adjacent"):
         mewcp.solve(g, 2, "local_search", start=[1, 2])
