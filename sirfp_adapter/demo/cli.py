@@ -117,7 +117,8 @@ def _choices() -> dict[str, tuple[str, ...]]:
     from sirfp_adapter.criteria import CRITERIA
     from sirfp_adapter.measures import MEASURES
 
-    return {"criterion": tuple(CRITERIA), "measure": tuple(MEASURES), "normalize": ("softmax", "relu_l1"),
+    return {"criterion": tuple(CRITERIA), "measure": tuple(MEASURES),
+            "normalize": ("softmax", "relu_l1", "relu_softmax"),
             "method": tuple(m.name for m in mewcp.methods()), "mode": ("global", "uniform"),
             "calibration": ("mean", "range", "none"), "budget": budget_choices(), "budget_allocation": ALLOCATIONS}
 

@@ -190,7 +190,8 @@ class Config:
         r(_is_number(self.flops_reduction) and 0.0 < self.flops_reduction < 1.0, "flops_reduction",
           "a number in (0, 1)", self.flops_reduction)
         for name, choices in (("criterion", tuple(CRITERIA)), ("measure", tuple(MEASURES)),
-                              ("normalize", ("softmax", "relu_l1")), ("mode", ("global", "uniform")),
+                              ("normalize", ("softmax", "relu_l1", "relu_softmax")),
+                              ("mode", ("global", "uniform")),
                               ("calibration", ("mean", "range", "none")), ("budget", budget_choices()),
                               ("budget_allocation", ALLOCATIONS),
                               ("method", tuple(m.name for m in mewcp.methods()))):
@@ -208,6 +209,7 @@ class Config:
           "(the built-in model)", self.model)
         r(self.weights is None or (isinstance(self.weights, str | os.PathLike) and os.fspath(self.weights) != ""),
           "weights", "a file path or None", self.weights)
+        self._check_criterion_options()
         if self.model is not None:
             for name in ("widths", "aspp_channels"):
                 default = Config.__dataclass_fields__[name].default
@@ -280,6 +282,33 @@ class Config:
         """The planning options (validated)."""
         return PlanOptions(mode=self.mode, min_keep=self.min_keep, round_to=self.round_to,  # type: ignore[arg-type]
                            method=self.method, method_options={"seed": self.seed} if self.method != "ehgp" else None)
+
+    def _check_criterion_options(self) -> None:
+        """Refuse a criterion option changed from its default that the chosen criterion does
+        not take (`make_criterion` would drop it without a word)."""
+        def measure_takes_normalize(measure: str) -> bool:
+            return "normalize" in inspect.signature(get_measure(measure)).parameters
+
+        def takes(name: str, criterion: str) -> bool:
+            accepted = inspect.signature(CRITERIA[criterion]).parameters
+            if name == "normalize":
+                return "measure" in accepted and measure_takes_normalize(self.measure)
+            return name in accepted
+
+        def changed(name: str) -> bool:
+            return getattr(self, name) != Config.__dataclass_fields__[name].default
+
+        if (changed("normalize") and takes("measure", self.criterion)
+                and not measure_takes_normalize(self.measure)):
+            takers = [m for m in MEASURES if measure_takes_normalize(m)]
+            raise OptionError("normalize", f"does not apply to measure {self.measure} (it applies to "
+                              f"{', '.join(takers)})")
+        for name in ("measure", "normalize", "decay", "every", "max_samples", "positions", "calibration",
+                     "budget"):
+            if changed(name) and not takes(name, self.criterion):
+                takers = [c for c in CRITERIA if takes(name, c)]
+                raise OptionError(name, f"does not apply to criterion {self.criterion}"
+                                  + (f" (it applies to {', '.join(takers)})" if takers else ""))
 
     def make_criterion(self) -> Criterion:
         """The criterion with those of this config's options that its constructor takes."""

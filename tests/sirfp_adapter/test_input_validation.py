@@ -114,6 +114,12 @@ OPTIONS = [
                            "(see sirfp prune --help)"),
     (["--latency-time", "0"], "--latency-time must be a number of seconds in (0, 60]; got 0.0"),
     (["--weights", "no-such-file.pt"], "--weights must be a file; no-such-file.pt does not exist"),
+    # an option the chosen criterion does not take is refused, not dropped
+    (["--criterion", "taylor", "--measure", "gram"], "--measure does not apply to criterion taylor (it applies "
+                                                      "to sirfp)"),
+    (["--criterion", "l1", "--decay", "0.5"], "--decay does not apply to criterion l1 (it applies to sirfp, dcfp)"),
+    (["--measure", "gram", "--normalize", "relu_l1"], "--normalize does not apply to measure gram (it applies to "
+                                                       "js, hellinger, kl)"),
 ]
 
 
