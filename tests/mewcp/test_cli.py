@@ -98,7 +98,8 @@ def test_bad_numbers_are_refused_by_the_parser(capsys, argv, message):
     with pytest.raises(SystemExit) as exc:
         main(argv)
     assert exc.value.code == 2
-    assert message in capsys.readouterr().err
+    command = argv[0]
+    assert capsys.readouterr().err == f"mewcp {command}: error: {message} (see mewcp {command} --help)\n"
 
 
 def test_bad_values_exit_2_with_one_line(tmp_path, capsys):
