@@ -126,6 +126,8 @@ def _choices() -> dict[str, tuple[str, ...]]:
 class _Parser(argparse.ArgumentParser):
     """Errors as one line (no usage block), exit status 2."""
 
+    subcommands: dict[str, argparse.ArgumentParser]  # the top-level parser's, by name
+
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
@@ -138,7 +140,7 @@ def _shown(name: str, value: object) -> str:
     return str(value)
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser() -> _Parser:
     parser = _Parser(prog="sirfp", description="SIRFP channel pruning for segmentation networks.")
     parser.add_argument("--version", action="version", version=f"sirfp {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -167,6 +169,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     _config_options(check)
     check.add_argument("--json", action="store_true", help="print one JSON object instead of the text report")
+    parser.subcommands = {"prune": prune, "check": check}
     return parser
 
 
@@ -195,7 +198,10 @@ def _say(message: str, command: str = "prune") -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``sirfp`` command."""
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # named by the subcommand, whose --help lists its options
+        parser.subcommands[args.command].error(f"unrecognized arguments: {' '.join(extra)}")
     values = {f.name: getattr(args, f.name) for f in fields(Config)}
     for name in ("size", "widths", "objects", "scale"):
         values[name] = tuple(values[name])

@@ -114,6 +114,7 @@ OPTIONS = [
                            "(see sirfp prune --help)"),
     (["--latency-time", "0"], "--latency-time must be a number of seconds in (0, 60]; got 0.0"),
     (["--weights", "no-such-file.pt"], "--weights must be a file; no-such-file.pt does not exist"),
+    (["--bogus", "1"], "sirfp prune: error: unrecognized arguments: --bogus 1 (see sirfp prune --help)"),
     # an option the chosen criterion does not take is refused, not dropped
     (["--criterion", "taylor", "--measure", "gram"], "--measure does not apply to criterion taylor (it applies "
                                                       "to sirfp)"),
