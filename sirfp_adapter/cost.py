@@ -104,7 +104,8 @@ class CostModel:
         modules = dict(model.named_modules())
         # members carrying only part of a group (a concatenation's branches): the count
         # model assumes an even share; `for_channels` counts the removed channels they carry
-        self._partial: list[tuple[str, int, int, np.ndarray, float]] = []
+        # (kind, layer row, group, carried, share, input features per channel)
+        self._partial: list[tuple[str, int, int, np.ndarray, float, int]] = []
         for g, group in enumerate(groups):
             norm_row = np.zeros(n_groups)
             for member in group.producers:
@@ -113,19 +114,19 @@ class CostModel:
                 if member.name in index:
                     self._out[index[member.name], g] = share
                     if share < 1:
-                        self._partial.append(("out", index[member.name], g, carried, share))
+                        self._partial.append(("out", index[member.name], g, carried, share, 1))
                 module = modules[member.name]
                 if isinstance(module, _NORM_AFFINE) and getattr(module, "weight", None) is not None:
                     norm_row[g] += 2 * share
                     if share < 1:
-                        self._partial.append(("norm", -1, g, carried, share))
+                        self._partial.append(("norm", -1, g, carried, share, 1))
             for member in group.consumers:
                 if member.name in index:
                     carried = member.index >= 0
                     share = np.count_nonzero(carried) / group.size
-                    self._in[index[member.name], g] += share
+                    self._in[index[member.name], g] += share * member.fan
                     if share < 1:
-                        self._partial.append(("in", index[member.name], g, carried, share))
+                        self._partial.append(("in", index[member.name], g, carried, share, member.fan))
             norm_rows.append(norm_row)
         self._norm_params = np.sum(norm_rows, axis=0) if norm_rows else np.zeros(0)
         self.sizes = np.array([g.size for g in groups], dtype=np.int64)
@@ -203,12 +204,12 @@ class CostModel:
         c_out = self._c_out - self._out @ counts
         c_in = self._c_in - self._in @ counts
         norm = float(self._norm_params @ counts)
-        for kind, row, g, carried, share in self._partial:
+        for kind, row, g, carried, share, fan in self._partial:
             error = np.count_nonzero(carried[sets[g]]) - share * counts[g]
             if kind == "out":
                 c_out[row] -= error
             elif kind == "in":
-                c_in[row] -= error
+                c_in[row] -= error * fan
             else:
                 norm += 2 * error
         flops, params = self._costs(c_out, c_in, np.float64(norm))

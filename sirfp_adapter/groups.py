@@ -74,10 +74,12 @@ def _tp() -> Any:
 class Member:
     """One module touched by a group: its name and, for every group channel ``c``, the
     module-local channel index ``index[c]`` (output channels for producers and norms,
-    input channels for consumers)."""
+    input channels for consumers); ``fan`` is how many of the module's input features one
+    group channel feeds (1; H·W for a map flattened into a linear layer)."""
 
     name: str
     index: np.ndarray
+    fan: int = 1
 
 
 @dataclass(frozen=True)
@@ -469,20 +471,25 @@ def _read_group(graph: Any, names: dict[nn.Module, str], raw: Any) -> ChannelGro
     size = len(raw[0].idxs)
     producers: dict[str, np.ndarray] = {}
     consumers: dict[str, np.ndarray] = {}
+    fans: dict[str, int] = {}
     for item in raw:
         module = item.dep.target.module
         if not isinstance(module, nn.Module) or module not in names:
             continue  # bare nn.Parameter items carry no channels of their own to mask
+        root_idxs = np.asarray(item.root_idxs, dtype=np.int64)
         index = np.full(size, -1, dtype=np.int64)
-        index[np.asarray(item.root_idxs, dtype=np.int64)] = np.asarray(item.idxs, dtype=np.int64)
+        index[root_idxs] = np.asarray(item.idxs, dtype=np.int64)
         if graph.is_out_channel_pruning_fn(item.dep.handler) or isinstance(module, _NORM_TYPES):
             target = producers
         else:
             target = consumers
+            # a flattened map: Torch-Pruning expands each channel to its H·W input features
+            fans[names[module]] = int(np.bincount(root_idxs, minlength=size).max()) if root_idxs.size else 1
         name = names[module]
         if name in target:  # the same module reached twice: merge the mapped indices
             index = np.where(index >= 0, index, target[name])
         target[name] = index
     prod = tuple(Member(n, i) for n, i in producers.items())
     norms = tuple(m for m in prod if isinstance(graph.model.get_submodule(m.name), _NORM_TYPES))
-    return ChannelGroup(names[root], size, prod, norms, tuple(Member(n, i) for n, i in consumers.items()))
+    cons = tuple(Member(n, i, max(1, fans.get(n, 1))) for n, i in consumers.items())
+    return ChannelGroup(names[root], size, prod, norms, cons)

@@ -483,6 +483,35 @@ def test_exact_cost_counts_the_channels_each_branch_of_a_concatenation_loses():
     assert predicted == (count_flops(model, x), count_params(model))
 
 
+
+class _FlattenHead(torch.nn.Module):
+    """A map flattened straight into a linear layer: one channel feeds H·W = 16 of its inputs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, 1, 1, bias=False), torch.nn.BatchNorm2d(8), torch.nn.ReLU())
+        self.b = torch.nn.Sequential(torch.nn.Conv2d(8, 12, 3, 4, 1, bias=False), torch.nn.BatchNorm2d(12), torch.nn.ReLU())
+        self.fc = torch.nn.Linear(12 * 4 * 4, 5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.b(self.a(x)).flatten(1))
+
+
+def test_the_cost_of_a_map_flattened_into_a_linear_layer_counts_every_position():
+    from sirfp_adapter.apply import prune_channels
+    from sirfp_adapter.cost import count_flops, count_params
+
+    model, x = _FlattenHead(), torch.randn(1, 3, 16, 16)
+    groups = ChannelGroups.build(model, x)
+    cost = CostModel(model, x, groups)
+    assert {m.name: m.fan for g in groups for m in g.consumers}["fc"] == 16
+    removed = np.array([3 if g.name == "a.0" else 10 for g in groups])
+    predicted = (cost.flops(removed), cost.params(removed))
+    prune_channels(groups, {g.name: np.arange(r) for g, r in zip(groups, removed, strict=True)})
+    assert model.fc.in_features == 2 * 16
+    assert predicted == (count_flops(model, x), count_params(model))
+
+
 def test_range_normalisation_ignores_a_measure_offset_and_mean_does_not():
     from sirfp_adapter.plan import rank_redundancy
 
