@@ -28,7 +28,8 @@ Text files may use LF or CRLF line ends and contain blank lines. With
 ``p``, or a ``p edge`` / ``p col`` line appears among the first lines; MDPLIB if the
 first non-blank line holds exactly two numbers and the next one three tokens; an
 edge list otherwise. A file whose only line is two numbers is refused as ambiguous (an
-MDPLIB file cut after its header, or an edge list of one edge): pass ``format``.
+MDPLIB file cut after its header, or an edge list of one edge): pass ``format``; except
+``1 m``, a whole MDPLIB file of one vertex (as an edge list it would be a self-loop).
 
 Numbers follow a strict syntax: integers are ASCII digits with an optional sign;
 weights are decimal or scientific notation (``1.5``, ``-2e-3``; ``nan`` and ``inf``
@@ -577,7 +578,9 @@ def read(path: str | os.PathLike[str], *, format: str | None = None, weighting: 
         if not head:
             raise ValueError(f"{where}: the file is empty")
         fmt = format or _detect(head)
-        if format is None and _lone_header(head, taken):
+        if format is None and _lone_header(head, taken) and head.split()[0] in (b"1", b"+1"):
+            fmt = "mdplib"  # one vertex: a complete MDPLIB file (no pairs), and no edge list of one edge
+        elif format is None and _lone_header(head, taken):
             line = b" ".join(head.split()).decode("ascii", "replace")
             raise ValueError(f"{where}: the file's only line, {line!r}, is an MDPLIB header 'n m' without its "
                              "pairs or an edge list of one edge; say which: format='mdplib' or "

@@ -187,6 +187,13 @@ def test_a_lone_line_of_two_numbers_is_refused_as_ambiguous(tmp_path: Path, text
     assert read(path, format="edgelist").n_edges == 1
 
 
+def test_a_one_vertex_mdplib_file_reads_back(tmp_path: Path) -> None:
+    """``1 m`` alone is a whole MDPLIB file (no pairs), not the ambiguous lone header."""
+    write(np.zeros((1, 1)), tmp_path / "one.txt", k=1)
+    problem = read(tmp_path / "one.txt")
+    assert (problem.n, problem.default_k) == (1, 1)
+
+
 def test_crlf_and_blank_lines(tmp_path: Path) -> None:
     text = "3 2\n0 1 1.5\n2 0 2\n1 2 3\n"
     lf = read(_put(tmp_path, "lf.txt", text))
