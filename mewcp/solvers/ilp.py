@@ -48,6 +48,7 @@ size exists, NO_SOLUTION otherwise. HiGHS (both backends) reports a dual bound, 
 from __future__ import annotations
 
 import importlib.util
+import math
 import multiprocessing
 import os
 import signal
@@ -95,6 +96,13 @@ class Model:
     hi: np.ndarray
     n: int
     edges: np.ndarray
+    scale: float = 1.0  # the weights are ``scale * c`` (a power of two: exact); bounds are scaled back
+
+
+#: Largest weight handed to a solver as it is: HiGHS treats costs of 1e20 and more as
+#: infinite (a 3-vertex path with weights 1e20 was left unproven), so heavier weights are
+#: divided by a power of two that brings the largest to [0.5, 1).
+OBJECTIVE_MAX = 2.0**30
 
 
 def _edge_list(problem: Problem) -> tuple[np.ndarray, np.ndarray]:
@@ -211,8 +219,10 @@ def build_model(problem: Problem, k: int, exact: bool, formulation: str) -> Mode
             np.concatenate([np.concatenate([y, y])[keep], owner]),
             np.concatenate([np.ones(rows_id.size), -np.ones(nrow)]), np.full(nrow, -np.inf), np.zeros(nrow), nrow)
     a = sp.csr_array((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(r, n + m))
-    c = np.concatenate([np.zeros(n), w])
-    return Model(c=c, a=a, lo=np.concatenate(lo), hi=np.concatenate(hi), n=n, edges=edges)
+    peak = float(np.abs(w).max()) if w.size else 0.0
+    scale = 2.0 ** math.frexp(peak)[1] if peak > OBJECTIVE_MAX else 1.0
+    c = np.concatenate([np.zeros(n), w / scale])
+    return Model(c=c, a=a, lo=np.concatenate(lo), hi=np.concatenate(hi), n=n, edges=edges, scale=scale)
 
 
 def _start_vector(model: Model, start: np.ndarray | None) -> np.ndarray | None:
@@ -452,4 +462,6 @@ def solve_ilp(problem: Problem, k: int, *, exact: bool, deadline: Deadline, seed
         if chosen is None or model.c @ _start_vector(model, chosen) < model.c @ warm:
             chosen, status = np.sort(start), Status.FEASIBLE
             message += "; the start set was not improved"
+    if bound is not None:
+        bound *= model.scale
     return SolverOutput(chosen, status, bound=bound, message=message)

@@ -44,6 +44,22 @@ def test_each_backend_proves_a_small_optimum(backend):
         assert sol.weight == pytest.approx(best.weight, abs=1e-6)
 
 
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("scale", [1e20, 1e250])
+def test_weights_beyond_the_solvers_infinite_cost_are_proven(backend, scale):
+    """HiGHS takes costs of 1e20 and more as infinite: the objective is scaled by a power of
+    two, and the bound scaled back."""
+    w = np.random.default_rng(5).normal(size=(8, 8)) * scale
+    w = np.triu(w, 1) + np.triu(w, 1).T
+    best = mewcp.solve(w, 3, "brute")
+    sol = mewcp.solve(w, 3, "ilp", backend=backend)
+    assert sol.status is mewcp.Status.OPTIMAL
+    assert sol.weight == pytest.approx(best.weight, rel=1e-9) and sol.bound == sol.weight
+    path = sp.csr_array(np.eye(3, k=1) + np.eye(3, k=-1)) * scale
+    assert mewcp.solve(path, 3, "ilp", backend=backend).status is mewcp.Status.INFEASIBLE
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_a_time_limit_beyond_the_os_timers_is_no_limit(backend):
     """time_limit=1e300 is valid; before, the guard's pipe poll raised 'OverflowError: timestamp too large'."""
