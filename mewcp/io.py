@@ -578,13 +578,14 @@ def read(path: str | os.PathLike[str], *, format: str | None = None, weighting: 
         if not head:
             raise ValueError(f"{where}: the file is empty")
         fmt = format or _detect(head)
-        if format is None and _lone_header(head, taken) and head.split()[0] in (b"1", b"+1"):
-            fmt = "mdplib"  # one vertex: a complete MDPLIB file (no pairs), and no edge list of one edge
-        elif format is None and _lone_header(head, taken):
-            line = b" ".join(head.split()).decode("ascii", "replace")
-            raise ValueError(f"{where}: the file's only line, {line!r}, is an MDPLIB header 'n m' without its "
-                             "pairs or an edge list of one edge; say which: format='mdplib' or "
-                             "'edgelist' (--format on the command line)")
+        if format is None and _lone_header(head, taken):
+            words = head.split()
+            if words[0] not in (b"1", b"+1"):  # `1 m`: a whole one-vertex MDPLIB file, not a self-loop
+                line = b" ".join(words).decode("ascii", "replace")
+                raise ValueError(f"{where}: the file's only line, {line!r}, is an MDPLIB header 'n m' "
+                                 "without its pairs or an edge list of one edge; say which: format='mdplib' "
+                                 "or 'edgelist' (--format on the command line)")
+            fmt = "mdplib"
         chunks = itertools.chain(taken, blocks)
         if weighting is not None and fmt != "dimacs":
             raise ValueError(f"weighting='mod200' applies only to DIMACS files; {where} reads as {fmt!r}")

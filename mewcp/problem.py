@@ -211,7 +211,7 @@ def as_problem(
     ``w_ij`` over pairs ``i < j`` only; they are ignored. A dense matrix that is
     symmetric within tolerance but not exactly is stored as ``(W + W.T) / 2``.
     """
-    if not (isinstance(weight, str) and weight == "weight") and not _is_networkx_graph(data):
+    if not _is_default_weight(weight) and not _is_networkx_graph(data):
         raise ValueError(f"weight names a networkx edge attribute; it does not apply to data of type "
                          f"{type(data).__name__}, whose values are the weights (got weight={weight!r})")
     if isinstance(data, Problem):
@@ -464,6 +464,11 @@ def _fits_float(x: numbers.Real) -> bool:
     return True
 
 
+def _is_default_weight(weight: object) -> bool:
+    """Whether ``weight`` is `as_problem`'s default attribute name (compared safely: any object)."""
+    return isinstance(weight, str) and weight == "weight"
+
+
 def _from_networkx(
     graph: Any, *, weight: str | None, default_k: int | None, name: str | None
 ) -> Problem:
@@ -506,7 +511,7 @@ def _from_networkx(
                 u, v, x = next((u, v, d[weight]) for u, v, d in edges if not _fits_float(d[weight]))
                 raise ValueError(f"data must have finite weights; edge ({u!r}, {v!r}) has an integer weight "
                                  f"of {len(str(abs(x)))} digits, beyond float64") from None
-        elif not (isinstance(weight, str) and weight == "weight") and edges:  # a name the user gave, on no edge: most likely a typo
+        elif not _is_default_weight(weight) and edges:  # a name the user gave, on no edge: most likely a typo
             carried = sorted({repr(key) for _, _, d in edges for key in d})
             raise ValueError(f"weight: no edge has the attribute {weight!r} (the edges carry "
                              f"{', '.join(carried) if carried else 'no attribute'}); name the attribute that "

@@ -142,6 +142,11 @@ class ChannelMasks:
             self.active[k] = v
         self._rebuild()
 
+    @property
+    def attached(self) -> bool:
+        """Whether the hooks are in place (not yet removed or pruned)."""
+        return bool(self._handles)
+
     def remove(self) -> None:
         """Remove the hooks (the masked channels are live again)."""
         for handle in self._handles:

@@ -200,8 +200,9 @@ class ChannelGroups(Sequence[ChannelGroup]):
             for m, keys in hooks_before.items():  # Torch-Pruning leaves its tracing hooks when forward raises
                 for key in set(m._forward_hooks) - keys:
                     del m._forward_hooks[key]
-            exc.add_note(f"(raised while tracing the model on example_inputs, {describe_inputs(example_inputs)}: "
-                         f"example_inputs must be a batch the model accepts)")
+            exc.add_note(f"(raised while tracing the model on example_inputs, "
+                         f"{describe_inputs(example_inputs)}: example_inputs must be a batch the model "
+                         f"accepts)")
             raise
         finally:
             for handle in handles:
@@ -484,12 +485,13 @@ def _read_group(graph: Any, names: dict[nn.Module, str], raw: Any) -> ChannelGro
         else:
             target = consumers
             # a flattened map: Torch-Pruning expands each channel to its H·W input features
-            fans[names[module]] = int(np.bincount(root_idxs, minlength=size).max()) if root_idxs.size else 1
+            fan = int(np.bincount(root_idxs, minlength=size).max())
+            fans[names[module]] = max(fans.get(names[module], 1), fan)
         name = names[module]
         if name in target:  # the same module reached twice: merge the mapped indices
             index = np.where(index >= 0, index, target[name])
         target[name] = index
     prod = tuple(Member(n, i) for n, i in producers.items())
     norms = tuple(m for m in prod if isinstance(graph.model.get_submodule(m.name), _NORM_TYPES))
-    cons = tuple(Member(n, i, max(1, fans.get(n, 1))) for n, i in consumers.items())
+    cons = tuple(Member(n, i, fans[n]) for n, i in consumers.items())
     return ChannelGroup(names[root], size, prod, norms, cons)

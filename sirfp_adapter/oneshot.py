@@ -105,8 +105,9 @@ def prune_once(
             try:
                 _observe(model, chosen, batch, loss_fn)
             except Exception as exc:  # most often the model's own forward refusing the batch: say which
-                exc.add_note(f"(raised on batch {i} of batches, {describe_inputs(batch)}: each batch must be "
-                             f"inputs the model accepts, or (inputs, targets) when the criterion reads gradients)")
+                exc.add_note(f"(raised on batch {i} of batches, {describe_inputs(batch)}: each batch must "
+                             "be inputs the model accepts, or (inputs, targets) when the criterion reads "
+                             "gradients)")
                 raise
             if log is not None:
                 log(f"prune_once: batch {i} collected ({chosen.name})")

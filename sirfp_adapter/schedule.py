@@ -151,7 +151,7 @@ class SIRFPPruner:
             raise TypeError(f"plan must be a PlanOptions or None, got {type(plan).__name__}")
         check_callable(log, "log", "called with one str per line of progress")
         ref = _OPEN.get(model) if isinstance(model, nn.Module) else None
-        if ref is not None and (other := ref()) is not None and other.masks._handles:
+        if ref is not None and (other := ref()) is not None and other.masks.attached:
             raise ValueError("model already has an open SIRFPPruner: two would stack their hooks and masks; "
                              "close() or finalize() that one first")
         self.criterion = get_criterion(criterion)
