@@ -99,20 +99,28 @@ def _block_maxima(g: np.ndarray, mask: np.ndarray, out: np.ndarray) -> float:  #
 @njit(cache=True)
 def swap_tabu(
     w, members, pos, g, value, tabu_until, it0, max_iters, best_members, best_value, stall, max_stall,
-    tenure_out, tenure_in, dmax, rng,
+    tenure_out, tenure_in, w_min, rng,
 ):  # pragma: no cover
-    """Tabu search on the constrained swap neighbourhood (Wu & Hao 2013).
+    """Tabu search by best admissible swaps (Wu & Hao 2013), each found without a full scan.
 
-    Only members whose gain is within ``dmax`` of the least non-tabu member gain may
-    leave, and only outsiders within ``dmax`` of the greatest non-tabu outsider gain
-    may enter: no other swap can beat the best of these. A vertex that leaves may
-    not re-enter for ``tenure_out + U{0..2}`` iterations, one that enters may not
-    leave for ``tenure_in + U{0..2}``; a tabu swap is allowed when it beats
-    ``best_value`` (aspiration). Ties are broken uniformly at random.
+    A swap is admissible when neither vertex is tabu, or when it beats ``best_value``
+    (aspiration). Every iteration makes the admissible swap of greatest value change
+    ``d``, over the whole neighbourhood; ties (within ``eps``) are broken uniformly at
+    random among the swaps met in scan order (members in ``members`` order, outsiders in
+    index order) whose ``d`` is at least ``d0 - eps``. Here ``d0`` is the change of
+    swapping ``u0``, the first non-tabu member of least gain, for ``v0``, the first
+    non-tabu outsider of greatest gain: an admissible swap, so the best is no worse.
+    As ``d(u, v) <= g[v] - g[u] - w_min`` (``w_min``: at most the least weight), only
+    members and outsiders whose gain can reach ``d0`` are examined, and for a pair with a
+    tabu vertex only those that can reach aspiration (the constrained neighbourhood of
+    Wu & Hao, with its width taken from ``d0`` instead of the greatest weight). When every
+    member or every outsider is tabu, all pairs are examined; when none is admissible, a
+    random swap is made. A vertex that leaves may not re-enter for ``tenure_out + U{0..2}``
+    iterations, one that enters may not leave for ``tenure_in + U{0..2}``.
 
-    ``best_members``/``best_value`` hold this run's best set. Runs until
-    ``max_iters`` iterations or ``max_stall`` iterations in a row without beating it.
-    Updates the state, ``tabu_until`` and ``best_members`` in place; returns
+    ``best_members``/``best_value`` hold this run's best set. Runs until ``max_iters``
+    iterations or ``max_stall`` iterations in a row without beating it. Updates the
+    state, ``tabu_until`` and ``best_members`` in place; returns
     ``(value, best_value, stall, iterations)``.
     """
     n = w.shape[0]
@@ -132,13 +140,16 @@ def swap_tabu(
             tabu_out[n_tabu] = v
             n_tabu += 1
     while done < max_iters and stall < max_stall:
-        min_g = np.inf
+        # members: least gain (low_g) and least non-tabu gain (min_g, at u0)
+        low_g, min_g, u0 = np.inf, np.inf, -1
         for a in range(k):
             u = members[a]
-            if tabu_until[u] <= it and g[u] < min_g:
-                min_g = g[u]
-        # the greatest non-tabu outsider gain: the tabu outsiders (those that left within the
-        # tenure, a short list) are masked in `om` for a vectorised pass over blocks, then unmasked
+            gu = g[u]
+            low_g = min(low_g, gu)
+            if gu < min_g and tabu_until[u] <= it:
+                min_g, u0 = gu, u
+        # outsiders: greatest non-tabu gain (max_g, at v0) by a vectorised pass over blocks with the
+        # tabu outsiders (a short list) masked in `om`; then unmasked, for the greatest gain (high_g)
         kept = 0
         for b in range(n_tabu):
             x = tabu_out[b]
@@ -148,39 +159,61 @@ def swap_tabu(
                 om[x] = -np.inf
         n_tabu = kept
         max_g = _block_maxima(g, om, block_max)
-        threshold = max_g - dmax
+        v0 = -1
+        for b in range(block_max.shape[0]):
+            if block_max[b] == max_g and max_g > -np.inf:
+                for v in range(b * BLOCK, min(n, (b + 1) * BLOCK)):
+                    if g[v] + om[v] == max_g:
+                        v0 = v
+                        break
+                break
+        high_g = max_g
         for b in range(n_tabu):
             x = tabu_out[b]
             om[x] = 0.0
             block_max[x // BLOCK] = max(block_max[x // BLOCK], g[x])
-        # every outsider (tabu or not) within dmax of it, in index order, from the blocks that hold one
+            high_g = max(high_g, g[x])
+        eps = 1e-12 * (1.0 + abs(best_value))
+        if u0 >= 0 and v0 >= 0:
+            floor_d = g[v0] - g[u0] - w[u0, v0] - eps
+            floor_t = max(floor_d, best_value - value)  # a pair with a tabu vertex needs aspiration
+            slack = eps + 1e-12 * (abs(high_g) + abs(low_g) + abs(w_min) + abs(floor_d))
+            u_free = max(max_g - floor_d, high_g - floor_t) - w_min + slack
+            u_tabu = high_g - floor_t - w_min + slack
+            v_free = min(min_g + floor_d, low_g + floor_t) + w_min - slack
+            v_tabu = low_g + floor_t + w_min - slack
+        else:
+            floor_d, slack = -np.inf, 0.0
+            u_free, u_tabu, v_free, v_tabu = np.inf, np.inf, -np.inf, -np.inf
         nv = 0
         for b in range(block_max.shape[0]):
-            if block_max[b] >= threshold:
+            if block_max[b] >= v_free:
                 for v in range(b * BLOCK, min(n, (b + 1) * BLOCK)):
-                    if g[v] + om[v] >= threshold and pos[v] < 0:
+                    if pos[v] < 0 and g[v] >= (v_free if tabu_until[v] <= it else v_tabu):
                         cand_v[nv] = v
                         nv += 1
         nu = 0
         for a in range(k):
             u = members[a]
-            if g[u] <= min_g + dmax:
+            if g[u] <= (u_free if tabu_until[u] <= it else u_tabu):
                 cand_u[nu] = u
                 nu += 1
-        eps = 1e-12 * (1.0 + abs(best_value))
         best_d = -np.inf
         bu, bv, ties = -1, -1, 0
         for a in range(nu):
             u = cand_u[a]
             gu = g[u]
             row = w[u]
-            u_free = tabu_until[u] <= it
+            free = tabu_until[u] <= it
+            cut = floor_d + gu + w_min - slack  # an outsider of less gain has d < floor_d
             for b in range(nv):
                 v = cand_v[b]
-                d = g[v] - gu - row[v]
-                if d < best_d - eps:
+                if g[v] < cut:
                     continue
-                if not (u_free and tabu_until[v] <= it) and value + d <= best_value + eps:
+                d = g[v] - gu - row[v]
+                if d < floor_d or d < best_d - eps:
+                    continue
+                if not (free and tabu_until[v] <= it) and value + d <= best_value + eps:
                     continue  # tabu and no aspiration
                 if d > best_d + eps:
                     best_d, bu, bv, ties = d, u, v, 1
@@ -188,7 +221,7 @@ def swap_tabu(
                     ties += 1
                     if rng.integers(0, ties) == 0:
                         bu, bv = u, v
-        if bu < 0:  # everything tabu: a random swap
+        if bu < 0:  # nothing admissible: a random swap
             bu = members[rng.integers(0, k)]
             bv = rng.integers(0, n)
             while pos[bv] >= 0:

@@ -103,7 +103,7 @@ class _SwapEngine:
                  max_stall: int | None, strength: int | None, weight_range: tuple[float, float]) -> None:
         n = w.shape[0]
         self.w, self.k, self.n, self.rng = w, k, n, rng
-        self.dmax = max(weight_range[1], -weight_range[0], 0.0)  # max |w_uv|
+        self.w_min = weight_range[0]  # the least weight, for the tabu search's candidate windows
         self.tenure_out = tenure if tenure is not None else max(1, min(15, (n - k) // 4))
         self.tenure_in = max(1, int(0.7 * self.tenure_out)) if tenure is None else tenure
         self.tenure_in = min(self.tenure_in, max(1, k // 2))
@@ -147,7 +147,7 @@ class _SwapEngine:
         self.value, self.best_value, self.stall, done = sk.swap_tabu(
             self.w, self.members, self.pos, self.g, self.value, self.tabu_until, self.it, max_iters,
             self.best, self.best_value, self.stall, self.max_stall, self.tenure_out, self.tenure_in,
-            self.dmax, self.rng)
+            self.w_min, self.rng)
         self.it += done
         return done, self.stall >= self.max_stall
 

@@ -12,6 +12,11 @@ from mewcp.kernels import checks, clique, gains, pls, rand, swap
 from tests.mewcp.helpers import random_graph, random_symmetric
 
 
+def least_weight(w: np.ndarray) -> float:
+    """The least off-diagonal entry."""
+    return float(w[~np.eye(len(w), dtype=bool)].min())
+
+
 def weight_of(w: np.ndarray, members) -> float:
     members = list(members)
     return sum(w[a][b] for i, a in enumerate(members) for b in members[i + 1:])
@@ -172,7 +177,7 @@ def test_swap_tabu_keeps_its_state_and_best_set_exact(seed):
     value = swap.set_value(g, members)
     best, tabu = members.copy(), np.zeros(n, dtype=np.int64)
     value, best_value, stall, done = swap.swap_tabu(
-        w, members, pos, g, value, tabu, 0, 300, best, value, 0, 10**9, 3, 2, float(np.abs(w).max()),
+        w, members, pos, g, value, tabu, 0, 300, best, value, 0, 10**9, 3, 2, least_weight(w),
         np.random.default_rng(seed))
     assert done == 300
     _check_state(w, members, pos, g)
@@ -183,23 +188,26 @@ def test_swap_tabu_keeps_its_state_and_best_set_exact(seed):
 
 
 def swap_tabu_reference(w, members, pos, g, value, tabu_until, it, iters, best, best_value, stall, max_stall,
-                        tenure_out, tenure_in, dmax, rng):
-    """`swap.swap_tabu` as its docstring states it, in plain Python."""
+                        tenure_out, tenure_in, rng):
+    """`swap.swap_tabu` as its docstring states it, in plain Python: every pair is scanned."""
     n, k = len(g), len(members)
     done = 0
     while done < iters and stall < max_stall:
-        free = [u for u in members if tabu_until[u] <= it]
-        min_g = min((g[u] for u in free), default=np.inf)
-        outs = [v for v in range(n) if pos[v] < 0]
-        max_g = max((g[v] for v in outs if tabu_until[v] <= it), default=-np.inf)
-        cand_v = [v for v in outs if g[v] >= max_g - dmax]
-        cand_u = [u for u in members if g[u] <= min_g + dmax]
         eps = 1e-12 * (1.0 + abs(best_value))
+        free_u = [u for u in members if tabu_until[u] <= it]
+        free_v = [v for v in range(n) if pos[v] < 0 and tabu_until[v] <= it]
+        floor_d = -np.inf
+        if free_u and free_v:
+            u0 = min(free_u, key=lambda u: g[u])  # the first of least gain
+            v0 = max(free_v, key=lambda v: g[v])
+            floor_d = g[v0] - g[u0] - w[u0][v0] - eps
         best_d, bu, bv, ties = -np.inf, -1, -1, 0
-        for u in cand_u:
-            for v in cand_v:
+        for u in members:
+            for v in range(n):
+                if pos[v] >= 0:
+                    continue
                 d = g[v] - g[u] - w[u][v]
-                if d < best_d - eps:
+                if d < floor_d or d < best_d - eps:
                     continue
                 if not (tabu_until[u] <= it and tabu_until[v] <= it) and value + d <= best_value + eps:
                     continue
@@ -238,7 +246,7 @@ def test_swap_tabu_moves_are_the_reference_ones(seed):
     outsiders in several blocks of the vectorised scan, the last one partial (seeds 6, 7)."""
     rng = np.random.default_rng(seed)
     n, k = (2 * swap.BLOCK + 11, 20) if seed >= 6 else (23, 7)
-    w = np.round(random_symmetric(n, rng) * 3) / 3 if seed % 2 else random_symmetric(n, rng)
+    w = np.round(random_symmetric(n, rng) * 3) / 3 if seed % 2 else random_symmetric(n, rng, negative=seed % 4 == 0)
     tenure_out, tenure_in = (30, 20) if seed in (5, 7) else (4, 3)
     start = rng.permutation(n)[:k].astype(np.int64)
     members, pos, g = _state(w, start)
@@ -247,13 +255,13 @@ def test_swap_tabu_moves_are_the_reference_ones(seed):
     ref = [start.tolist(), pos.tolist(), g.tolist(), value, np.zeros(n, dtype=np.int64).tolist(), start.tolist()]
     kr, rr = np.random.default_rng(seed + 10), np.random.default_rng(seed + 10)
     it, best_value, stall, ref_best_value, ref_stall = 0, value, 0, value, 0
-    dmax = float(np.abs(w).max())
+    w_min = least_weight(w) - (1.0 if seed == 3 else 0.0)  # a lower bound serves as well
     for chunk in (1, 5, 40, 200, 13):
         value, best_value, stall, done = swap.swap_tabu(
-            w, members, pos, g, value, tabu, it, chunk, best, best_value, stall, 60, tenure_out, tenure_in, dmax, kr)
+            w, members, pos, g, value, tabu, it, chunk, best, best_value, stall, 60, tenure_out, tenure_in, w_min, kr)
         ref[3], ref_best_value, ref_stall, ref_done = swap_tabu_reference(
             w.tolist(), ref[0], ref[1], ref[2], ref[3], ref[4], it, chunk, ref[5], ref_best_value, ref_stall, 60,
-            tenure_out, tenure_in, dmax, rr)
+            tenure_out, tenure_in, rr)
         assert done == ref_done and stall == ref_stall
         assert members.tolist() == ref[0] and pos.tolist() == ref[1] and tabu.tolist() == ref[4]
         assert g.tolist() == ref[2] and value == ref[3]  # bit for bit
@@ -263,6 +271,35 @@ def test_swap_tabu_moves_are_the_reference_ones(seed):
             stall = ref_stall = 0
     assert it > 50
 
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_swap_tabu_makes_a_best_admissible_swap(seed):
+    """Certificate against enumeration: every move's value change is the greatest over all
+    admissible swaps (non-tabu, or beating the best value), negative weights and ties too."""
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(12, 2 * swap.BLOCK + 20))
+    k = int(rng.integers(2, n - 1))
+    w = random_symmetric(n, rng, negative=seed % 2 == 0)
+    if seed % 3 == 2:
+        w = np.round(w)  # many ties
+    members, pos, g = _state(w, rng.permutation(n)[:k].astype(np.int64))
+    value = best_value = swap.set_value(g, members)
+    best, tabu = members.copy(), np.zeros(n, dtype=np.int64)
+    kernel_rng, stall, checked = np.random.default_rng(seed), 0, 0
+    for it in range(150):
+        eps = 1e-12 * (1.0 + abs(best_value))
+        outs = np.flatnonzero(pos < 0)
+        d = g[outs][None, :] - g[members][:, None] - w[np.ix_(members, outs)]
+        free = (tabu[members] <= it)[:, None] & (tabu[outs] <= it)[None, :]
+        admissible = free | (value + d > best_value + eps)
+        before = value
+        value, best_value, stall, _ = swap.swap_tabu(
+            w, members, pos, g, value, tabu, it, 1, best, best_value, stall, 10**9, 5, 3, least_weight(w), kernel_rng)
+        if admissible.any():
+            assert value - before == pytest.approx(d[admissible].max(), abs=1e-9)
+            checked += 1
+    assert checked >= 50
 
 
 def test_swap_tabu_aspiration_finds_a_tabu_outsider_in_any_block():
@@ -278,7 +315,7 @@ def test_swap_tabu_aspiration_finds_a_tabu_outsider_in_any_block():
     value = swap.set_value(g, members)
     tabu = np.zeros(n, dtype=np.int64)
     tabu[x] = 100
-    swap.swap_tabu(w, members, pos, g, value, tabu, 0, 1, members.copy(), value, 0, 10, 4, 3, 0.9,
+    swap.swap_tabu(w, members, pos, g, value, tabu, 0, 1, members.copy(), value, 0, 10, 4, 3, 0.1,
                    np.random.default_rng(0))
     assert x in members and y not in members
 
