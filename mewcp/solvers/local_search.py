@@ -12,9 +12,9 @@ Two engines run every method here, chosen from the graph:
   memory (`mewcp.kernels.clique`).
 
 `local_search` applies improving moves (best or first improvement) until none is
-left. `tabu` is iterated tabu search: tabu search on the constrained swap
-neighbourhood (Wu & Hao 2013) or the multi-neighbourhood of ADD/SWAP/DROP moves (Wu,
-Hao & Glover 2012), restarted when it stalls: on complete graphs from a backbone
+left. `tabu` is iterated tabu search: tabu search by best admissible swaps, found
+in the constrained swap neighbourhood (Wu & Hao 2013), or on the multi-neighbourhood
+of ADD/SWAP/DROP moves (Wu, Hao & Glover 2012), restarted when it stalls: on complete graphs from a backbone
 child of two sets of an elite archive (see `solve_tabu`), otherwise from a random
 vertex (Palubeckis 2007 perturbs the best set; measured, that stagnates at n = 2000).
 `memetic` keeps a population improved by that tabu search; each
