@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import gc
 import importlib
+import json
 import os
 import platform
 import time
@@ -132,6 +133,15 @@ def write_atomic(path: Path, text: str) -> None:
     """Write ``text`` (UTF-8) to ``path`` atomically (`mewcp.atomic.atomic_write`), creating its folder."""
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(path, lambda f: f.write(text.encode("utf-8")))
+
+
+def write_results(out: Path, stem: str, res: dict[str, Any], render: Callable[[dict[str, Any]], str]) -> str:
+    """Write ``stem.json`` (the results) and ``stem.md`` (``render(res)``) under ``out``, atomically; returns
+    the Markdown."""
+    write_atomic(out / f"{stem}.json", json.dumps(res, indent=1))
+    text = render(res)
+    write_atomic(out / f"{stem}.md", text)
+    return text
 
 
 def _row(cells: Sequence[Any]) -> str:

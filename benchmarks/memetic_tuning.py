@@ -30,7 +30,6 @@ The first writes ``memetic_tuning.{md,json}``, the second ``memetic_tuning_stall
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -123,11 +122,7 @@ def main() -> None:
         cells = list(pool.map(_cell, jobs))
     res = {"question": args.question, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "seeds": args.seeds,
            "cpu_count": os.cpu_count(), "load": " ".join(f"{x:.1f}" for x in os.getloadavg()), "cells": cells}
-    args.out.mkdir(parents=True, exist_ok=True)
-    common.write_atomic(args.out / f"{stem}.json", json.dumps(res, indent=1))
-    text = report(res)
-    common.write_atomic(args.out / f"{stem}.md", text)
-    print(text)
+    print(common.write_results(args.out, stem, res, report))
 
 
 if __name__ == "__main__":

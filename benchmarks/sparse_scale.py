@@ -206,10 +206,7 @@ def main() -> None:
     res = {"date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()), "cpu": common.cpu_name(),
            "cpu_count": os.cpu_count(), "load": " ".join(f"{x:.1f}" for x in os.getloadavg()),
            "baseline": args.baseline, "repeats": args.repeats, "graphs": graphs}
-    args.out.mkdir(parents=True, exist_ok=True)
-    common.write_atomic(args.out / f"{name}.json", json.dumps(res, indent=1))
-    common.write_atomic(args.out / f"{name}.md", report(res))
-    print(report(res))
+    print(common.write_results(args.out, name, res, report))
 
 
 if __name__ == "__main__":

@@ -20,7 +20,6 @@ Run from the repository root::
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -132,11 +131,7 @@ def main() -> None:
             worker.close()
     res = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "against": args.against,
            "moves": args.moves, "repeats": args.repeats, "machine": common.machine_info("numba"), "cells": cells}
-    args.out.mkdir(parents=True, exist_ok=True)
-    common.write_atomic(args.out / "swap_tabu_speed.json", json.dumps(res, indent=1))
-    text = render(res)
-    common.write_atomic(args.out / "swap_tabu_speed.md", text)
-    print(text)
+    print(common.write_results(args.out, "swap_tabu_speed", res, render))
 
 
 if __name__ == "__main__":

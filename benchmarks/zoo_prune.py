@@ -118,11 +118,7 @@ def main() -> None:
         print(json.dumps(rows[-1])[:300], flush=True)
     res = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "threads": args.threads, "rows": rows,
            "machine": common.machine_info("torch", "torchvision", "segmentation_models_pytorch")}
-    args.out.mkdir(parents=True, exist_ok=True)
-    common.write_atomic(args.out / "zoo_prune.json", json.dumps(res, indent=1))
-    text = report(res)
-    common.write_atomic(args.out / "zoo_prune.md", text)
-    print(text)
+    print(common.write_results(args.out, "zoo_prune", res, report))
 
 
 if __name__ == "__main__":
