@@ -541,8 +541,14 @@ def _pool_admit(pool: list[tuple[np.ndarray, float]], child: np.ndarray, value: 
         pool.append((child, value))
         return True
     cand = pool + [(child, value)]
-    sets = [set(m.tolist()) for m, _ in cand]
-    dist = np.array([min(len(a ^ b) for j, b in enumerate(sets) if j != i) for i, a in enumerate(sets)], float)
+    vertices = np.unique(np.concatenate([m for m, _ in cand]))
+    member = np.zeros((len(cand), vertices.size))  # member[i, j]: set i holds vertices[j]
+    for i, (m, _) in enumerate(cand):
+        member[i, np.searchsorted(vertices, m)] = 1.0
+    sizes = member.sum(axis=1)
+    apart = sizes[:, None] + sizes[None, :] - 2.0 * (member @ member.T)  # |A ^ B|, exact in float64
+    np.fill_diagonal(apart, np.inf)
+    dist = apart.min(axis=1)
     vals = np.array([v for _, v in cand])
 
     def norm(x: np.ndarray) -> np.ndarray:

@@ -228,6 +228,44 @@ def test_pool_admit_says_whether_the_set_joined():
     assert (7, 8, 9) in {tuple(m) for m, _ in pool}
 
 
+def _pool_admit_reference(pool, child, value, capacity, beta=0.6):
+    """OBMA's pool update as `_pool_admit` states it, with distances from Python sets."""
+    child = np.sort(child)
+    if any(np.array_equal(m, child) for m, _ in pool):
+        return False
+    if len(pool) < capacity:
+        pool.append((child, value))
+        return True
+    cand = pool + [(child, value)]
+    sets = [set(m.tolist()) for m, _ in cand]
+    dist = np.array([min(len(a ^ b) for j, b in enumerate(sets) if j != i) for i, a in enumerate(sets)], float)
+    vals = np.array([v for _, v in cand])
+    def norm(x):
+        return (x - x.min()) / (x.max() - x.min() + 1.0)
+
+    worst = int(np.argmin(beta * norm(vals) + (1 - beta) * norm(dist)))
+    if worst == len(pool):
+        return False
+    pool[worst] = (child, value)
+    return True
+
+
+def test_pool_admit_matches_the_set_reference():
+    # sets of one size (complete graphs) and of many (cliques), values with ties
+    from mewcp.solvers.local_search import _pool_admit
+
+    rng = np.random.default_rng(0)
+    for trial in range(60):
+        n, capacity = int(rng.integers(5, 40)), int(rng.integers(2, 8))
+        pool: list = []
+        ref: list = []
+        for _ in range(30):
+            k = int(rng.integers(1, n)) if trial % 2 else min(5, n - 1)
+            child, value = rng.choice(n, k, replace=False), float(rng.integers(0, 5))
+            assert _pool_admit(pool, child.copy(), value, capacity) == _pool_admit_reference(ref, child, value, capacity)
+            assert [(m.tolist(), v) for m, v in pool] == [(m.tolist(), v) for m, v in ref]
+
+
 def test_tabu_brings_random_sets_when_its_archive_has_converged(monkeypatch):
     # a small instance: every restart ends on a set the archive holds, so after ELITE_SIZE
     # refusals in a row a random set restarts the search (no endless backbone children)
