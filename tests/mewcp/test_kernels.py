@@ -239,6 +239,25 @@ def swap_tabu_reference(w, members, pos, g, value, tabu_until, it, iters, best, 
     return value, best_value, stall, done
 
 
+@pytest.mark.parametrize("n", [1, 3, swap.BLOCK, swap.BLOCK + 1, 3 * swap.BLOCK + 5, 97])
+def test_block_maxima_are_numpy_maxima(n):
+    """Each block's maximum of ``g + mask`` and the largest, with members masked by -inf,
+    negative gains, ties and a fully masked block, whatever n's remainder modulo the block;
+    the maximum planted at every position of a block in turn."""
+    rng = np.random.default_rng(n)
+    out = np.full((n + swap.BLOCK - 1) // swap.BLOCK, np.nan)
+    for trial in range(3 * swap.BLOCK):
+        g = np.round(rng.normal(size=n) * 2) / 2 if trial % 3 else rng.normal(size=n)  # ties on a coarse grid
+        g[trial % min(n, swap.BLOCK):: swap.BLOCK] += 100.0  # the planted maxima
+        mask = np.where(rng.random(n) < 0.3, -np.inf, 0.0)
+        if n > 2 * swap.BLOCK and trial % 2:
+            mask[: swap.BLOCK] = -np.inf  # a block of members only
+        top = swap._block_maxima(g, mask, out)
+        expected = [np.max((g + mask)[b: b + swap.BLOCK]) for b in range(0, n, swap.BLOCK)]
+        np.testing.assert_array_equal(out, expected)
+        assert top == np.max(g + mask)
+
+
 @pytest.mark.parametrize("seed", range(8))
 def test_swap_tabu_moves_are_the_reference_ones(seed):
     """The kernel, in chunks, makes exactly the reference's moves (same random stream): ties
