@@ -4,6 +4,7 @@
 ``opposition_every`` = 1 (every generation, as OBMA does), 2, 3 and never (``NEVER``
 generations). ``--question stall``: the tabu search's depth, ``max_stall`` (iterations
 in a row without improving a run's best set before the run ends) = 500 to 3000.
+``--question pool``: the pool size, ``pop_size`` = 4, 6, 10 (OBMA's and the default) and 16.
 
 Generated complete graphs (``default_rng(seed)``, ``round(uniform(0, 10), 2)`` for
 i < j), ``--seeds`` seeds per setting, ``time_limit`` 10 s, stopping at the instance's
@@ -23,8 +24,9 @@ Run::
 
     .venv/bin/python benchmarks/memetic_tuning.py --jobs 2                   # about 7 minutes on 2 cores
     .venv/bin/python benchmarks/memetic_tuning.py --jobs 2 --question stall  # about 8 minutes
+    .venv/bin/python benchmarks/memetic_tuning.py --jobs 2 --question pool   # about 7 minutes
 
-The first writes ``memetic_tuning.{md,json}``, the second ``memetic_tuning_stall.{md,json}``.
+The first writes ``memetic_tuning.{md,json}``, the others ``memetic_tuning_{stall,pool}.{md,json}``.
 """
 
 from __future__ import annotations
@@ -60,6 +62,7 @@ QUESTIONS = {
                    "memetic_tuning"),
     "stall": ("max_stall", (500, 1000, 1500, 2000, 3000), 2000, "the tabu search's depth (max_stall)",
               "memetic_tuning_stall"),
+    "pool": ("pop_size", (4, 6, 10, 16), 10, "the pool size (pop_size)", "memetic_tuning_pool"),
 }
 TIME_LIMIT = 10.0
 
