@@ -68,7 +68,8 @@ def swap_local_search(w, members, pos, g, value, first_improvement, max_iters): 
 
 #: The least finite float: a window open to every outsider (members, at -inf, stay out).
 LOWEST = float(np.finfo(np.float64).min)
-#: Vertices per block of `_block_maxima`: candidates are looked for only in blocks that can hold one.
+#: Vertices per block of `_block_maxima` (a multiple of its four lanes): candidates are looked for only in
+#: blocks that can hold one.
 BLOCK = 32
 
 
@@ -135,7 +136,6 @@ def swap_tabu(
     """
     n = w.shape[0]
     k = members.shape[0]
-    cand_u = np.empty(k, dtype=np.int64)
     cand_v = np.empty(n, dtype=np.int64)
     it = it0
     done = 0
@@ -203,19 +203,15 @@ def swap_tabu(
                     if g[v] + om[v] >= v_free and (tabu_until[v] <= it or g[v] >= v_tabu):
                         cand_v[nv] = v
                         nv += 1
-        nu = 0
-        for a in range(k):
-            u = members[a]
-            if g[u] <= (u_free if tabu_until[u] <= it else u_tabu):
-                cand_u[nu] = u
-                nu += 1
         best_d = -np.inf
         bu, bv, ties = -1, -1, 0
-        for a in range(nu):
-            u = cand_u[a]
+        for a in range(k):
+            u = members[a]
             gu = g[u]
-            row = w[u]
             free = tabu_until[u] <= it
+            if gu > (u_free if free else u_tabu):
+                continue  # no swap of u can reach d0 (or aspiration, u tabu)
+            row = w[u]
             cut = floor_d + gu + w_min - slack  # an outsider of less gain has d < floor_d
             for b in range(nv):
                 v = cand_v[b]
