@@ -15,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import mewcp
+from mewcp.solvers import local_search as ls
 from mewcp.solvers.brute import brute_subset_count
 from tests.mewcp.helpers import random_graph, random_symmetric
 from tests.mewcp.test_properties import instances
@@ -70,6 +71,19 @@ def test_memetic_finds_the_optimum_at_any_opposition_frequency(every, seed):
     best = mewcp.solve(w, k, "brute")
     sol = mewcp.solve(w, k, "memetic", seed=seed, opposition_every=every, max_stall=20, patience=20)
     assert sol.weight == pytest.approx(best.weight, abs=1e-9)
+
+
+def test_memetic_pool_larger_than_the_search_can_fill_ends_by_patience():
+    """A pool the instance cannot fill with distinct sets (every start finds the optimum):
+    the filling ends after ``patience`` improved starts in a row without improvement
+    instead of trying 3 x pop_size starts (which hung at large sizes)."""
+    rng = np.random.default_rng(7)
+    w = random_symmetric(9, rng)
+    best = mewcp.solve(w, 3, "brute")
+    sol = mewcp.solve(w, 3, "memetic", seed=0, pop_size=ls.MAX_POP_SIZE, max_stall=20, patience=5)
+    assert sol.weight == pytest.approx(best.weight, abs=1e-9)
+    assert sol.n_iter < 3 * ls.MAX_POP_SIZE * 20  # far fewer starts than the cap on attempts allows
+    assert "in a row without improvement" in sol.message
 
 
 @pytest.mark.parametrize("method", METAHEURISTICS)
@@ -182,8 +196,8 @@ def test_start_option_validation():
         mewcp.solve(w, 3, "local_search", strategy="worst")
     with pytest.raises(ValueError, match="tenure must be a positive integer or None; got 0"):
         mewcp.solve(w, 3, "tabu", tenure=0)
-    for bad in (1, None, 2.5, True):
-        with pytest.raises(ValueError, match=f"pop_size must be an integer of at least 2; got {bad!r}"):
+    for bad in (1, None, 2.5, True, ls.MAX_POP_SIZE + 1, 10**12):
+        with pytest.raises(ValueError, match=f"pop_size must be an integer from 2 to {ls.MAX_POP_SIZE}; got {bad!r}"):
             mewcp.solve(w, 3, "memetic", pop_size=bad)
     for bad in (0, 1.5, True):
         with pytest.raises(ValueError, match=f"opposition_every must be a positive integer or None; got {bad!r}"):
@@ -269,7 +283,6 @@ def test_pool_admit_matches_the_set_reference():
 def test_tabu_brings_random_sets_when_its_archive_has_converged(monkeypatch):
     # a small instance: every restart ends on a set the archive holds, so after ELITE_SIZE
     # refusals in a row a random set restarts the search (no endless backbone children)
-    from mewcp.solvers import local_search as ls
 
     calls = []
     original = ls._SwapEngine.random_start
@@ -393,7 +406,6 @@ def test_the_upper_bound_holds_and_is_none_only_without_a_clique(inst):
 
 
 def test_the_upper_bound_values(monkeypatch):
-    from mewcp.solvers import local_search as ls
 
     assert ls._upper_bound(mewcp.as_problem(W4), 3, True) == 8.0
     assert ls._upper_bound(mewcp.as_problem(-W4), 3, True) == -3.0  # the 3 least negative
