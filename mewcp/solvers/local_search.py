@@ -575,7 +575,8 @@ def solve_memetic(problem: Problem, k: int, *, exact: bool, deadline: Deadline, 
     ``opposition_every``-th generation also an opposition-based child of the same parents
     (by default every ``OPPOSITION_EVERY``-th on complete graphs and every one on
     general graphs, where that child is a restart from a vertex neither parent holds:
-    the clique search's main source of new regions).
+    the clique search's main source of new regions). ``patience`` counts generations in a
+    row without improvement, and improved starts while the pool fills.
     """
     _check_positive(opposition_every=opposition_every)
     _check_counts(tenure=tenure, max_stall=max_stall)
