@@ -283,7 +283,6 @@ def test_pool_admit_matches_the_set_reference():
 def test_tabu_brings_random_sets_when_its_archive_has_converged(monkeypatch):
     # a small instance: every restart ends on a set the archive holds, so after ELITE_SIZE
     # refusals in a row a random set restarts the search (no endless backbone children)
-
     calls = []
     original = ls._SwapEngine.random_start
     monkeypatch.setattr(ls._SwapEngine, "random_start", lambda self: calls.append(1) or original(self))
@@ -406,7 +405,6 @@ def test_the_upper_bound_holds_and_is_none_only_without_a_clique(inst):
 
 
 def test_the_upper_bound_values(monkeypatch):
-
     assert ls._upper_bound(mewcp.as_problem(W4), 3, True) == 8.0
     assert ls._upper_bound(mewcp.as_problem(-W4), 3, True) == -3.0  # the 3 least negative
     assert ls._upper_bound(mewcp.as_problem(-W4), 3, False) == 0.0  # a single vertex
